@@ -1,0 +1,36 @@
+# Everything a developer or CI needs; the first target that needs the venv creates it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 3000
+
+.PHONY: run test check lint types unit bench clean
+
+$(BIN)/approval-bot: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/approval-bot           ## start the bot on 127.0.0.1:$(PORT)
+	APPROVAL_CHANNEL=$${APPROVAL_CHANNEL:-C0OPS} $(BIN)/approval-bot serve --port $(PORT) --insecure-no-auth
+
+test: check                         ## the README's test command: lint, types and the suite
+
+check: lint types unit
+
+lint: $(BIN)/approval-bot
+	$(BIN)/ruff format --check bot tests bench
+	$(BIN)/ruff check bot tests bench
+
+types: $(BIN)/approval-bot
+	$(BIN)/mypy
+
+unit: $(BIN)/approval-bot
+	$(BIN)/pytest -q
+
+bench: $(BIN)/approval-bot         ## print the latency and idle-cost figures
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,325 @@
+"""The agent API: aiohttp routes under `/v1` that parse, call the service and answer JSON.
+
+Every failure is `{"error", "message"}` with a 4xx status; bad input never yields a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from bot.errors import (
+    BadRequest,
+    BotError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from bot.events import Broadcast, event_body
+from bot.models import ApprovalRequest, CancelInput, DecisionInput, Status
+from bot.service import ApprovalService
+
+__all__ = ["MAX_BODY", "ApiSettings", "HealthCheck", "add_api_routes", "error_middleware"]
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+MAX_WAIT = 60.0
+DEFAULT_WAIT = 30.0
+MAX_LIMIT = 500
+SSE_HEARTBEAT = 15.0
+
+#: A health probe for one dependency: returns (name, ok, detail).
+HealthCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
+
+_SERVICE: web.AppKey[ApprovalService] = web.AppKey("service", ApprovalService)
+_SETTINGS: web.AppKey[ApiSettings] = web.AppKey("api_settings")
+
+
+@dataclass
+class ApiSettings:
+    """Tokens and hooks the API needs; `api_token=None` means open (`--insecure-no-auth`)."""
+
+    api_token: str | None
+    admin_token: str | None = None
+    broadcast: Broadcast = field(default_factory=Broadcast)
+    health_checks: list[HealthCheck] = field(default_factory=list)
+    max_body: int = MAX_BODY
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+}
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": code, "message": message, **extra}, status=status)
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn every error into `{"error", "message"}`; an unexpected one is logged, not leaked."""
+    try:
+        return await handler(request)
+    except BotError as exc:
+        return web.json_response(exc.to_wire(), status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400 or request.path.startswith("/slack/"):
+            raise
+        code = _HTTP_CODES.get(exc.status, "error")
+        return _error(exc.status, code, f"{request.method} {request.path}: {exc.reason}")
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error(500, "internal", "the bot failed unexpectedly; see its log")
+
+
+def _token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _same(given: str | None, expected: str | None) -> bool:
+    if given is None or expected is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _authorize(request: web.Request, *, admin: bool = False) -> None:
+    settings = request.app[_SETTINGS]
+    token = _token(request)
+    is_admin = _same(token, settings.admin_token)
+    if admin:
+        if is_admin:
+            return
+        if settings.admin_token is None:
+            raise Forbidden("deciding over the API is disabled: set APPROVAL_ADMIN_TOKEN")
+        if _same(token, settings.api_token):
+            raise Forbidden("the agent token cannot decide; use the admin token")
+        raise Unauthorized("send the admin token as 'Authorization: Bearer <token>'")
+    if settings.api_token is None or is_admin or _same(token, settings.api_token):
+        return
+    raise Unauthorized("send 'Authorization: Bearer <APPROVAL_API_TOKEN>'")
+
+
+async def _body(request: web.Request, model: type[BaseModel], *, optional: bool = False) -> Any:
+    limit = request.app[_SETTINGS].max_body
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        raw += chunk
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+    if not raw.strip():
+        if optional:
+            return model()
+        raise BadRequest("the body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+
+
+def _invalid(exc: ValidationError) -> Invalid:
+    first = exc.errors()[0]
+    path = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "missing":
+        message = "required"
+    return Invalid(message, path=path)
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, not {raw!r}") from None
+    if value < low:
+        raise BadRequest(f"{name} must be at least {low}")
+    return min(value, high)
+
+
+def _float_query(request: web.Request, name: str, default: float, high: float) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise BadRequest(f"{name} must be between 0 and {high:g} seconds")
+    return min(value, high)
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+
+async def submit(request: web.Request) -> web.Response:
+    _authorize(request)
+    body: ApprovalRequest = await _body(request, ApprovalRequest)
+    approval, created = await request.app[_SERVICE].submit(body)
+    return web.json_response(approval.to_wire(), status=201 if created else 200)
+
+
+async def list_approvals(request: web.Request) -> web.Response:
+    _authorize(request)
+    status_raw = request.query.get("status")
+    try:
+        status = Status(status_raw) if status_raw else None
+    except ValueError:
+        allowed = ", ".join(s.value for s in Status)
+        raise BadRequest(f"status must be one of {allowed}, not {status_raw!r}") from None
+    page = await request.app[_SERVICE].find(
+        status=status,
+        tool_name=request.query.get("toolName") or None,
+        limit=_int_query(request, "limit", 100, 1, MAX_LIMIT),
+        cursor=request.query.get("cursor") or None,
+    )
+    return web.json_response({"items": [a.to_wire() for a in page.items], "next": page.next})
+
+
+async def get_approval(request: web.Request) -> web.Response:
+    _authorize(request)
+    approval = await request.app[_SERVICE].get(request.match_info["id"])
+    return web.json_response(approval.to_wire())
+
+
+async def wait_approval(request: web.Request) -> web.Response:
+    _authorize(request)
+    timeout = _float_query(request, "timeout", DEFAULT_WAIT, MAX_WAIT)
+    approval = await request.app[_SERVICE].wait(request.match_info["id"], timeout)
+    return web.json_response(approval.to_wire())
+
+
+async def decide(request: web.Request) -> web.Response:
+    _authorize(request, admin=True)
+    body: DecisionInput = await _body(request, DecisionInput)
+    approval = await request.app[_SERVICE].decide(
+        request.match_info["id"],
+        approved=body.approved,
+        decided_by=body.decided_by,
+        decided_by_name=body.decided_by,
+        comment=body.comment,
+        approved_args=body.approved_args if body.approved else None,
+    )
+    return web.json_response(approval.to_wire())
+
+
+async def cancel(request: web.Request) -> web.Response:
+    _authorize(request)
+    body: CancelInput = await _body(request, CancelInput, optional=True)
+    approval = await request.app[_SERVICE].cancel(
+        request.match_info["id"], reason=body.reason, cancelled_by=body.cancelled_by
+    )
+    return web.json_response(approval.to_wire())
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events from the audit table: resumable, nothing lost between reconnects."""
+    _authorize(request)
+    service = request.app[_SERVICE]
+    broadcast = request.app[_SETTINGS].broadcast
+    raw = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")
+    if raw is not None and not raw.isdigit():
+        raise BadRequest(f"Last-Event-ID must be an event id, not {raw!r}")
+    if raw is not None:
+        last = int(raw)
+    else:
+        last = await service.store.last_event_id()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    await response.write(b"retry: 1000\n\n")
+    with contextlib.suppress(ConnectionResetError):
+        while True:
+            batch = await service.store.events_since(last, states_only=True)
+            for event in batch:
+                status = event.status.value if event.status else event.kind
+                await response.write(
+                    b"id: %d\nevent: %s\ndata: %s\n\n"
+                    % (event.id, status.encode(), event_body(event))
+                )
+                last = event.id
+            if batch:
+                continue
+            if broadcast.closed:
+                break
+            if not await broadcast.wait(SSE_HEARTBEAT):
+                await response.write(b": keep-alive\n\n")
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    service = request.app[_SERVICE]
+    checks: dict[str, str] = {}
+    ok = True
+    try:
+        await service.store.next_expiry()
+        checks["store"] = "ok"
+    except BotError as exc:
+        ok, checks["store"] = False, exc.message
+    for check in request.app[_SETTINGS].health_checks:
+        name, passed, detail = await check()
+        ok = ok and passed
+        checks[name] = detail
+    body = {"ok": ok, "checks": checks, "waiting": service.waiting}
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def not_found(request: web.Request) -> web.Response:
+    raise NotFound(f"no route {request.method} {request.path}")
+
+
+def add_api_routes(app: web.Application, service: ApprovalService, settings: ApiSettings) -> None:
+    """Mount `/v1/*` and `/healthz` on `app` (which must use `error_middleware`)."""
+    app[_SERVICE] = service
+    app[_SETTINGS] = settings
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/v1/approvals", submit)
+    app.router.add_get("/v1/approvals", list_approvals)
+    app.router.add_get("/v1/approvals/{id}", get_approval)
+    app.router.add_get("/v1/approvals/{id}/wait", wait_approval)
+    app.router.add_post("/v1/approvals/{id}/decision", decide)
+    app.router.add_post("/v1/approvals/{id}/cancel", cancel)
+    app.router.add_get("/v1/events", events)

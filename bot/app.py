@@ -1,0 +1,117 @@
+"""Wiring: one aiohttp application holding the store, the service, the agent API and the
+background workers (timers, webhooks), started and stopped with the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.api import ApiSettings, add_api_routes, error_middleware
+from bot.config import Settings
+from bot.events import WEBHOOK_TOPIC, Broadcast, WebhookSender
+from bot.outbox import OutboxWorker
+from bot.service import ApprovalService, Router
+from bot.store import SQLiteStore
+
+__all__ = ["BOT", "Bot", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Bot:
+    """The running parts, reachable from the app as `app[BOT]`."""
+
+    settings: Settings
+    store: SQLiteStore
+    service: ApprovalService
+    broadcast: Broadcast
+    session: aiohttp.ClientSession | None = None
+    workers: list[OutboxWorker] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a background loop for the app's life; a crash is logged, not swallowed."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(_report_crash)
+        self.tasks.append(task)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s stopped", task.get_name(), exc_info=task.exception())
+
+
+BOT: web.AppKey[Bot] = web.AppKey("bot", Bot)
+
+#: A hook that adds more to the app once the core runs (the Slack surface, the dev workspace).
+Extension = Callable[[web.Application, Bot], Coroutine[Any, Any, None]]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    router: Router | None = None,
+    extensions: list[Extension] | None = None,
+) -> web.Application:
+    """The whole bot as one aiohttp app; the store opens when the app starts."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
+    topics = [WEBHOOK_TOPIC] if settings.webhook_url else []
+    store = SQLiteStore(settings.db, outbox_topics=topics + _extra_topics(extensions))
+    broadcast = Broadcast()
+    service = ApprovalService(store, default_channel=settings.channel)
+    if router is not None:
+        service.router = router
+    service.observers.append(broadcast)
+    bot = Bot(settings, store, service, broadcast)
+    app[BOT] = bot
+    add_api_routes(
+        app,
+        service,
+        ApiSettings(
+            api_token=settings.api_token, admin_token=settings.admin_token, broadcast=broadcast
+        ),
+    )
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        await service.start()
+        bot.session = aiohttp.ClientSession()
+        if settings.webhook_url:
+            sender = WebhookSender(
+                store, settings.webhook_url, settings.webhook_secret, bot.session
+            )
+            worker = OutboxWorker(store, WEBHOOK_TOPIC, sender)
+            service.observers.append(worker)
+            bot.workers.append(worker)
+            bot.spawn(worker.run(), "webhooks")
+        for extension in extensions or []:
+            await extension(app, bot)
+        bot.spawn(service.run_timers(), "timers")
+        yield
+        for task in bot.tasks:
+            task.cancel()
+        for task in bot.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await bot.session.close()
+        await store.close()
+
+    async def release(app: web.Application) -> None:
+        service.release_waiters()
+        broadcast.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(release)
+    return app
+
+
+def _extra_topics(extensions: list[Extension] | None) -> list[str]:
+    return [topic for extension in extensions or [] for topic in getattr(extension, "topics", ())]

@@ -1,0 +1,169 @@
+"""`approval-bot` subcommands: serve the bot, or read and decide on the same store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.config import ConfigError, Settings
+from bot.errors import BotError
+from bot.models import Status, format_time, utcnow
+from bot.service import ApprovalService
+from bot.store import SQLiteStore
+
+__all__ = ["main", "parse_span"]
+
+log = logging.getLogger("bot")
+
+
+def parse_span(text: str) -> timedelta:
+    """`90s`, `15m`, `12h`, `1d`, `2w` → a timedelta."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a span like 30m, 12h, 1d or 2w")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    return timedelta(**{unit[match[2]]: int(match[1])})
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="approval-bot", description="A Slack approval gate for AI agents' tool calls."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the bot: agent API, Slack events, timers")
+    serve.add_argument("--host", default=None, help="interface to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (3000)")
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="accept agent calls without APPROVAL_API_TOKEN (local experiments only)",
+    )
+
+    listing = sub.add_parser("list", help="list approvals, newest first")
+    listing.add_argument("--status", choices=[s.value for s in Status])
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--format", choices=["table", "json"], default="table")
+
+    decide = sub.add_parser("decide", help="approve or reject a pending approval")
+    decide.add_argument("id", help="the approval id (apr_…)")
+    verdict = decide.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--approve", action="store_true")
+    verdict.add_argument("--reject", action="store_true")
+    decide.add_argument("--comment", help="why; shown to the agent and on the card")
+    decide.add_argument("--as", dest="who", default="cli", help="who decides (recorded)")
+
+    audit = sub.add_parser("audit", help="print the audit trail")
+    audit.add_argument("--since", type=parse_span, default=parse_span("1d"))
+    audit.add_argument("--format", choices=["json", "csv"], default="json")
+    return parser
+
+
+async def _with_service(settings: Settings, work: Any) -> Any:
+    store = SQLiteStore(settings.db)
+    await store.open()
+    try:
+        return await work(ApprovalService(store, default_channel=settings.channel))
+    finally:
+        await store.close()
+
+
+def _print_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(service: ApprovalService) -> list[Any]:
+        status = Status(args.status) if args.status else None
+        page = await service.find(status=status, limit=args.limit)
+        return page.items
+
+    items = asyncio.run(_with_service(settings, work))
+    if args.format == "json":
+        print(json.dumps([a.to_wire() for a in items], indent=2))
+        return 0
+    rows = [("ID", "STATUS", "TOOL", "CHANNEL", "CREATED", "DECIDED BY")]
+    for a in items:
+        who = a.decision.decided_by_name or a.decision.decided_by if a.decision else ""
+        rows.append((a.id, a.status.value, a.tool_name, a.channel, format_time(a.created_at), who))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 0
+
+
+def _decide(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(service: ApprovalService) -> Any:
+        return await service.decide(
+            args.id,
+            approved=args.approve,
+            decided_by=args.who,
+            decided_by_name=args.who,
+            comment=args.comment,
+        )
+
+    approval = asyncio.run(_with_service(settings, work))
+    print(f"{approval.id} {approval.status.value} by {args.who}")
+    return 0
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(service: ApprovalService) -> Any:
+        return await service.store.events_between(utcnow() - args.since)
+
+    rows = [event.to_wire() for event in asyncio.run(_with_service(settings, work))]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    out = io.StringIO()
+    fields = ["id", "at", "approvalId", "kind", "status", "actor", "argsBefore", "argsAfter"]
+    writer = csv.DictWriter(out, fieldnames=[*fields, "detail"], extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                **row,
+                **{k: json.dumps(row[k]) for k in ("argsBefore", "argsAfter", "detail")},
+            }
+        )
+    sys.stdout.write(out.getvalue())
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.insecure_no_auth:
+        settings.require("api_token", why="for serve (or pass --insecure-no-auth)")
+    elif settings.api_token is None:
+        log.warning("agent API open without a token (--insecure-no-auth)")
+    app = create_app(settings)
+    print(f"approval-bot listening on http://{settings.host}:{settings.port}", flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
+    return 0
+
+
+COMMANDS = {"serve": _serve, "list": _print_list, "decide": _decide, "audit": _audit}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `approval-bot` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = Settings.load(host=getattr(args, "host", None), port=getattr(args, "port", None))
+        return COMMANDS[args.command](args, settings)
+    except ConfigError as exc:
+        print(f"approval-bot: configuration: {exc}", file=sys.stderr)
+        return 2
+    except BotError as exc:
+        print(f"approval-bot: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1

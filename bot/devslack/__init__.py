@@ -1,0 +1,58 @@
+"""A local Slack: workspace state, the Web API over HTTP, and a user's side of the app.
+
+Start the API with ``runner, base_url = await start_slack_api(Workspace())`` and point
+``AsyncWebClient(base_url=base_url)`` at it; play users with
+``Deliverer(ws, "http://127.0.0.1:3000/slack/events", signing_secret).click(...)``.
+"""
+
+from __future__ import annotations
+
+from bot.devslack.api import WORKSPACE_KEY, create_slack_api
+from bot.devslack.errors import ApiFailure, DeliveryFailed, DevSlackError, InteractionError
+from bot.devslack.faults import Fault
+from bot.devslack.feed import Change, ChangeFeed
+from bot.devslack.interactions import Deliverer, Delivery
+from bot.devslack.limits import validate_message_blocks, validate_view
+from bot.devslack.model import (
+    ApiCall,
+    Channel,
+    Ephemeral,
+    Message,
+    Trigger,
+    User,
+    UserGroup,
+    View,
+)
+from bot.devslack.payloads import state_values
+from bot.devslack.server import start_slack_api
+from bot.devslack.signing import sign, signed_headers
+from bot.devslack.workspace import Workspace
+
+__all__ = [
+    "WORKSPACE_KEY",
+    "ApiCall",
+    "ApiFailure",
+    "Change",
+    "ChangeFeed",
+    "Channel",
+    "Deliverer",
+    "Delivery",
+    "DeliveryFailed",
+    "DevSlackError",
+    "Ephemeral",
+    "Fault",
+    "InteractionError",
+    "Message",
+    "Trigger",
+    "User",
+    "UserGroup",
+    "View",
+    "Workspace",
+    "create_slack_api",
+    "sign",
+    "signed_headers",
+    "start_slack_api",
+    "state_values",
+    "validate_message_blocks",
+    "validate_view",
+]

@@ -1,0 +1,207 @@
+"""The emulated Slack Web API as an aiohttp application.
+
+Routes: ``/{method}`` and ``/api/{method}`` (any HTTP verb), and ``/response/{id}`` for the
+``response_url`` links handed out with interactions. Served standalone, point
+``AsyncWebClient(base_url="http://127.0.0.1:PORT/api/")`` at it; mounted with
+``app.add_subapp("/slack/api", create_slack_api(ws))``, use ``…/slack/api/`` and set
+``ws.api_url`` to that URL so response_url links point back at it.
+
+Each call passes, in order: token check (when ``bot_token`` is set), a queued fault
+(``Workspace.fail_next``), the optional per-channel ``chat.postMessage`` rate limit, then the
+method itself. Every call is recorded in ``Workspace.calls``, refused or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from bot.devslack.errors import ApiFailure
+from bot.devslack.faults import RateLimiter
+from bot.devslack.limits import truncate_message_text
+from bot.devslack.methods import METHODS, CallContext, check_blocks
+from bot.devslack.model import ApiCall, ResponseTarget
+from bot.devslack.workspace import Workspace
+
+__all__ = ["WORKSPACE_KEY", "create_slack_api"]
+
+JSON = dict[str, Any]
+
+#: the workspace an application serves: ``app[WORKSPACE_KEY]``
+WORKSPACE_KEY = web.AppKey("devslack_workspace", Workspace)
+
+#: parameters that arrive as JSON strings in form-encoded or query-string calls
+_JSON_PARAMS = frozenset({"blocks", "attachments", "view", "metadata"})
+
+
+class _Answer:
+    def __init__(
+        self,
+        body: JSON,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        faulted: bool = False,
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.headers = headers or {}
+        self.faulted = faulted
+
+
+async def _read_params(request: web.Request) -> tuple[JSON, str | None]:
+    """Query string, then JSON or form body; the token from ``Authorization`` or ``token``."""
+    params: JSON = dict(request.query)
+    if request.body_exists:
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except json.JSONDecodeError:
+                raise ApiFailure("invalid_json") from None
+            if not isinstance(body, dict):
+                raise ApiFailure("invalid_json")
+            params.update(body)
+        else:
+            form = await request.post()
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    token = params.pop("token", None)
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        token = authorization.removeprefix("Bearer ").strip()
+    for name in _JSON_PARAMS & params.keys():
+        value = params[name]
+        if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+            try:
+                params[name] = json.loads(value)
+            except json.JSONDecodeError:
+                raise ApiFailure("invalid_arguments", errors=[f"{name}: invalid JSON"]) from None
+    return params, token if isinstance(token, str) else None
+
+
+class _SlackApi:
+    def __init__(self, workspace: Workspace, bot_token: str | None) -> None:
+        self.ws = workspace
+        self.bot_token = bot_token
+        self._limiter: RateLimiter | None = None
+
+    async def handle_method(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: JSON = {}
+        token: str | None = None
+        try:
+            params, token = await _read_params(request)
+            answer = await self._answer(method, params, token, request)
+        except ApiFailure as failure:
+            answer = _Answer(failure.to_response())
+        self.ws.record_call(
+            ApiCall(
+                method=method,
+                params=params,
+                response=answer.body,
+                status=answer.status,
+                at=self.ws.clock(),
+                token=token,
+                faulted=answer.faulted,
+            )
+        )
+        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+
+    async def _answer(
+        self, method: str, params: JSON, token: str | None, request: web.Request
+    ) -> _Answer:
+        handler = METHODS.get(method)
+        if handler is None:
+            raise ApiFailure("unknown_method")
+        if self.bot_token is not None and token != self.bot_token:
+            raise ApiFailure("invalid_auth")
+        fault = self.ws.faults.take(method)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            return _Answer(fault.response(), fault.status, fault.headers(), faulted=True)
+        limited = self._rate_limited(method, params)
+        if limited is not None:
+            return limited
+        context = CallContext(host_url=f"{request.scheme}://{request.host}")
+        return _Answer(handler(self.ws, params, context))
+
+    def _rate_limited(self, method: str, params: JSON) -> _Answer | None:
+        rate = self.ws.rate_limit_per_channel
+        if method != "chat.postMessage" or rate is None:
+            return None
+        limiter = self._limiter
+        if limiter is None or (limiter.rate, limiter.burst) != (rate, self.ws.rate_limit_burst):
+            limiter = self._limiter = RateLimiter(rate, self.ws.rate_limit_burst)
+        try:
+            channel = self.ws.channel(str(params.get("channel", ""))).id
+        except ApiFailure:
+            return None  # the method itself answers channel_not_found
+        wait = limiter.acquire(channel, self.ws.clock())
+        if wait is None:
+            return None
+        body = {"ok": False, "error": "ratelimited"}
+        return _Answer(body, 429, {"Retry-After": str(wait)}, faulted=True)
+
+    async def handle_response_url(self, request: web.Request) -> web.Response:
+        target = self.ws.response_targets.get(request.match_info["target"])
+        body: JSON = {}
+        try:
+            if target is None:
+                raise ApiFailure("expired_url")
+            body = await _read_response_body(request)
+            answer: JSON = {"ok": True}
+            _apply_response(self.ws, target, body)
+        except ApiFailure as failure:
+            answer = failure.to_response()
+        status = 404 if answer.get("error") == "expired_url" else 200
+        call = ApiCall("response_url", body, answer, status, self.ws.clock(), faulted=False)
+        self.ws.record_call(call)
+        return web.json_response(answer, status=status)
+
+
+async def _read_response_body(request: web.Request) -> JSON:
+    if request.content_type == "application/json":
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            raise ApiFailure("invalid_json") from None
+    else:
+        form = await request.post()
+        payload = form.get("payload")
+        body = json.loads(payload) if isinstance(payload, str) else dict(form)
+    if not isinstance(body, dict):
+        raise ApiFailure("invalid_json")
+    return body
+
+
+def _apply_response(ws: Workspace, target: ResponseTarget, body: JSON) -> None:
+    """Do what a ``response_url`` POST asks: delete, replace, post or whisper."""
+    text = body.get("text")
+    text = truncate_message_text(text) if isinstance(text, str) else None
+    blocks = check_blocks(body.get("blocks"))
+    if target.channel is None:
+        raise ApiFailure("channel_not_found")
+    if body.get("delete_original") and target.message_ts is not None:
+        ws.delete_message(target.channel, target.message_ts)
+    elif body.get("replace_original") and target.message_ts is not None:
+        ws.update_message(target.channel, target.message_ts, text=text, blocks=blocks)
+    elif body.get("response_type") == "in_channel":
+        thread_ts = target.thread_ts if body.get("thread_ts") is None else str(body["thread_ts"])
+        ws.post_message(target.channel, text=text or "", blocks=blocks, thread_ts=thread_ts)
+    else:
+        ws.post_ephemeral(
+            target.channel, target.user, text=text or "", blocks=blocks, thread_ts=target.thread_ts
+        )
+
+
+def create_slack_api(workspace: Workspace, *, bot_token: str | None = None) -> web.Application:
+    """The Web API over ``workspace``; with ``bot_token`` set, other tokens get ``invalid_auth``."""
+    api = _SlackApi(workspace, bot_token)
+    app = web.Application()
+    app[WORKSPACE_KEY] = workspace
+    for prefix in ("", "/api"):
+        app.router.add_post(prefix + "/response/{target}", api.handle_response_url)
+        app.router.add_route("*", prefix + "/{method}", api.handle_method)
+    return app

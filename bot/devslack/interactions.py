@@ -1,0 +1,289 @@
+"""Play the user's side: send signed interactions, events and slash commands to the bot.
+
+``Deliverer`` posts to the bot's request URL (``…/slack/events``) exactly as Slack does —
+interactivity as form-encoded ``payload=<json>``, events as JSON, slash commands as form
+fields — signed with the signing secret. It returns the bot's HTTP answer and applies what
+Slack would: a ``view_submission`` answer opens, updates, pushes, clears or keeps the view.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from bot.devslack import payloads
+from bot.devslack.errors import ApiFailure, DeliveryFailed, InteractionError
+from bot.devslack.limits import validate_view
+from bot.devslack.model import View
+from bot.devslack.signing import signed_headers
+from bot.devslack.workspace import Workspace
+
+__all__ = ["Deliverer", "Delivery"]
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class Delivery:
+    """What was sent and how the bot answered."""
+
+    status: int
+    body: str
+    payload: JSON
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: why the answer to a view_submission could not be applied (Slack shows an error)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    def json(self) -> Any:
+        """The answer's JSON, or ``None`` for an empty body."""
+        return json.loads(self.body) if self.body.strip() else None
+
+
+class Deliverer:
+    """Sends what a workspace member does to the bot at ``bot_url``."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        bot_url: str,
+        signing_secret: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 3.0,
+    ) -> None:
+        self.ws = workspace
+        self.bot_url = bot_url
+        self.signing_secret = signing_secret
+        self.timeout = timeout
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> Deliverer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- transport ---------------------------------------------------------------------------
+
+    async def _post(
+        self, body: bytes, content_type: str, payload: JSON, extra: Mapping[str, str]
+    ) -> Delivery:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = signed_headers(self.signing_secret, body, content_type=content_type)
+        headers.update(extra)
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        try:
+            async with self._session.post(
+                self.bot_url, data=body, headers=headers, timeout=timeout
+            ) as response:
+                text = await response.text()
+                return Delivery(response.status, text, payload, dict(response.headers))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryFailed(f"{self.bot_url} did not answer: {exc!r}") from exc
+
+    async def send_interaction(self, payload: JSON) -> Delivery:
+        """POST an interactivity payload as ``payload=<json>``."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self._post(body, "application/x-www-form-urlencoded", payload, {})
+
+    async def send_event(
+        self, event: JSON, *, event_id: str | None = None, retry_num: int | None = None
+    ) -> Delivery:
+        """POST an Events API callback; repeat an ``event_id`` with ``retry_num`` to retry."""
+        envelope = payloads.event_callback(
+            self.ws,
+            event,
+            event_id=event_id or f"Ev{secrets.token_hex(5).upper()}",
+            event_time=int(self.ws.clock()),
+        )
+        extra: dict[str, str] = {}
+        if retry_num is not None:
+            extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        return await self._post(json.dumps(envelope).encode(), "application/json", envelope, extra)
+
+    # -- clicks ------------------------------------------------------------------------------
+
+    async def click(
+        self, channel: str, ts: str, action_id: str, *, user: str, block_id: str | None = None
+    ) -> Delivery:
+        """Click the button ``action_id`` on the message ``ts``."""
+        try:
+            message = self.ws.message(channel, ts)
+        except ApiFailure as exc:
+            raise InteractionError(f"no message {ts!r} in {channel!r}: {exc.code}") from exc
+        payloads.find_button(message.blocks, action_id, block_id)
+        target = self.ws.new_response_target(user, message.channel, message.ts)
+        payload = payloads.block_actions_payload(
+            self.ws,
+            user=user,
+            message=message,
+            action_id=action_id,
+            block_id=block_id,
+            trigger_id=self.ws.new_trigger(user).id,
+            response_url=self.ws.response_url(target),
+            action_ts=_action_ts(),
+        )
+        return await self.send_interaction(payload)
+
+    async def click_in_view(
+        self,
+        view_id: str,
+        action_id: str,
+        *,
+        user: str | None = None,
+        block_id: str | None = None,
+    ) -> Delivery:
+        """Click a button inside a modal or an App Home."""
+        view = self._open_view(view_id)
+        who = self._viewer(view, user)
+        payload = payloads.view_block_actions_payload(
+            self.ws,
+            user=who,
+            view=view,
+            action_id=action_id,
+            block_id=block_id,
+            trigger_id=self.ws.new_trigger(who).id,
+            action_ts=_action_ts(),
+        )
+        return await self.send_interaction(payload)
+
+    # -- modals ------------------------------------------------------------------------------
+
+    async def submit_view(
+        self,
+        view_id: str,
+        values: Mapping[str, object] | None = None,
+        *,
+        user: str | None = None,
+        state: JSON | None = None,
+    ) -> Delivery:
+        """Press Submit: ``values`` are plain (see ``payloads.state_values``), or pass ``state``."""
+        view = self._open_view(view_id)
+        who = self._viewer(view, user)
+        submitted = state if state is not None else payloads.state_values(view, values or {})
+        view.state = submitted
+        payload = payloads.view_submission_payload(
+            self.ws, user=who, view=view, values=submitted, trigger_id=self.ws.new_trigger(who).id
+        )
+        delivery = await self.send_interaction(payload)
+        self._apply_submission_answer(view, delivery)
+        return delivery
+
+    def _apply_submission_answer(self, view: View, delivery: Delivery) -> None:
+        if delivery.status != 200:
+            delivery.problems.append(f"bot answered HTTP {delivery.status}; the view stays open")
+            return
+        try:
+            answer = delivery.json()
+        except json.JSONDecodeError:
+            delivery.problems.append("answer is not JSON; the view stays open")
+            return
+        action = answer.get("response_action") if isinstance(answer, dict) else None
+        if action is None:
+            self.ws.close_view(view.id)
+        elif action == "errors":
+            self.ws.set_view_errors(view, dict(answer.get("errors") or {}))
+        elif action == "clear":
+            self.ws.close_view(view.id, clear=True)
+        elif action in ("update", "push"):
+            new_view = answer.get("view")
+            delivery.problems.extend(validate_view(new_view))
+            if delivery.problems or not isinstance(new_view, dict):
+                return
+            if action == "update":
+                self.ws.update_view(view, new_view)
+            else:
+                self.ws.push_view(new_view, user=view.user)
+        else:
+            delivery.problems.append(f"unknown response_action {action!r}; the view stays open")
+
+    async def close_view(self, view_id: str, *, user: str | None = None) -> Delivery | None:
+        """Dismiss a modal; ``view_closed`` is sent only when it asked for ``notify_on_close``."""
+        view = self._open_view(view_id)
+        who = self._viewer(view, user)
+        self.ws.close_view(view.id)
+        if not view.spec.get("notify_on_close"):
+            return None
+        payload = payloads.view_closed_payload(self.ws, user=who, view=view)
+        return await self.send_interaction(payload)
+
+    # -- messages, App Home and commands -----------------------------------------------------
+
+    async def post_as_user(
+        self, channel: str, text: str, *, user: str, thread_ts: str | None = None
+    ) -> Delivery:
+        """Store a user's message (a thread reply with ``thread_ts``) and send its event."""
+        message = self.ws.post_message(channel, text=text, user=user, thread_ts=thread_ts)
+        return await self.send_event(payloads.message_event(self.ws, message))
+
+    async def reply_in_thread(
+        self, channel: str, thread_ts: str, text: str, *, user: str
+    ) -> Delivery:
+        """A user's reply in the thread of ``thread_ts``."""
+        return await self.post_as_user(channel, text, user=user, thread_ts=thread_ts)
+
+    async def open_home(self, user: str) -> Delivery:
+        """The user opens the bot's App Home tab."""
+        event = payloads.app_home_opened_event(self.ws, user, _action_ts())
+        return await self.send_event(event)
+
+    async def slash_command(
+        self, command: str, text: str = "", *, user: str, channel: str
+    ) -> Delivery:
+        """Run ``/command text`` in ``channel``; its response_url points at the emulator."""
+        channel_id = self.ws.channel(channel).id
+        target = self.ws.new_response_target(user, channel_id, None)
+        fields = payloads.slash_command_fields(
+            self.ws,
+            command=command,
+            text=text,
+            user=user,
+            channel=channel_id,
+            trigger_id=self.ws.new_trigger(user).id,
+            response_url=self.ws.response_url(target),
+        )
+        body = urlencode(fields).encode()
+        return await self._post(body, "application/x-www-form-urlencoded", dict(fields), {})
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _open_view(self, view_id: str) -> View:
+        view = self.ws.views.get(view_id)
+        if view is None or view.closed:
+            raise InteractionError(f"no open view {view_id!r}")
+        return view
+
+    @staticmethod
+    def _viewer(view: View, user: str | None) -> str:
+        who = user or view.user
+        if who is None:
+            raise InteractionError(f"view {view.id} has no user; pass user=")
+        return who
+
+
+def _action_ts() -> str:
+    return f"{time.time():.6f}"

@@ -1,0 +1,304 @@
+"""The Web API methods: each takes parsed parameters and answers Slack's JSON.
+
+A method raises ``ApiFailure`` for the answers Slack gives as ``{"ok": false, "error": …}``;
+HTTP concerns (auth, faults, rate limits, recording) live in ``api.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.devslack.errors import ApiFailure
+from bot.devslack.limits import (
+    MAX_UPDATE_TEXT,
+    truncate_message_text,
+    validate_message_blocks,
+    validate_view,
+)
+from bot.devslack.model import Message, View
+from bot.devslack.workspace import Workspace
+
+__all__ = ["METHODS", "CallContext", "Method", "check_blocks", "permalink"]
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a method may know about the HTTP request: where the emulator is reachable."""
+
+    #: scheme and host of the request, e.g. ``http://127.0.0.1:8888``
+    host_url: str
+
+
+Method = Callable[[Workspace, JSON, CallContext], JSON]
+
+
+def _str(params: JSON, name: str, error: str) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        raise ApiFailure(error)
+    return str(value)
+
+
+def _opt_str(params: JSON, name: str) -> str | None:
+    value = params.get(name)
+    return None if value is None or value == "" else str(value)
+
+
+def _flag(params: JSON, name: str) -> bool:
+    return params.get(name) in (True, 1, "1", "true", "True")
+
+
+def _problem_failure(code: str, problems: list[str]) -> ApiFailure:
+    messages = [f"[ERROR] {problem}" for problem in problems]
+    return ApiFailure(code, errors=problems, response_metadata={"messages": messages})
+
+
+def check_blocks(blocks: object) -> list[JSON] | None:
+    """Message blocks as given, or ``invalid_blocks`` listing every problem."""
+    if blocks is None:
+        return None
+    problems = validate_message_blocks(blocks)
+    if problems:
+        raise _problem_failure("invalid_blocks", problems)
+    assert isinstance(blocks, list)
+    return blocks
+
+
+def _check_view(params: JSON, kind: str) -> JSON:
+    view = params.get("view")
+    if not isinstance(view, dict):
+        raise ApiFailure("invalid_arguments", errors=["view: required"])
+    problems = validate_view(view)
+    if not problems and view.get("type") != kind:
+        problems = [f"view.type: must be {kind!r} here"]
+    if problems:
+        raise _problem_failure("invalid_arguments", problems)
+    return view
+
+
+def permalink(host_url: str, message: Message) -> str:
+    """``{host}/archives/C…/p{ts without the dot}``; replies name their thread."""
+    link = f"{host_url}/archives/{message.channel}/p{message.ts.replace('.', '')}"
+    if message.is_reply:
+        link += f"?thread_ts={message.thread_ts}&cid={message.channel}"
+    return link
+
+
+def _page(items: list[JSON], params: JSON, key: str) -> JSON:
+    limit = int(params.get("limit") or 100)
+    return {
+        "ok": True,
+        key: items[:limit],
+        "has_more": len(items) > limit,
+        "response_metadata": {"next_cursor": ""},
+    }
+
+
+# -- auth, users, channels ---------------------------------------------------------------------
+
+
+def auth_test(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    bot = ws.user(ws.bot_user_id)
+    return {
+        "ok": True,
+        "url": f"{ctx.host_url}/",
+        "team": ws.team_name,
+        "user": bot.name,
+        "team_id": ws.team_id,
+        "user_id": bot.id,
+        "bot_id": ws.bot_id,
+        "is_enterprise_install": False,
+    }
+
+
+def users_info(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    return {"ok": True, "user": ws.user(_str(params, "user", "user_not_found")).to_slack()}
+
+
+def usergroups_users_list(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    group = ws.usergroup(_str(params, "usergroup", "no_such_subteam"))
+    return {"ok": True, "users": list(group.users)}
+
+
+def conversations_info(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    channel = ws.channel(_str(params, "channel", "channel_not_found"))
+    return {"ok": True, "channel": channel.to_slack()}
+
+
+def conversations_list(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    channels = [c.to_slack() for c in ws.channels.values() if not c.is_im]
+    return _page(channels, params, "channels")
+
+
+def conversations_open(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    users = _str(params, "users", "users_list_not_supplied").split(",")
+    if len(users) != 1:
+        raise ApiFailure("not_implemented")
+    return {"ok": True, "channel": {"id": ws.open_dm(users[0].strip()).id}}
+
+
+def conversations_history(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    messages = ws.history(_str(params, "channel", "channel_not_found"))
+    return _page([m.to_slack() for m in messages], params, "messages")
+
+
+def conversations_replies(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    channel = _str(params, "channel", "channel_not_found")
+    thread = ws.thread(channel, _str(params, "ts", "thread_not_found"))
+    return _page([m.to_slack() for m in thread], params, "messages")
+
+
+# -- chat --------------------------------------------------------------------------------------
+
+
+def chat_post_message(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    channel = _str(params, "channel", "channel_not_found")
+    text = _opt_str(params, "text")
+    blocks = check_blocks(params.get("blocks"))
+    if text is None and not blocks:
+        raise ApiFailure("no_text")
+    metadata = params.get("metadata")
+    message = ws.post_message(
+        channel,
+        text=truncate_message_text(text or ""),
+        blocks=blocks,
+        thread_ts=_opt_str(params, "thread_ts"),
+        reply_broadcast=_flag(params, "reply_broadcast"),
+        metadata=metadata if isinstance(metadata, dict) else None,
+    )
+    return {"ok": True, "channel": message.channel, "ts": message.ts, "message": message.to_slack()}
+
+
+def chat_update(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    message = ws.message(
+        _str(params, "channel", "channel_not_found"), _str(params, "ts", "message_not_found")
+    )
+    if message.bot_id is None:
+        raise ApiFailure("cant_update_message")
+    text = _opt_str(params, "text")
+    if text is not None and len(text) > MAX_UPDATE_TEXT:
+        raise ApiFailure("msg_too_long")
+    blocks = check_blocks(params.get("blocks"))
+    if text is None and blocks is None:
+        raise ApiFailure("no_text")
+    ws.update_message(message.channel, message.ts, text=text, blocks=blocks)
+    return {
+        "ok": True,
+        "channel": message.channel,
+        "ts": message.ts,
+        "text": message.text,
+        "message": message.to_slack(),
+    }
+
+
+def chat_delete(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    message = ws.message(
+        _str(params, "channel", "channel_not_found"), _str(params, "ts", "message_not_found")
+    )
+    if message.bot_id is None:
+        raise ApiFailure("cant_delete_message")
+    ws.delete_message(message.channel, message.ts)
+    return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+
+def chat_post_ephemeral(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    channel = _str(params, "channel", "channel_not_found")
+    user = _str(params, "user", "user_not_found")
+    text = _opt_str(params, "text")
+    blocks = check_blocks(params.get("blocks"))
+    if text is None and not blocks:
+        raise ApiFailure("no_text")
+    ephemeral = ws.post_ephemeral(
+        channel,
+        user,
+        text=truncate_message_text(text or ""),
+        blocks=blocks,
+        thread_ts=_opt_str(params, "thread_ts"),
+    )
+    return {"ok": True, "message_ts": ephemeral.ts}
+
+
+def chat_get_permalink(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    message = ws.message(
+        _str(params, "channel", "channel_not_found"),
+        _str(params, "message_ts", "message_not_found"),
+    )
+    return {"ok": True, "channel": message.channel, "permalink": permalink(ctx.host_url, message)}
+
+
+def reactions_add(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    channel = _str(params, "channel", "channel_not_found")
+    ts = _str(params, "timestamp", "message_not_found")
+    ws.add_reaction(channel, ts, _str(params, "name", "invalid_name").strip(":"))
+    return {"ok": True}
+
+
+# -- views -------------------------------------------------------------------------------------
+
+
+def _view_answer(view: View) -> JSON:
+    return {"ok": True, "view": view.to_slack()}
+
+
+def _trigger_user(ws: Workspace, params: JSON, method: str) -> str | None:
+    trigger_id = _opt_str(params, "trigger_id") or _opt_str(params, "interactivity_pointer")
+    if trigger_id is None:
+        raise ApiFailure("invalid_arguments", errors=["trigger_id: required"])
+    trigger = ws.use_trigger(trigger_id, method)
+    return trigger.user if trigger is not None else None
+
+
+def views_open(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    view = _check_view(params, "modal")
+    return _view_answer(ws.open_view(view, user=_trigger_user(ws, params, "views.open")))
+
+
+def views_push(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    view = _check_view(params, "modal")
+    return _view_answer(ws.push_view(view, user=_trigger_user(ws, params, "views.push")))
+
+
+def views_update(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    view_id, external_id = _opt_str(params, "view_id"), _opt_str(params, "external_id")
+    if view_id is not None:
+        current = ws.view(view_id)
+    elif external_id is not None:
+        current = ws.view_by_external_id(external_id)
+    else:
+        raise ApiFailure("invalid_arguments", errors=["view_id or external_id: required"])
+    if current.closed:
+        raise ApiFailure("not_found")
+    spec = _check_view(params, current.type)
+    return _view_answer(ws.update_view(current, spec, hash=_opt_str(params, "hash")))
+
+
+def views_publish(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    user = _str(params, "user_id", "user_not_found")
+    spec = _check_view(params, "home")
+    return _view_answer(ws.publish_home(user, spec, hash=_opt_str(params, "hash")))
+
+
+METHODS: dict[str, Method] = {
+    "auth.test": auth_test,
+    "chat.delete": chat_delete,
+    "chat.getPermalink": chat_get_permalink,
+    "chat.postEphemeral": chat_post_ephemeral,
+    "chat.postMessage": chat_post_message,
+    "chat.update": chat_update,
+    "conversations.history": conversations_history,
+    "conversations.info": conversations_info,
+    "conversations.list": conversations_list,
+    "conversations.open": conversations_open,
+    "conversations.replies": conversations_replies,
+    "reactions.add": reactions_add,
+    "usergroups.users.list": usergroups_users_list,
+    "users.info": users_info,
+    "views.open": views_open,
+    "views.publish": views_publish,
+    "views.push": views_push,
+    "views.update": views_update,
+}

@@ -1,0 +1,303 @@
+"""Pure data: the approval record, its decision and the request an agent submits.
+
+Wire names are camelCase (pydantic aliases); Python attributes are snake_case. Nothing here
+does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "MAX_TIMEOUT_SECONDS",
+    "Action",
+    "Approval",
+    "ApprovalRequest",
+    "CancelInput",
+    "Decision",
+    "DecisionInput",
+    "DecisionKind",
+    "OnTimeout",
+    "Priority",
+    "Requester",
+    "SlackRef",
+    "Status",
+    "args_fingerprint",
+    "format_time",
+    "new_approval_id",
+    "new_tool_call_id",
+    "utcnow",
+]
+
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_TEXT = 10_000
+
+
+class Status(StrEnum):
+    """Where an approval stands."""
+
+    #: waiting for a human
+    PENDING = "pending"
+    #: approved by a human, by the API, or automatically at timeout
+    APPROVED = "approved"
+    #: rejected, or answered with feedback for the model
+    REJECTED = "rejected"
+    #: nobody answered in time and `onTimeout` was `reject`
+    EXPIRED = "expired"
+    #: the agent withdrew the request
+    CANCELLED = "cancelled"
+
+
+class Priority(StrEnum):
+    """How loudly the card asks for attention."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Action(StrEnum):
+    """What produced a decision."""
+
+    #: one-click approve with the original arguments
+    APPROVE = "approve"
+    #: approve with edited arguments
+    EDIT = "edit"
+    #: reject, optionally with a reason
+    REJECT = "reject"
+    #: do not run; the comment goes back to the model
+    FEEDBACK = "feedback"
+    #: decided by the expiry policy
+    TIMEOUT = "timeout"
+    #: withdrawn by the agent
+    CANCEL = "cancel"
+
+
+class DecisionKind(StrEnum):
+    """The choices a card may offer (`allowedDecisions`)."""
+
+    APPROVE = "approve"
+    EDIT = "edit"
+    REJECT = "reject"
+    FEEDBACK = "feedback"
+
+
+class OnTimeout(StrEnum):
+    """What happens when nobody decides in time."""
+
+    REJECT = "reject"
+    APPROVE = "approve"
+    ESCALATE = "escalate"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """`2026-11-21T05:30:00Z`: the one timestamp spelling on the wire."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+WireTime = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(format_time, return_type=str, when_used="json"),
+]
+
+
+def new_approval_id() -> str:
+    """A fresh `apr_…` id."""
+    return "apr_" + secrets.token_hex(10)
+
+
+def new_tool_call_id() -> str:
+    """A fresh `call_…` id for requests that bring none."""
+    return "call_" + secrets.token_hex(10)
+
+
+def args_fingerprint(args: dict[str, Any]) -> str:
+    """A stable hash of arguments, to tell a resubmission from a different call."""
+    canonical = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+    if schema.get("type", "object") != "object":
+        raise ValueError('must describe an object ("type": "object")')
+    return schema
+
+
+def _check_json(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError("must be plain JSON (no NaN or Infinity)") from exc
+    return value
+
+
+def _unique(values: list[DecisionKind]) -> list[DecisionKind]:
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat a decision")
+    return values
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json)]
+JsonSchema = Annotated[dict[str, Any] | None, AfterValidator(_check_schema)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+SlackId = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class WireModel(BaseModel):
+    """Base for every wire shape: camelCase out, either spelling in."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        use_enum_values=False,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict with camelCase keys."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Requester(WireModel):
+    """Who is asking: the agent, the Slack user it acts for, and its run."""
+
+    model_config = ConfigDict(extra="allow")
+
+    agent: Annotated[str, Field(max_length=255)] | None = None
+    slack_user: Annotated[str, Field(max_length=255)] | None = None
+    run_id: Annotated[str, Field(max_length=255)] | None = None
+
+
+class ApprovalRequest(WireModel):
+    """The body of `POST /v1/approvals`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_name: Annotated[str, Field(min_length=1, max_length=255)]
+    tool_call_id: SlackId | None = None
+    args: JsonObject
+    args_schema: JsonSchema = None
+    prompt: Text | None = None
+    channel: SlackId | None = None
+    thread_ts: Annotated[str, Field(pattern=r"^\d{1,12}\.\d{1,9}$")] | None = None
+    priority: Priority | None = None
+    requester: Requester = Field(default_factory=Requester)
+    context: Text | None = None
+    timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS, strict=True)] | None = None
+    on_timeout: OnTimeout | None = None
+    allowed_decisions: (
+        Annotated[list[DecisionKind], Field(min_length=1), AfterValidator(_unique)] | None
+    ) = None
+    metadata: JsonObject = Field(default_factory=dict)
+
+    @field_validator("tool_name")
+    @classmethod
+    def _tool_name_printable(cls, value: str) -> str:
+        if not value.strip() or any(ch in value for ch in "\r\n\t\x00"):
+            raise ValueError("must be a visible name on one line")
+        return value
+
+
+class SlackRef(WireModel):
+    """Where the card lives once posted."""
+
+    channel: str | None = None
+    ts: str | None = None
+    permalink: str | None = None
+
+
+class Decision(WireModel):
+    """How an approval ended: who, what, why, and the arguments to run with."""
+
+    approved: bool
+    action: Action
+    approved_args: dict[str, Any] | None = None
+    decided_by: str
+    approvers: list[str] = Field(default_factory=list)
+    decided_by_name: str | None = None
+    comment: str | None = None
+    decided_at: WireTime
+
+
+class Approval(WireModel):
+    """The approval record, as stored and as every `/v1` answer shows it."""
+
+    id: str
+    status: Status
+    tool_name: str
+    tool_call_id: str
+    args: dict[str, Any]
+    args_schema: dict[str, Any] | None = None
+    prompt: str | None = None
+    channel: str
+    priority: Priority = Priority.NORMAL
+    requester: Requester = Field(default_factory=Requester)
+    context: str | None = None
+    thread_ts: str | None = None
+    timeout_seconds: int | None = None
+    on_timeout: OnTimeout = OnTimeout.REJECT
+    allowed_decisions: list[DecisionKind] = Field(default_factory=lambda: list(DecisionKind))
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: WireTime
+    expires_at: WireTime | None = None
+    slack: SlackRef = Field(default_factory=SlackRef)
+    decision: Decision | None = None
+
+    @property
+    def is_pending(self) -> bool:
+        """True while nobody has decided."""
+        return self.status is Status.PENDING
+
+
+class CancelInput(WireModel):
+    """The optional body of `POST /v1/approvals/{id}/cancel`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text | None = None
+    cancelled_by: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+
+class DecisionInput(WireModel):
+    """The body of `POST /v1/approvals/{id}/decision`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approved: Annotated[bool, Field(strict=True)]
+    decided_by: Annotated[str, Field(min_length=1, max_length=255)]
+    comment: Text | None = None
+    approved_args: JsonObject | None = None

@@ -1,0 +1,353 @@
+"""The decision state machine and the async correlation map. No Slack, no HTTP.
+
+    pending ──approve/edit──▶ approved      ──reject/feedback──▶ rejected
+            ──cancel───────▶ cancelled      ──timeout─────────▶ expired | approved
+            ──escalate─────▶ pending (expiry extended once, then expired)
+
+Every waiter of an approval holds a future in `_waiters[approval_id]`; the moment a decision
+commits, they are all resolved with the decided record. Nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from jsonschema import Draft202012Validator
+
+from bot.errors import AlreadyDecided, BotError, Invalid, InvalidEdit, Unavailable
+from bot.models import (
+    Action,
+    Approval,
+    ApprovalRequest,
+    Decision,
+    DecisionKind,
+    OnTimeout,
+    Priority,
+    SlackRef,
+    Status,
+    args_fingerprint,
+    new_approval_id,
+    new_tool_call_id,
+    utcnow,
+)
+from bot.store import Page, Store
+
+__all__ = [
+    "TIMEOUT_ACTOR",
+    "ApprovalService",
+    "Observer",
+    "Route",
+    "Router",
+    "validate_args",
+]
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_ACTOR = "system:timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Defaults a routing rule gives a request; None leaves the request's own value."""
+
+    channel: str | None = None
+    priority: Priority | None = None
+    timeout_seconds: int | None = None
+    on_timeout: OnTimeout | None = None
+    allowed_decisions: list[DecisionKind] | None = None
+
+
+class Router(Protocol):
+    """Finds the routing defaults for a request (the routing file implements this)."""
+
+    def route(self, request: ApprovalRequest) -> Route: ...
+
+
+class NoRouting:
+    """Every request keeps its own values."""
+
+    def route(self, request: ApprovalRequest) -> Route:
+        return Route()
+
+
+class Observer(Protocol):
+    """Told after every committed change; must return at once (schedule real work)."""
+
+    def approval_changed(self, approval: Approval, kind: str) -> None: ...
+
+
+def validate_args(approval: Approval, args: dict[str, Any], path: str = "approvedArgs") -> None:
+    """Raise `InvalidEdit` when `args` break the approval's `argsSchema`."""
+    if approval.args_schema is None:
+        return
+    error = next(iter(Draft202012Validator(approval.args_schema).iter_errors(args)), None)
+    if error is not None:
+        where = ".".join([path, *(str(part) for part in error.absolute_path)])
+        raise InvalidEdit(error.message, path=where)
+
+
+@dataclass
+class ApprovalService:
+    """Submit, decide, cancel, expire and wait — the whole life of an approval."""
+
+    store: Store
+    default_channel: str | None = None
+    router: Router = field(default_factory=NoRouting)
+    clock: Callable[[], datetime] = utcnow
+    observers: list[Observer] = field(default_factory=list)
+    _waiters: defaultdict[str, set[asyncio.Future[Approval]]] = field(
+        default_factory=lambda: defaultdict(set), init=False
+    )
+    _timer_wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def get(self, approval_id: str) -> Approval:
+        """The approval record, or `NotFound`."""
+        return await self.store.get(approval_id)
+
+    async def find(
+        self,
+        *,
+        status: Status | None = None,
+        tool_name: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Approvals newest first, one page at a time."""
+        return await self.store.find(status=status, tool_name=tool_name, limit=limit, cursor=cursor)
+
+    # -- submitting -------------------------------------------------------------------------
+
+    async def submit(self, request: ApprovalRequest) -> tuple[Approval, bool]:
+        """Store a gated tool call; returns (record, created). Idempotent per toolCallId."""
+        route = self.router.route(request)
+        channel = request.channel or route.channel or self.default_channel
+        if not channel:
+            raise Invalid(
+                "no channel: name one, or set APPROVAL_CHANNEL or a routing file default_channel",
+                path="channel",
+            )
+        timeout = request.timeout_seconds or route.timeout_seconds
+        now = self.clock()
+        approval = Approval(
+            id=new_approval_id(),
+            status=Status.PENDING,
+            tool_name=request.tool_name,
+            tool_call_id=request.tool_call_id or new_tool_call_id(),
+            args=request.args,
+            args_schema=request.args_schema,
+            prompt=request.prompt,
+            channel=channel,
+            priority=request.priority or route.priority or Priority.NORMAL,
+            requester=request.requester,
+            context=request.context,
+            thread_ts=request.thread_ts,
+            timeout_seconds=timeout,
+            on_timeout=request.on_timeout or route.on_timeout or OnTimeout.REJECT,
+            allowed_decisions=request.allowed_decisions
+            or route.allowed_decisions
+            or list(DecisionKind),
+            metadata=request.metadata,
+            created_at=now,
+            expires_at=now + timedelta(seconds=timeout) if timeout else None,
+        )
+        validate_args(approval, approval.args, path="args")
+        stored, created = await self.store.insert(approval, args_fingerprint(request.args))
+        if created:
+            self._notify(stored, "submitted")
+            if stored.expires_at is not None:
+                self._timer_wake.set()
+        return stored, created
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    async def decide(
+        self,
+        approval_id: str,
+        *,
+        approved: bool,
+        decided_by: str,
+        decided_by_name: str | None = None,
+        comment: str | None = None,
+        approved_args: dict[str, Any] | None = None,
+        action: Action | None = None,
+        approvers: list[str] | None = None,
+    ) -> Approval:
+        """Decide once. Raises `AlreadyDecided` (with the winner) when someone was first."""
+        approval = await self.store.get(approval_id)
+        if not approval.is_pending:
+            raise AlreadyDecided(approval)
+        if approved:
+            run_with = approval.args if approved_args is None else approved_args
+            validate_args(approval, run_with)
+            action = action or (Action.APPROVE if run_with == approval.args else Action.EDIT)
+            status = Status.APPROVED
+        else:
+            run_with = None
+            action = action or Action.REJECT
+            status = Status.REJECTED
+        decision = Decision(
+            approved=approved,
+            action=action,
+            approved_args=run_with,
+            decided_by=decided_by,
+            decided_by_name=decided_by_name,
+            approvers=approvers if approvers is not None else ([decided_by] if approved else []),
+            comment=comment or None,
+            decided_at=self.clock(),
+        )
+        decided, _ = await self.store.decide(approval_id, status, decision)
+        self._resolve(decided)
+        return decided
+
+    async def cancel(
+        self, approval_id: str, *, reason: str | None = None, cancelled_by: str | None = None
+    ) -> Approval:
+        """The agent withdraws its request."""
+        approval = await self.store.get(approval_id)
+        decision = Decision(
+            approved=False,
+            action=Action.CANCEL,
+            decided_by=cancelled_by or approval.requester.agent or "agent",
+            comment=reason or None,
+            decided_at=self.clock(),
+        )
+        decided, _ = await self.store.decide(approval_id, Status.CANCELLED, decision)
+        self._resolve(decided)
+        return decided
+
+    async def expire(self, approval: Approval) -> Approval:
+        """Apply `onTimeout` to an overdue approval."""
+        if (
+            approval.on_timeout is OnTimeout.ESCALATE
+            and await self.store.escalations(approval.id) == 0
+            and approval.timeout_seconds
+        ):
+            extended = await self.store.extend(
+                approval.id,
+                self.clock() + timedelta(seconds=approval.timeout_seconds),
+                TIMEOUT_ACTOR,
+            )
+            self._notify(extended, "escalated")
+            return extended
+        approve = approval.on_timeout is OnTimeout.APPROVE
+        decision = Decision(
+            approved=approve,
+            action=Action.TIMEOUT,
+            approved_args=approval.args if approve else None,
+            decided_by=TIMEOUT_ACTOR,
+            decided_at=self.clock(),
+        )
+        status = Status.APPROVED if approve else Status.EXPIRED
+        decided, _ = await self.store.decide(approval.id, status, decision)
+        self._resolve(decided)
+        return decided
+
+    async def expire_due(self) -> list[Approval]:
+        """Expire every approval whose time has come; returns what changed."""
+        changed = []
+        for approval in await self.store.due(self.clock()):
+            try:
+                changed.append(await self.expire(approval))
+            except AlreadyDecided:
+                continue  # decided in the meantime: the human was just in time
+        return changed
+
+    async def run_timers(self) -> None:
+        """Sleep until the next expiry (or a new one), expire, repeat. Runs for the bot's life."""
+        while True:
+            self._timer_wake.clear()
+            try:
+                await self.expire_due()
+                next_at = await self.store.next_expiry()
+            except BotError as exc:
+                log.warning("expiry check failed: %s", exc.message)
+                next_at = self.clock() + timedelta(seconds=5)
+            delay = None if next_at is None else (next_at - self.clock()).total_seconds()
+            if delay is not None and delay <= 0:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_wake.wait(), timeout=delay)
+
+    # -- slack bookkeeping ------------------------------------------------------------------
+
+    async def set_slack_ref(self, approval_id: str, ref: SlackRef) -> Approval:
+        """Remember the card's channel, ts and permalink."""
+        return await self.store.set_slack_ref(approval_id, ref)
+
+    async def audit(self, approval_id: str, kind: str, actor: str | None, **detail: Any) -> None:
+        """Append an audit event that changes nothing (a refused click, a posted card…)."""
+        await self.store.record(approval_id, kind, actor, detail)
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    async def wait(self, approval_id: str, timeout: float) -> Approval:
+        """The record once it is no longer pending, or the pending record after `timeout`."""
+        future: asyncio.Future[Approval] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters[approval_id]
+        waiters.add(future)  # before reading, so a decision in between is not missed
+        try:
+            approval = await self.store.get(approval_id)
+            if not approval.is_pending:
+                return approval
+            done, _ = await asyncio.wait({future}, timeout=timeout)
+            return future.result() if done else await self.store.get(approval_id)
+        finally:
+            waiters.discard(future)
+            if not waiters:
+                self._waiters.pop(approval_id, None)
+
+    @property
+    def waiting(self) -> int:
+        """How many waits are open right now."""
+        return sum(len(futures) for futures in self._waiters.values())
+
+    def release_waiters(self) -> None:
+        """Shutting down: answer every open wait now, so agents reconnect instead of hanging."""
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(Unavailable("the bot is restarting; wait again"))
+
+    def _resolve(self, approval: Approval) -> None:
+        for future in self._waiters.pop(approval.id, ()):
+            if not future.done():
+                future.set_result(approval)
+        self._notify(approval, "decided")
+
+    def _notify(self, approval: Approval, kind: str) -> None:
+        for observer in self.observers:
+            try:
+                observer.approval_changed(approval, kind)
+            except Exception:  # one broken observer must not undo a committed decision
+                log.exception("observer %r failed on %s", observer, approval.id)
+
+    async def changed_elsewhere(self, approval_id: str) -> None:
+        """Another process (the CLI) changed this approval: wake its waiters from the store."""
+        try:
+            approval = await self.store.get(approval_id)
+        except BotError:
+            return
+        if approval.is_pending:
+            self._timer_wake.set()
+        else:
+            self._resolve(approval)
+
+    async def start(self) -> None:
+        """Listen for changes made by other processes on the same store."""
+        tasks: set[asyncio.Task[None]] = set()
+
+        def changed(approval_id: str) -> None:
+            task = asyncio.get_running_loop().create_task(self.changed_elsewhere(approval_id))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        await self.store.watch(changed)

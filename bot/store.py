@@ -1,0 +1,765 @@
+"""Every SQL statement of the bot. The rest of the code sees `Store`, never SQLite.
+
+SQLite runs in WAL mode behind one writer thread, so a burst of submissions or clicks never
+blocks the event loop, and a second thread serves reads concurrently. A decision is a
+compare-and-set on `status = 'pending'`, so it happens once however many deciders race.
+
+Tables: `approvals` (the request and its state), `decisions` (one row per decided approval),
+`events` (append-only audit: every state change and refusal, with a snapshot of the record),
+`outbox` (durable work for webhooks and Slack, written in the same transaction as its event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import sqlite_utils
+
+from bot.errors import AlreadyDecided, BadRequest, Conflict, NotFound, Unavailable
+from bot.models import Approval, Decision, SlackRef, Status
+
+__all__ = [
+    "Event",
+    "OutboxItem",
+    "Page",
+    "SQLiteStore",
+    "Store",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One row of the audit trail."""
+
+    id: int
+    approval_id: str
+    kind: str
+    status: Status | None
+    actor: str | None
+    at: datetime
+    args_before: dict[str, Any] | None
+    args_after: dict[str, Any] | None
+    detail: dict[str, Any]
+    record: dict[str, Any] | None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The audit row as JSON (CLI `audit`)."""
+        return {
+            "id": self.id,
+            "approvalId": self.approval_id,
+            "kind": self.kind,
+            "status": self.status.value if self.status else None,
+            "actor": self.actor,
+            "at": self.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "argsBefore": self.args_before,
+            "argsAfter": self.args_after,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A unit of durable work: deliver `event_id` (or act on `approval_id`) to `topic`."""
+
+    id: int
+    topic: str
+    approval_id: str
+    event_id: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing, newest first."""
+
+    items: list[Approval]
+    next: str | None
+
+
+class Store(Protocol):
+    """What the service needs from storage; SQLite today, other engines behind the same calls."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]: ...
+    async def get(self, approval_id: str) -> Approval: ...
+    async def find(
+        self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None
+    ) -> Page: ...
+    async def decide(
+        self, approval_id: str, status: Status, decision: Decision, *, kind: str | None = None
+    ) -> tuple[Approval, int]: ...
+    async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval: ...
+    async def record(
+        self, approval_id: str, kind: str, actor: str | None, detail: dict[str, Any]
+    ) -> int: ...
+    async def set_slack_ref(self, approval_id: str, ref: SlackRef) -> Approval: ...
+    async def events_since(
+        self, after: int, limit: int = 500, *, states_only: bool = False
+    ) -> list[Event]: ...
+    async def events_between(
+        self, since: datetime, until: datetime | None = None
+    ) -> list[Event]: ...
+    async def due(self, now: datetime) -> list[Approval]: ...
+    async def next_expiry(self) -> datetime | None: ...
+    async def outbox_claim(self, topic: str, now: datetime, limit: int) -> list[OutboxItem]: ...
+    async def outbox_done(self, item_id: int) -> None: ...
+    async def outbox_retry(self, item_id: int, due: datetime, error: str) -> None: ...
+    async def outbox_next_due(self, topic: str) -> datetime | None: ...
+    async def event(self, event_id: int) -> Event: ...
+    async def last_event_id(self) -> int: ...
+    async def escalations(self, approval_id: str) -> int: ...
+    async def outbox_pending(self, topic: str) -> int: ...
+    async def watch(self, callback: Callable[[str], None]) -> None: ...
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _time(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _load(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+# Request fields kept verbatim in `approvals.request`; state lives in its own columns.
+_STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision"}
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE approvals (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            tool_call_id TEXT NOT NULL UNIQUE,
+            fingerprint TEXT NOT NULL,
+            status TEXT NOT NULL,
+            tool_name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            escalations INTEGER NOT NULL DEFAULT 0,
+            slack_channel TEXT,
+            slack_ts TEXT,
+            slack_permalink TEXT,
+            request TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX approvals_status ON approvals (status, seq)")
+    db.execute("CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending'")
+    db.execute(
+        """
+        CREATE TABLE decisions (
+            approval_id TEXT PRIMARY KEY REFERENCES approvals (id),
+            approved INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            approved_args TEXT,
+            decided_by TEXT NOT NULL,
+            decided_by_name TEXT,
+            approvers TEXT NOT NULL,
+            comment TEXT,
+            decided_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            approval_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT,
+            actor TEXT,
+            at REAL NOT NULL,
+            args_before TEXT,
+            args_after TEXT,
+            detail TEXT NOT NULL DEFAULT '{}',
+            record TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX events_at ON events (at)")
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            topic TEXT NOT NULL,
+            approval_id TEXT NOT NULL,
+            event_id INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due_at REAL NOT NULL,
+            last_error TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_due ON outbox (topic, due_at)")
+    # Append-only: the audit trail cannot be rewritten through SQL either.
+    db.execute(
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+
+
+#: Numbered migrations; `migrations` records which ran. Append, never edit.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+
+
+class SQLiteStore:
+    """The embedded store: one SQLite file, one writer thread, one reader thread."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        outbox_topics: Iterable[str] = (),
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = str(path)
+        self.outbox_topics = tuple(outbox_topics)
+        self.busy_timeout = busy_timeout
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._watch: asyncio.DatagramTransport | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+            self._connections.append(conn)
+        return conn
+
+    async def _run(self, executor: ThreadPoolExecutor, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            try:
+                return fn(self._connect())
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise Unavailable(
+                        f"the database {self.path} is locked by another process "
+                        f"(waited {self.busy_timeout:g}s); stop it or remove the stale lock"
+                    ) from exc
+                raise Unavailable(f"the database {self.path} cannot be used: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        def transaction(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return transaction
+
+    async def open(self) -> None:
+        """Create the file if needed and run pending migrations."""
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        await self._run(self._writer, self._write(self._migrate))
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        db = sqlite_utils.Database(conn)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+        for version, migration in enumerate(MIGRATIONS, start=1):
+            if version not in done:
+                migration(db)
+                conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
+
+    async def close(self) -> None:
+        """Finish queued work and close every connection."""
+
+        def close_conn(_: sqlite3.Connection) -> None:
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.close()
+                self._local.conn = None
+
+        for executor in (self._writer, self._reader):
+            await self._run(executor, close_conn)
+            executor.shutdown(wait=True)
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    # -- changes made by other processes ----------------------------------------------------
+
+    @property
+    def _address(self) -> str:
+        """A datagram address unique to this database file: the CLI tells a running bot here."""
+        digest = hashlib.sha256(os.path.realpath(self.path).encode()).hexdigest()[:24]
+        if sys.platform == "linux":
+            return f"\0approval-bot-{digest}"
+        return os.path.join(tempfile.gettempdir(), f"approval-bot-{digest}.sock")
+
+    async def watch(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(approval_id)` when another process changes an approval in this file."""
+
+        class Receiver(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                callback(data.decode(errors="replace"))
+
+        if not self._address.startswith("\0"):
+            with suppress(FileNotFoundError):
+                os.unlink(self._address)
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            Receiver, local_addr=self._address, family=socket.AF_UNIX
+        )
+        self._watch = transport
+
+    def _announce(self, approval_id: str) -> None:
+        # Runs in the process that did not watch (e.g. `approval-bot decide`): wake the bot.
+        if self._watch is not None:
+            return
+        # No bot running on this file is fine: it reads the store when it starts.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, suppress(OSError):
+            sock.sendto(approval_id.encode(), self._address)
+
+    # -- rows -------------------------------------------------------------------------------
+
+    _SELECT = """
+        SELECT a.id, a.status, a.expires_at, a.slack_channel, a.slack_ts, a.slack_permalink,
+               a.request, d.approved, d.action, d.approved_args, d.decided_by,
+               d.decided_by_name, d.approvers, d.comment, d.decided_at, a.seq, a.created_at
+        FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
+    """
+
+    @staticmethod
+    def _approval(row: Sequence[Any]) -> Approval:
+        data = json.loads(row[6])
+        data.update(
+            id=row[0],
+            status=row[1],
+            createdAt=_time(row[16]),
+            expiresAt=_time(row[2]) if row[2] is not None else None,
+            slack={"channel": row[3], "ts": row[4], "permalink": row[5]},
+        )
+        if row[8] is not None:
+            data["decision"] = {
+                "approved": bool(row[7]),
+                "action": row[8],
+                "approvedArgs": _load(row[9]),
+                "decidedBy": row[10],
+                "decidedByName": row[11],
+                "approvers": json.loads(row[12]),
+                "comment": row[13],
+                "decidedAt": _time(row[14]),
+            }
+        return Approval.model_validate(data)
+
+    def _fetch(self, conn: sqlite3.Connection, approval_id: str) -> Approval:
+        row = conn.execute(self._SELECT + " WHERE a.id = ?", (approval_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no approval with id {approval_id!r}")
+        return self._approval(row)
+
+    def _append_event(
+        self,
+        conn: sqlite3.Connection,
+        approval: Approval,
+        kind: str,
+        *,
+        status: Status | None,
+        actor: str | None,
+        args_before: dict[str, Any] | None = None,
+        args_after: dict[str, Any] | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        cursor = conn.execute(
+            "INSERT INTO events (approval_id, kind, status, actor, at, args_before, args_after,"
+            " detail, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                approval.id,
+                kind,
+                status.value if status else None,
+                actor,
+                time.time(),
+                _json(args_before),
+                _json(args_after),
+                _json(detail or {}),
+                _json(approval.to_wire()) if status else None,
+            ),
+        )
+        event_id = int(cursor.lastrowid or 0)
+        if status is not None:
+            now = time.time()
+            conn.executemany(
+                "INSERT INTO outbox (topic, approval_id, event_id, due_at) VALUES (?, ?, ?, ?)",
+                [(topic, approval.id, event_id, now) for topic in self.outbox_topics],
+            )
+        return event_id
+
+    # -- approvals --------------------------------------------------------------------------
+
+    async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]:
+        """Store a new approval; the same toolCallId with the same args returns the first one."""
+
+        def insert(conn: sqlite3.Connection) -> tuple[Approval, bool]:
+            row = conn.execute(
+                "SELECT id, fingerprint FROM approvals WHERE tool_call_id = ?",
+                (approval.tool_call_id,),
+            ).fetchone()
+            if row is not None:
+                if row[1] != fingerprint:
+                    raise Conflict(
+                        f"toolCallId {approval.tool_call_id!r} was already submitted with "
+                        f"other arguments (approval {row[0]})"
+                    )
+                return self._fetch(conn, row[0]), False
+            wire = approval.to_wire()
+            request = {k: v for k, v in wire.items() if k not in _STATE_FIELDS}
+            conn.execute(
+                "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
+                " created_at, expires_at, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    approval.id,
+                    approval.tool_call_id,
+                    fingerprint,
+                    approval.status.value,
+                    approval.tool_name,
+                    _epoch(approval.created_at),
+                    _epoch(approval.expires_at) if approval.expires_at else None,
+                    _json(request),
+                ),
+            )
+            stored = self._fetch(conn, approval.id)
+            self._append_event(
+                conn,
+                stored,
+                "submitted",
+                status=Status.PENDING,
+                actor=approval.requester.agent,
+                args_after=approval.args,
+            )
+            return stored, True
+
+        approval, created = await self._run(self._writer, self._write(insert))
+        if created:
+            self._announce(approval.id)
+        return approval, created
+
+    async def get(self, approval_id: str) -> Approval:
+        """The approval, or `NotFound`."""
+        return await self._run(self._reader, lambda conn: self._fetch(conn, approval_id))
+
+    async def find(
+        self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        """Approvals newest first, filtered, one page at a time."""
+        clauses: list[str] = []
+        params: list[str | int] = []
+        if status is not None:
+            clauses.append("a.status = ?")
+            params.append(status.value)
+        if tool_name is not None:
+            clauses.append("a.tool_name = ?")
+            params.append(tool_name)
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise BadRequest(f"cursor {cursor!r} is not one this API returned")
+            clauses.append("a.seq < ?")
+            params.append(int(cursor))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{self._SELECT}{where} ORDER BY a.seq DESC LIMIT ?"
+
+        def select(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return Page(
+                [self._approval(r) for r in rows], str(rows[-1][15]) if more and rows else None
+            )
+
+        return await self._run(self._reader, select)
+
+    async def decide(
+        self, approval_id: str, status: Status, decision: Decision, *, kind: str | None = None
+    ) -> tuple[Approval, int]:
+        """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided."""
+
+        def decide(conn: sqlite3.Connection) -> tuple[Approval, int]:
+            changed = conn.execute(
+                "UPDATE approvals SET status = ? WHERE id = ? AND status = 'pending'",
+                (status.value, approval_id),
+            ).rowcount
+            if changed != 1:
+                raise AlreadyDecided(self._fetch(conn, approval_id))
+            conn.execute(
+                "INSERT INTO decisions (approval_id, approved, action, approved_args, decided_by,"
+                " decided_by_name, approvers, comment, decided_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    approval_id,
+                    int(decision.approved),
+                    decision.action.value,
+                    _json(decision.approved_args),
+                    decision.decided_by,
+                    decision.decided_by_name,
+                    _json(decision.approvers),
+                    decision.comment,
+                    _epoch(decision.decided_at),
+                ),
+            )
+            approval = self._fetch(conn, approval_id)
+            event_id = self._append_event(
+                conn,
+                approval,
+                kind or status.value,
+                status=status,
+                actor=decision.decided_by,
+                args_before=approval.args,
+                args_after=decision.approved_args,
+                detail={"action": decision.action.value, "comment": decision.comment},
+            )
+            return approval, event_id
+
+        decided = await self._run(self._writer, self._write(decide))
+        self._announce(approval_id)
+        return decided
+
+    async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval:
+        """Escalation: push a pending approval's expiry once more and count it."""
+
+        def extend(conn: sqlite3.Connection) -> Approval:
+            changed = conn.execute(
+                "UPDATE approvals SET expires_at = ?, escalations = escalations + 1"
+                " WHERE id = ? AND status = 'pending'",
+                (_epoch(expires_at), approval_id),
+            ).rowcount
+            if changed != 1:
+                raise AlreadyDecided(self._fetch(conn, approval_id))
+            approval = self._fetch(conn, approval_id)
+            self._append_event(
+                conn,
+                approval,
+                "escalated",
+                status=None,
+                actor=actor,
+                detail={"expiresAt": approval.to_wire()["expiresAt"]},
+            )
+            return approval
+
+        extended = await self._run(self._writer, self._write(extend))
+        self._announce(approval_id)
+        return extended
+
+    async def escalations(self, approval_id: str) -> int:
+        """How often an approval's expiry was extended."""
+
+        def count(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT escalations FROM approvals WHERE id = ?", (approval_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no approval with id {approval_id!r}")
+            return int(row[0])
+
+        return await self._run(self._reader, count)
+
+    async def record(
+        self, approval_id: str, kind: str, actor: str | None, detail: dict[str, Any]
+    ) -> int:
+        """Append an audit event that changes no state (a refused click, a posted card…)."""
+
+        def record(conn: sqlite3.Connection) -> int:
+            approval = self._fetch(conn, approval_id)
+            return self._append_event(conn, approval, kind, status=None, actor=actor, detail=detail)
+
+        return await self._run(self._writer, self._write(record))
+
+    async def set_slack_ref(self, approval_id: str, ref: SlackRef) -> Approval:
+        """Remember where the card was posted."""
+
+        def update(conn: sqlite3.Connection) -> Approval:
+            conn.execute(
+                "UPDATE approvals SET slack_channel = ?, slack_ts = ?, slack_permalink = ?"
+                " WHERE id = ?",
+                (ref.channel, ref.ts, ref.permalink, approval_id),
+            )
+            return self._fetch(conn, approval_id)
+
+        return await self._run(self._writer, self._write(update))
+
+    async def due(self, now: datetime) -> list[Approval]:
+        """Pending approvals whose expiry has passed."""
+
+        def select(conn: sqlite3.Connection) -> list[Approval]:
+            rows = conn.execute(
+                f"{self._SELECT} WHERE a.status = 'pending' AND a.expires_at <= ?"
+                " ORDER BY a.expires_at",
+                (_epoch(now),),
+            ).fetchall()
+            return [self._approval(r) for r in rows]
+
+        return await self._run(self._reader, select)
+
+    async def next_expiry(self) -> datetime | None:
+        """When the next pending approval expires, if any does."""
+
+        def select(conn: sqlite3.Connection) -> datetime | None:
+            row = conn.execute(
+                "SELECT MIN(expires_at) FROM approvals WHERE status = 'pending'"
+            ).fetchone()
+            return _time(row[0]) if row and row[0] is not None else None
+
+        return await self._run(self._reader, select)
+
+    # -- events -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(row: Sequence[Any]) -> Event:
+        return Event(
+            id=row[0],
+            approval_id=row[1],
+            kind=row[2],
+            status=Status(row[3]) if row[3] else None,
+            actor=row[4],
+            at=_time(row[5]),
+            args_before=_load(row[6]),
+            args_after=_load(row[7]),
+            detail=json.loads(row[8]),
+            record=_load(row[9]),
+        )
+
+    _EVENT_COLUMNS = (
+        "SELECT id, approval_id, kind, status, actor, at, args_before, args_after, detail, record"
+        " FROM events"
+    )
+
+    async def events_since(
+        self, after: int, limit: int = 500, *, states_only: bool = False
+    ) -> list[Event]:
+        """Audit events with id > `after`, oldest first."""
+        filter_ = " AND status IS NOT NULL" if states_only else ""
+        sql = f"{self._EVENT_COLUMNS} WHERE id > ?{filter_} ORDER BY id LIMIT ?"
+        return await self._run(
+            self._reader,
+            lambda conn: [self._event(r) for r in conn.execute(sql, (after, limit)).fetchall()],
+        )
+
+    async def events_between(self, since: datetime, until: datetime | None = None) -> list[Event]:
+        """Audit events in a time window, oldest first."""
+        sql = f"{self._EVENT_COLUMNS} WHERE at >= ? AND at <= ? ORDER BY id"
+        bounds = (_epoch(since), _epoch(until) if until else float("inf"))
+        return await self._run(
+            self._reader,
+            lambda conn: [self._event(r) for r in conn.execute(sql, bounds).fetchall()],
+        )
+
+    async def last_event_id(self) -> int:
+        """The newest audit event's id (0 when there is none)."""
+
+        def select(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT MAX(id) FROM events").fetchone()
+            return int(row[0] or 0)
+
+        return await self._run(self._reader, select)
+
+    async def event(self, event_id: int) -> Event:
+        """One audit event by id."""
+
+        def select(conn: sqlite3.Connection) -> Event:
+            row = conn.execute(f"{self._EVENT_COLUMNS} WHERE id = ?", (event_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no event {event_id}")
+            return self._event(row)
+
+        return await self._run(self._reader, select)
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    async def outbox_claim(self, topic: str, now: datetime, limit: int) -> list[OutboxItem]:
+        """Work due for `topic`, oldest first. One process owns a topic's worker."""
+        sql = (
+            "SELECT id, topic, approval_id, event_id, attempts FROM outbox"
+            " WHERE topic = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?"
+        )
+        return await self._run(
+            self._writer,
+            lambda conn: [
+                OutboxItem(*row) for row in conn.execute(sql, (topic, _epoch(now), limit))
+            ],
+        )
+
+    async def outbox_done(self, item_id: int) -> None:
+        """Delivered: forget the item."""
+        await self._run(
+            self._writer,
+            self._write(lambda conn: conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))),
+        )
+
+    async def outbox_retry(self, item_id: int, due: datetime, error: str) -> None:
+        """Failed: try again at `due`."""
+        await self._run(
+            self._writer,
+            self._write(
+                lambda conn: conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?"
+                    " WHERE id = ?",
+                    (_epoch(due), error[:1000], item_id),
+                )
+            ),
+        )
+
+    async def outbox_next_due(self, topic: str) -> datetime | None:
+        """When the next item of `topic` falls due."""
+
+        def select(conn: sqlite3.Connection) -> datetime | None:
+            sql = "SELECT MIN(due_at) FROM outbox WHERE topic = ?"
+            row = conn.execute(sql, (topic,)).fetchone()
+            return _time(row[0]) if row and row[0] is not None else None
+
+        return await self._run(self._writer, select)
+
+    async def outbox_pending(self, topic: str) -> int:
+        """How many items of `topic` wait for delivery."""
+
+        def count(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT COUNT(*) FROM outbox WHERE topic = ?", (topic,)).fetchone()
+            return int(row[0])
+
+        return await self._run(self._reader, count)

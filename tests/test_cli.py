@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.service import ApprovalService
+from tests.test_service import request
+
+
+def run_cli(*args: str, db_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={"APPROVAL_DB": str(db_path), "PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+async def test_list_shows_approvals_with_status_filter(
+    service: ApprovalService, db_path: Path
+) -> None:
+    pending, _ = await service.submit(request(toolName="send_email"))
+    decided, _ = await service.submit(request(toolName="deploy_service"))
+    await service.decide(decided.id, approved=True, decided_by="U0ALICE", decided_by_name="alice")
+
+    table = run_cli("list", db_path=db_path)
+    only_pending = run_cli("list", "--status", "pending", "--format", "json", db_path=db_path)
+
+    assert table.returncode == 0, table.stderr
+    assert pending.id in table.stdout and decided.id in table.stdout
+    assert "alice" in table.stdout
+    assert [a["id"] for a in json.loads(only_pending.stdout)] == [pending.id]
+
+
+async def test_decide_approves_once_then_reports_the_conflict(
+    service: ApprovalService, db_path: Path
+) -> None:
+    approval, _ = await service.submit(request())
+
+    first = run_cli(
+        "decide", approval.id, "--approve", "--comment", "ok", "--as", "bob", db_path=db_path
+    )
+    second = run_cli("decide", approval.id, "--reject", db_path=db_path)
+
+    assert first.returncode == 0, first.stderr
+    decided = await service.get(approval.id)
+    assert decided.decision is not None
+    assert (decided.decision.decided_by, decided.decision.comment) == ("bob", "ok")
+    assert second.returncode == 1 and "already approved by bob" in second.stderr
+
+
+async def test_decide_unknown_id_fails_clearly(db_path: Path, service: ApprovalService) -> None:
+    result = run_cli("decide", "apr_nope", "--approve", db_path=db_path)
+    assert result.returncode == 1 and "not_found" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+async def test_audit_exports_every_state_change(
+    service: ApprovalService, db_path: Path, fmt: str
+) -> None:
+    approval, _ = await service.submit(request())
+    await service.decide(
+        approval.id, approved=True, decided_by="U0ALICE", approved_args={"version": "2.0.0"}
+    )
+
+    result = run_cli("audit", "--since", "1h", "--format", fmt, db_path=db_path)
+
+    assert result.returncode == 0, result.stderr
+    rows = (
+        json.loads(result.stdout)
+        if fmt == "json"
+        else list(csv.DictReader(io.StringIO(result.stdout)))
+    )
+    assert [row["kind"] for row in rows] == ["submitted", "approved"]
+    assert rows[1]["actor"] == "U0ALICE"
+    after = rows[1]["argsAfter"]
+    assert (after if fmt == "json" else json.loads(after)) == {"version": "2.0.0"}
+
+
+def test_serve_without_a_token_explains_what_to_set(db_path: Path) -> None:
+    result = run_cli("serve", db_path=db_path)
+    assert result.returncode == 2
+    assert "APPROVAL_API_TOKEN" in result.stderr
+
+
+def test_bad_span_is_refused(db_path: Path) -> None:
+    result = run_cli("audit", "--since", "soon", db_path=db_path)
+    assert result.returncode == 2 and "30m" in result.stderr

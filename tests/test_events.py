@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bot.outbox import OutboxWorker
+from bot.store import OutboxItem, SQLiteStore
+from tests.conftest import Running, bot_settings, start_bot
+
+SECRET = "whsec-test"
+
+
+class Receiver:
+    """A webhook endpoint that fails its first `failures` deliveries of each event."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.attempts: dict[str, int] = {}
+        self.accepted: list[tuple[str, dict[str, object]]] = []
+        self.arrived = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        if request.headers.get("X-Approval-Signature") != expected:
+            return web.Response(status=401)
+        event_id = request.headers["X-Approval-Event-Id"]
+        self.attempts[event_id] = self.attempts.get(event_id, 0) + 1
+        if self.attempts[event_id] <= self.failures:
+            return web.Response(status=503, headers={"Retry-After": "0"})
+        self.accepted.append((event_id, json.loads(body)))
+        self.arrived.set()
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    hook = Receiver(failures=2)
+    app = web.Application()
+    app.router.add_post("/hook", hook.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield hook, str(server.make_url("/hook"))
+    await server.close()
+
+
+async def wait_for(condition: object, timeout: float = 5) -> None:
+    async def poll() -> None:
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_a_receiver_that_fails_twice_still_gets_each_event_signed(
+    receiver: tuple[Receiver, str], db_path: Path
+) -> None:
+    hook, url = receiver
+    settings = bot_settings(db_path, webhook_url=url, webhook_secret=SECRET)
+    server = await start_bot(settings)
+    async with aiohttp.ClientSession() as http:
+        running = Running(server, http, settings)
+        record = await running.submit()
+        await running.decide(record["id"], comment="ship it")
+        await wait_for(lambda: len(hook.accepted) == 2)
+    await server.close()
+
+    assert [body["event"] for _, body in hook.accepted] == ["pending", "approved"]
+    assert all(hook.attempts[event_id] == 3 for event_id, _ in hook.accepted)
+    approved = hook.accepted[1][1]["approval"]
+    assert isinstance(approved, dict) and approved["decision"]["comment"] == "ship it"
+
+
+async def test_undelivered_webhooks_survive_a_restart(
+    receiver: tuple[Receiver, str], db_path: Path, unused_tcp_port: int
+) -> None:
+    hook, url = receiver
+    dead = f"http://127.0.0.1:{unused_tcp_port}/hook"
+    settings = bot_settings(db_path, webhook_url=dead, webhook_secret=SECRET)
+    first = await start_bot(settings)
+    async with aiohttp.ClientSession() as http:
+        await Running(first, http, settings).submit()
+    await first.close()
+
+    hook.failures = 0
+    second = await start_bot(bot_settings(db_path, webhook_url=url, webhook_secret=SECRET))
+    try:
+        await wait_for(lambda: len(hook.accepted) == 1)
+    finally:
+        await second.close()
+    assert hook.accepted[0][1]["event"] == "pending"
+
+
+async def test_backoff_grows_and_is_capped(store: SQLiteStore) -> None:
+    async def never(item: OutboxItem) -> None:
+        raise AssertionError
+
+    worker = OutboxWorker(store, "x", never, base_delay=1, max_delay=60)
+    assert [worker.backoff(n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]

@@ -1,0 +1,266 @@
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.errors import AlreadyDecided, Invalid, InvalidEdit
+from bot.models import Action, Approval, ApprovalRequest, Status, utcnow
+from bot.service import TIMEOUT_ACTOR, ApprovalService
+from bot.store import SQLiteStore
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"version": {"type": "string"}, "replicas": {"type": "integer", "maximum": 10}},
+    "required": ["version"],
+}
+
+
+def request(**fields: Any) -> ApprovalRequest:
+    return ApprovalRequest.model_validate(
+        {"toolName": "deploy_service", "args": {"version": "1.4.2"}, **fields}
+    )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, Status]] = []
+
+    def approval_changed(self, approval: Approval, kind: str) -> None:
+        self.seen.append((approval.id, kind, approval.status))
+
+
+async def test_submit_applies_defaults_and_notifies(service: ApprovalService) -> None:
+    recorder = Recorder()
+    service.observers.append(recorder)
+
+    approval, created = await service.submit(request(timeoutSeconds=60))
+
+    assert created
+    assert approval.channel == "C0OPS"
+    assert approval.priority.value == "normal"
+    assert approval.on_timeout.value == "reject"
+    assert [d.value for d in approval.allowed_decisions] == [
+        "approve",
+        "edit",
+        "reject",
+        "feedback",
+    ]
+    assert approval.expires_at == approval.created_at + timedelta(seconds=60)
+    assert approval.tool_call_id.startswith("call_")
+    assert recorder.seen == [(approval.id, "submitted", Status.PENDING)]
+
+
+async def test_submit_without_any_channel_is_invalid(store: SQLiteStore) -> None:
+    service = ApprovalService(store)
+    with pytest.raises(Invalid, match="channel"):
+        await service.submit(request())
+
+
+async def test_submit_refuses_args_that_break_their_own_schema(service: ApprovalService) -> None:
+    with pytest.raises(InvalidEdit, match=r"args\.replicas"):
+        await service.submit(request(args={"version": "1", "replicas": 99}, argsSchema=SCHEMA))
+
+
+async def test_waiter_is_woken_the_moment_a_decision_commits(service: ApprovalService) -> None:
+    approval, _ = await service.submit(request())
+    waiters = [asyncio.create_task(service.wait(approval.id, 30)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert service.waiting == 3
+
+    await service.decide(approval.id, approved=True, decided_by="U0ALICE", comment="go")
+    results = await asyncio.wait_for(asyncio.gather(*waiters), 1)
+
+    assert {r.status for r in results} == {Status.APPROVED}
+    assert results[0].decision is not None and results[0].decision.comment == "go"
+    assert service.waiting == 0
+
+
+async def test_wait_on_a_decided_approval_returns_at_once(service: ApprovalService) -> None:
+    approval, _ = await service.submit(request())
+    await service.decide(approval.id, approved=False, decided_by="U0BOB", comment="not today")
+
+    decided = await asyncio.wait_for(service.wait(approval.id, 30), 0.5)
+
+    assert decided.status is Status.REJECTED
+    assert decided.decision is not None and decided.decision.action is Action.REJECT
+
+
+async def test_wait_times_out_with_the_pending_record(service: ApprovalService) -> None:
+    approval, _ = await service.submit(request())
+    still = await service.wait(approval.id, 0.05)
+    assert still.status is Status.PENDING
+    assert service.waiting == 0
+
+
+@pytest.mark.parametrize(
+    ("approved_args", "action", "run_with"),
+    [
+        pytest.param(None, Action.APPROVE, {"version": "1.4.2"}, id="original-args"),
+        pytest.param({"version": "1.4.2"}, Action.APPROVE, {"version": "1.4.2"}, id="same-args"),
+        pytest.param({"version": "1.4.3"}, Action.EDIT, {"version": "1.4.3"}, id="edited"),
+    ],
+)
+async def test_approve_records_the_args_to_run_with(
+    service: ApprovalService,
+    approved_args: dict[str, Any] | None,
+    action: Action,
+    run_with: dict[str, Any],
+) -> None:
+    approval, _ = await service.submit(request(argsSchema=SCHEMA))
+    decided = await service.decide(
+        approval.id, approved=True, decided_by="U0ALICE", approved_args=approved_args
+    )
+    assert decided.decision is not None
+    assert (decided.decision.action, decided.decision.approved_args) == (action, run_with)
+    assert decided.decision.approvers == ["U0ALICE"]
+
+
+async def test_edits_are_validated_against_args_schema(service: ApprovalService) -> None:
+    approval, _ = await service.submit(request(argsSchema=SCHEMA))
+    with pytest.raises(InvalidEdit, match=r"approvedArgs\.replicas"):
+        await service.decide(
+            approval.id,
+            approved=True,
+            decided_by="U0ALICE",
+            approved_args={"version": "2", "replicas": 50},
+        )
+    assert (await service.get(approval.id)).status is Status.PENDING
+
+
+async def test_cancel_then_decide_conflicts(service: ApprovalService) -> None:
+    approval, _ = await service.submit(request(requester={"agent": "release-bot"}))
+    cancelled = await service.cancel(approval.id, reason="superseded")
+    assert cancelled.status is Status.CANCELLED
+    assert cancelled.decision is not None
+    assert (cancelled.decision.action, cancelled.decision.decided_by) == (
+        Action.CANCEL,
+        "release-bot",
+    )
+    with pytest.raises(AlreadyDecided, match="cancelled"):
+        await service.decide(approval.id, approved=True, decided_by="U0ALICE")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("on_timeout", "status", "approved_args"),
+    [
+        pytest.param("reject", Status.EXPIRED, None, id="reject"),
+        pytest.param("approve", Status.APPROVED, {"version": "1.4.2"}, id="approve"),
+    ],
+)
+async def test_expiry_applies_on_timeout(
+    store: SQLiteStore, on_timeout: str, status: Status, approved_args: Any
+) -> None:
+    clock = Clock()
+    service = ApprovalService(store, default_channel="C0OPS", clock=clock)
+    approval, _ = await service.submit(request(timeoutSeconds=60, onTimeout=on_timeout))
+    assert await service.expire_due() == []
+
+    clock.advance(61)
+    [expired] = await service.expire_due()
+
+    assert expired.id == approval.id and expired.status is status
+    assert expired.decision is not None
+    assert expired.decision.action is Action.TIMEOUT
+    assert expired.decision.decided_by == TIMEOUT_ACTOR
+    assert expired.decision.approved_args == approved_args
+
+
+async def test_escalate_extends_once_then_expires(store: SQLiteStore) -> None:
+    clock = Clock()
+    recorder = Recorder()
+    service = ApprovalService(store, default_channel="C0OPS", clock=clock, observers=[recorder])
+    approval, _ = await service.submit(request(timeoutSeconds=60, onTimeout="escalate"))
+
+    clock.advance(61)
+    [escalated] = await service.expire_due()
+    assert escalated.status is Status.PENDING
+    assert escalated.expires_at == clock.now + timedelta(seconds=60)
+    assert (approval.id, "escalated", Status.PENDING) in recorder.seen
+
+    clock.advance(61)
+    [expired] = await service.expire_due()
+    assert expired.status is Status.EXPIRED
+
+
+async def test_timer_loop_expires_without_being_asked(service: ApprovalService) -> None:
+    timers = asyncio.create_task(service.run_timers())
+    try:
+        approval, _ = await service.submit(request(timeoutSeconds=1))
+        expired = await asyncio.wait_for(service.wait(approval.id, 5), 5)
+        assert expired.status is Status.EXPIRED
+    finally:
+        timers.cancel()
+
+
+async def test_a_reconnecting_agent_gets_a_decision_made_before_a_restart(db_path: Path) -> None:
+    first = SQLiteStore(db_path)
+    await first.open()
+    service = ApprovalService(first, default_channel="C0OPS")
+    approval, _ = await service.submit(request())
+    await service.decide(approval.id, approved=True, decided_by="U0ALICE")
+    await first.close()
+
+    second = SQLiteStore(db_path)
+    await second.open()
+    try:
+        restarted = ApprovalService(second)
+        decided = await asyncio.wait_for(restarted.wait(approval.id, 30), 1)
+        assert decided.status is Status.APPROVED
+    finally:
+        await second.close()
+
+
+async def test_a_decision_from_another_process_wakes_waiters(
+    service: ApprovalService, db_path: Path
+) -> None:
+    await service.start()
+    approval, _ = await service.submit(request())
+    waiter = asyncio.create_task(service.wait(approval.id, 30))
+    await asyncio.sleep(0.05)
+
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "decide",
+        approval.id,
+        "--approve",
+        "--as",
+        "oncall",
+        env={"APPROVAL_DB": str(db_path), "PATH": ""},
+    )
+    assert await cli.wait() == 0
+
+    decided = await asyncio.wait_for(waiter, 5)
+    assert decided.decision is not None and decided.decision.decided_by == "oncall"
+
+
+def test_observer_failure_does_not_undo_a_decision(service: ApprovalService) -> None:
+    class Broken:
+        def approval_changed(self, approval: Approval, kind: str) -> None:
+            raise RuntimeError("boom")
+
+    async def scenario() -> Approval:
+        service.observers.append(Broken())
+        approval, _ = await service.submit(request())
+        return await service.decide(approval.id, approved=True, decided_by="U0ALICE")
+
+    run: Callable[[Any], Approval] = asyncio.run
+    assert run(scenario()).status is Status.APPROVED

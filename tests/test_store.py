@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.errors import AlreadyDecided, BadRequest, Conflict, NotFound, Unavailable
+from bot.models import Action, Approval, Decision, Status, args_fingerprint, utcnow
+from bot.store import SQLiteStore
+
+
+def make_approval(tool_call_id: str = "call_1", args: dict[str, object] | None = None) -> Approval:
+    return Approval(
+        id=f"apr_{tool_call_id}",
+        status=Status.PENDING,
+        tool_name="deploy_service",
+        tool_call_id=tool_call_id,
+        args=args if args is not None else {"version": "1.4.2"},
+        channel="C0OPS",
+        created_at=utcnow(),
+    )
+
+
+def approve(by: str) -> Decision:
+    return Decision(
+        approved=True,
+        action=Action.APPROVE,
+        approved_args={"version": "1.4.2"},
+        decided_by=by,
+        approvers=[by],
+        decided_at=utcnow(),
+    )
+
+
+async def insert(store: SQLiteStore, approval: Approval) -> Approval:
+    stored, _ = await store.insert(approval, args_fingerprint(approval.args))
+    return stored
+
+
+async def test_insert_then_get_round_trips_every_field(store: SQLiteStore) -> None:
+    approval = make_approval().model_copy(
+        update={"prompt": "Ship it?", "metadata": {"ticket": "OPS-1"}, "context": "see <runbook>"}
+    )
+    await insert(store, approval)
+
+    loaded = await store.get(approval.id)
+
+    assert loaded.to_wire() == approval.to_wire()
+
+
+async def test_get_unknown_raises_not_found(store: SQLiteStore) -> None:
+    with pytest.raises(NotFound):
+        await store.get("apr_missing")
+
+
+async def test_same_tool_call_id_and_args_returns_the_first(store: SQLiteStore) -> None:
+    first, created = await store.insert(make_approval(), args_fingerprint({"version": "1.4.2"}))
+    again = make_approval().model_copy(update={"id": "apr_other"})
+    second, created_again = await store.insert(again, args_fingerprint(again.args))
+
+    assert (created, created_again) == (True, False)
+    assert second.id == first.id
+
+
+async def test_same_tool_call_id_with_other_args_conflicts(store: SQLiteStore) -> None:
+    await insert(store, make_approval())
+    other = make_approval(args={"version": "9.9.9"}).model_copy(update={"id": "apr_other"})
+
+    with pytest.raises(Conflict):
+        await store.insert(other, args_fingerprint(other.args))
+
+
+async def test_one_decision_wins_among_100_concurrent_deciders(store: SQLiteStore) -> None:
+    approval = await insert(store, make_approval())
+
+    results = await asyncio.gather(
+        *(store.decide(approval.id, Status.APPROVED, approve(f"U{i}")) for i in range(100)),
+        return_exceptions=True,
+    )
+
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, AlreadyDecided)]
+    assert len(winners) == 1 and len(losers) == 99
+    winner = winners[0][0].decision
+    assert winner is not None
+    assert all(loser.approval.decision == winner for loser in losers)
+    decided_events = [e for e in await store.events_since(0) if e.kind == "approved"]
+    assert len(decided_events) == 1
+
+
+async def test_decisions_and_pending_approvals_survive_a_reopen(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await store.open()
+    decided = await insert(store, make_approval("call_a"))
+    pending = await insert(store, make_approval("call_b"))
+    await store.decide(decided.id, Status.APPROVED, approve("U0ALICE"))
+    await store.close()
+
+    reopened = SQLiteStore(db_path)
+    await reopened.open()
+    try:
+        assert (await reopened.get(decided.id)).status is Status.APPROVED
+        assert (await reopened.get(decided.id)).decision.decided_by == "U0ALICE"  # type: ignore[union-attr]
+        assert (await reopened.get(pending.id)).status is Status.PENDING
+    finally:
+        await reopened.close()
+
+
+async def test_events_are_append_only(store: SQLiteStore, db_path: Path) -> None:
+    await insert(store, make_approval())
+    conn = sqlite3.connect(db_path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("UPDATE events SET actor = 'mallory'")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("DELETE FROM events")
+    finally:
+        conn.close()
+
+
+async def test_every_state_change_is_audited_with_args(store: SQLiteStore) -> None:
+    approval = await insert(store, make_approval())
+    edited = approve("U0ALICE").model_copy(
+        update={"action": Action.EDIT, "approved_args": {"version": "1.4.3"}}
+    )
+    await store.decide(approval.id, Status.APPROVED, edited)
+
+    events = await store.events_since(0)
+
+    assert [(e.kind, e.status) for e in events] == [
+        ("submitted", Status.PENDING),
+        ("approved", Status.APPROVED),
+    ]
+    assert events[1].args_before == {"version": "1.4.2"}
+    assert events[1].args_after == {"version": "1.4.3"}
+    assert events[1].actor == "U0ALICE"
+    assert events[1].record is not None and events[1].record["status"] == "approved"
+
+
+async def test_migrations_run_once(db_path: Path) -> None:
+    for _ in range(2):
+        store = SQLiteStore(db_path)
+        await store.open()
+        await store.close()
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,)]
+    finally:
+        conn.close()
+
+
+async def test_pages_are_newest_first_and_cursor_continues(store: SQLiteStore) -> None:
+    for i in range(5):
+        await insert(store, make_approval(f"call_{i}"))
+
+    first = await store.find(status=None, tool_name=None, limit=2, cursor=None)
+    second = await store.find(status=None, tool_name=None, limit=2, cursor=first.next)
+    last = await store.find(status=None, tool_name=None, limit=2, cursor=second.next)
+
+    ids = [a.tool_call_id for page in (first, second, last) for a in page.items]
+    assert ids == [f"call_{i}" for i in (4, 3, 2, 1, 0)]
+    assert last.next is None
+    with pytest.raises(BadRequest):
+        await store.find(status=None, tool_name=None, limit=2, cursor="nonsense")
+
+
+async def test_outbox_rows_are_written_with_their_event(db_path: Path) -> None:
+    store = SQLiteStore(db_path, outbox_topics=["webhook"])
+    await store.open()
+    try:
+        approval = await insert(store, make_approval())
+        await store.decide(approval.id, Status.APPROVED, approve("U0ALICE"))
+        items = await store.outbox_claim("webhook", utcnow(), 10)
+        assert [(await store.event(i.event_id)).kind for i in items] == ["submitted", "approved"]
+        await store.outbox_done(items[0].id)
+        assert await store.outbox_pending("webhook") == 1
+    finally:
+        await store.close()
+
+
+async def test_a_stale_lock_is_a_clear_error_not_a_hang(db_path: Path) -> None:
+    store = SQLiteStore(db_path, busy_timeout=0.2)
+    await store.open()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="locked"):
+            await insert(store, make_approval())
+        assert time.monotonic() - started < 5
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await store.close()
