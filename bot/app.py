@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -20,7 +20,7 @@ from bot.outbox import OutboxWorker
 from bot.service import ApprovalService, Router
 from bot.store import SQLiteStore
 
-__all__ = ["BOT", "Bot", "create_app"]
+__all__ = ["BOT", "Bot", "Extension", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,11 @@ class Bot:
     store: SQLiteStore
     service: ApprovalService
     broadcast: Broadcast
+    api: ApiSettings
     session: aiohttp.ClientSession | None = None
     workers: list[OutboxWorker] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background loop for the app's life; a crash is logged, not swallowed."""
@@ -51,34 +53,45 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 BOT: web.AppKey[Bot] = web.AppKey("bot", Bot)
 
-#: A hook that adds more to the app once the core runs (the Slack surface, the dev workspace).
-Extension = Callable[[web.Application, Bot], Coroutine[Any, Any, None]]
+
+class Extension(Protocol):
+    """More of the bot on the same app (the Slack surface, the local workspace)."""
+
+    @property
+    def topics(self) -> Sequence[str]:
+        """Outbox topics this extension drains; the store queues work for them on every change."""
+
+    def install(self, app: web.Application, bot: Bot) -> None:
+        """Add routes and listeners, before the app starts."""
+
+    async def start(self, app: web.Application, bot: Bot) -> None:
+        """Connect and spawn workers, once the store is open; raise to refuse to start."""
 
 
 def create_app(
     settings: Settings,
     *,
     router: Router | None = None,
-    extensions: list[Extension] | None = None,
+    extensions: Sequence[Extension] = (),
 ) -> web.Application:
     """The whole bot as one aiohttp app; the store opens when the app starts."""
     app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
     topics = [WEBHOOK_TOPIC] if settings.webhook_url else []
-    store = SQLiteStore(settings.db, outbox_topics=topics + _extra_topics(extensions))
+    topics += [topic for extension in extensions for topic in extension.topics]
+    store = SQLiteStore(settings.db, outbox_topics=topics)
     broadcast = Broadcast()
     service = ApprovalService(store, default_channel=settings.channel)
     if router is not None:
         service.router = router
     service.observers.append(broadcast)
-    bot = Bot(settings, store, service, broadcast)
-    app[BOT] = bot
-    add_api_routes(
-        app,
-        service,
-        ApiSettings(
-            api_token=settings.api_token, admin_token=settings.admin_token, broadcast=broadcast
-        ),
+    api = ApiSettings(
+        api_token=settings.api_token, admin_token=settings.admin_token, broadcast=broadcast
     )
+    bot = Bot(settings, store, service, broadcast, api)
+    app[BOT] = bot
+    add_api_routes(app, service, api)
+    for extension in extensions:
+        extension.install(app, bot)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -92,10 +105,12 @@ def create_app(
             service.observers.append(worker)
             bot.workers.append(worker)
             bot.spawn(worker.run(), "webhooks")
-        for extension in extensions or []:
-            await extension(app, bot)
+        for extension in extensions:
+            await extension.start(app, bot)
         bot.spawn(service.run_timers(), "timers")
         yield
+        for close in bot.closers:
+            await close()
         for task in bot.tasks:
             task.cancel()
         for task in bot.tasks:

@@ -21,6 +21,7 @@ from bot.config import ConfigError, Settings
 from bot.errors import BotError
 from bot.models import Status, format_time, utcnow
 from bot.service import ApprovalService
+from bot.slack_setup import SlackSurface
 from bot.store import SQLiteStore
 
 __all__ = ["main", "parse_span"]
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the bot: agent API, Slack events, timers")
     serve.add_argument("--host", default=None, help="interface to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port to listen on (3000)")
+    serve.add_argument("--socket-mode", action="store_true", help="receive Slack over Socket Mode")
     serve.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -139,11 +141,16 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require("slack_bot_token", why="for serve")
+    if args.socket_mode:
+        settings.require("slack_app_token", why="for --socket-mode")
+    else:
+        settings.require("slack_signing_secret", why="in HTTP mode (or use --socket-mode)")
     if not args.insecure_no_auth:
         settings.require("api_token", why="for serve (or pass --insecure-no-auth)")
     elif settings.api_token is None:
         log.warning("agent API open without a token (--insecure-no-auth)")
-    app = create_app(settings)
+    app = create_app(settings, extensions=[SlackSurface(settings, socket_mode=args.socket_mode)])
     print(f"approval-bot listening on http://{settings.host}:{settings.port}", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
     return 0

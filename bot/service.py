@@ -21,7 +21,14 @@ from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 
-from bot.errors import AlreadyDecided, BotError, Invalid, InvalidEdit, Unavailable
+from bot.errors import (
+    AlreadyDecided,
+    BotError,
+    Invalid,
+    InvalidEdit,
+    NotAllowed,
+    Unavailable,
+)
 from bot.models import (
     Action,
     Approval,
@@ -276,6 +283,21 @@ class ApprovalService:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wake.wait(), timeout=delay)
+
+    # -- who may decide --------------------------------------------------------------------
+
+    async def authorize(self, approval: Approval, user: str, kind: DecisionKind) -> None:
+        """Raise `NotAllowed` (and audit it) when `user` may not make this decision."""
+        reason = None
+        if kind not in approval.allowed_decisions:
+            reason = f"{kind.value} is not offered for {approval.tool_name}"
+        elif kind in (DecisionKind.APPROVE, DecisionKind.EDIT) and (
+            user == approval.requester.slack_user
+        ):
+            reason = f"you requested this {approval.tool_name} call, so you cannot {kind.value} it"
+        if reason is not None:
+            await self.audit(approval.id, "refused", user, decision=kind.value, reason=reason)
+            raise NotAllowed(reason)
 
     # -- slack bookkeeping ------------------------------------------------------------------
 

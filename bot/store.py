@@ -126,6 +126,9 @@ class Store(Protocol):
     async def outbox_next_due(self, topic: str) -> datetime | None: ...
     async def event(self, event_id: int) -> Event: ...
     async def last_event_id(self) -> int: ...
+    async def find_by_card(self, channel: str, ts: str) -> Approval: ...
+    async def run_thread(self, channel: str, run_id: str) -> str | None: ...
+    async def set_run_thread(self, channel: str, run_id: str, ts: str) -> None: ...
     async def escalations(self, approval_id: str) -> int: ...
     async def outbox_pending(self, topic: str) -> int: ...
     async def watch(self, callback: Callable[[str], None]) -> None: ...
@@ -226,8 +229,22 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # Cards are found again by their message (thread replies) and runs share one thread.
+    db.execute("CREATE INDEX approvals_card ON approvals (slack_channel, slack_ts)")
+    db.execute(
+        """
+        CREATE TABLE run_threads (
+            channel TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (channel, run_id)
+        )"""
+    )
+
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
 
 
 class SQLiteStore:
@@ -623,6 +640,40 @@ class SQLiteStore:
             return self._fetch(conn, approval_id)
 
         return await self._run(self._writer, self._write(update))
+
+    async def find_by_card(self, channel: str, ts: str) -> Approval:
+        """The approval whose card is the message `ts` in `channel`, or `NotFound`."""
+
+        def select(conn: sqlite3.Connection) -> Approval:
+            sql = f"{self._SELECT} WHERE a.slack_channel = ? AND a.slack_ts = ?"
+            row = conn.execute(sql, (channel, ts)).fetchone()
+            if row is None:
+                raise NotFound(f"no approval card at {channel}/{ts}")
+            return self._approval(row)
+
+        return await self._run(self._reader, select)
+
+    async def run_thread(self, channel: str, run_id: str) -> str | None:
+        """The ts of the thread that gathers an agent run's cards in `channel`, if posted."""
+
+        def select(conn: sqlite3.Connection) -> str | None:
+            sql = "SELECT ts FROM run_threads WHERE channel = ? AND run_id = ?"
+            row = conn.execute(sql, (channel, run_id)).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._run(self._writer, select)
+
+    async def set_run_thread(self, channel: str, run_id: str, ts: str) -> None:
+        """Remember the thread of an agent run."""
+        await self._run(
+            self._writer,
+            self._write(
+                lambda conn: conn.execute(
+                    "INSERT OR IGNORE INTO run_threads (channel, run_id, ts) VALUES (?, ?, ?)",
+                    (channel, run_id, ts),
+                )
+            ),
+        )
 
     async def due(self, now: datetime) -> list[Approval]:
         """Pending approvals whose expiry has passed."""

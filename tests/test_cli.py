@@ -86,10 +86,41 @@ async def test_audit_exports_every_state_change(
     assert (after if fmt == "json" else json.loads(after)) == {"version": "2.0.0"}
 
 
-def test_serve_without_a_token_explains_what_to_set(db_path: Path) -> None:
-    result = run_cli("serve", db_path=db_path)
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        pytest.param({}, "SLACK_BOT_TOKEN", id="no-slack-token"),
+        pytest.param({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET", id="no-secret"),
+        pytest.param(
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"},
+            "APPROVAL_API_TOKEN",
+            id="no-api-token",
+        ),
+    ],
+)
+def test_serve_explains_what_to_set(db_path: Path, env: dict[str, str], missing: str) -> None:
+    result = run_cli("serve", db_path=db_path, **env)
     assert result.returncode == 2
-    assert "APPROVAL_API_TOKEN" in result.stderr
+    assert missing in result.stderr
+
+
+def test_socket_mode_needs_an_app_token(db_path: Path) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "APPROVAL_API_TOKEN": "t"}
+    result = run_cli("serve", "--socket-mode", db_path=db_path, **env)
+    assert result.returncode == 2 and "SLACK_APP_TOKEN" in result.stderr
+
+
+def test_serve_fails_fast_when_slack_refuses_the_token(db_path: Path, unused_tcp_port: int) -> None:
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "APPROVAL_API_TOKEN": "t",
+        "APPROVAL_CHANNEL": "C0OPS",
+        "SLACK_API_URL": f"http://127.0.0.1:{unused_tcp_port}/api/",
+    }
+    result = run_cli("serve", "--port", "0", db_path=db_path, **env)
+    assert result.returncode == 1
+    assert "Slack unreachable" in result.stderr
 
 
 def test_bad_span_is_refused(db_path: Path) -> None:

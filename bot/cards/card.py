@@ -1,0 +1,397 @@
+"""The approval card: pending (with buttons), decided (without), and the thread reply."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from bot.cards.ids import (
+    APPROVE_ACTION,
+    EDIT_ACTION,
+    FEEDBACK_ACTION,
+    REJECT_ACTION,
+    VIEW_ARGS_ACTION,
+    block_id,
+)
+from bot.cards.text import (
+    Block,
+    Message,
+    clip,
+    code_block,
+    context,
+    date_markup,
+    is_user_id,
+    mention_markup,
+    mrkdwn,
+    plain,
+    pretty_json,
+    section,
+    truncate,
+    user_markup,
+)
+from bot.models import Action, Approval, Decision, DecisionKind, OnTimeout, Priority, Status
+
+__all__ = [
+    "Progress",
+    "describe_outcome",
+    "diff_lines",
+    "outcome_line",
+    "render_card",
+    "render_decided_card",
+    "render_decision_reply",
+]
+
+# Slack refuses a message whose blocks carry more than about 12,000 characters of text in all
+# (`msg_blocks_too_long`), long before any per-block limit. These budgets keep a card under
+# 10,000 characters however much the agent sends.
+PROMPT_CHARS = 1500
+#: how much of the arguments a pending card shows before offering "View full arguments"
+ARGS_PREVIEW_CHARS = 2000
+ARGS_PREVIEW_LINES = 40
+DECIDED_ARGS_CHARS = 1200
+DIFF_CHARS = 1200
+MAX_DIFF_LINES = 20
+COMMENT_CHARS = 2800
+CONTEXT_CHARS = 1000
+NOTE_CHARS = 200
+MAX_NOTES = 5
+#: agent names, run ids, tool call ids, decider names
+NAME_CHARS = 150
+MAX_LISTED_USERS = 10
+#: the notification text stays short; Slack shows it in push notifications
+NOTIFICATION_CHARS = 300
+
+_PRIORITY = {
+    Priority.LOW: (":white_circle:", "Low"),
+    Priority.NORMAL: (":large_blue_circle:", "Normal"),
+    Priority.HIGH: (":large_orange_circle:", "High"),
+    Priority.CRITICAL: (":red_circle:", "Critical"),
+}
+_LOUD = (Priority.HIGH, Priority.CRITICAL)
+_AFTER_EXPIRY = {
+    OnTimeout.REJECT: "then rejected automatically",
+    OnTimeout.APPROVE: "then approved automatically",
+    OnTimeout.ESCALATE: "then escalated",
+}
+_BUTTONS = (
+    (DecisionKind.APPROVE, APPROVE_ACTION, "Approve", "primary"),
+    (DecisionKind.EDIT, EDIT_ACTION, "Edit…", None),
+    (DecisionKind.REJECT, REJECT_ACTION, "Reject…", "danger"),
+    (DecisionKind.FEEDBACK, FEEDBACK_ACTION, "Feedback…", None),
+)
+_OUTCOMES = {
+    (Action.APPROVE, True): (":white_check_mark:", "Approved"),
+    (Action.EDIT, True): (":pencil2:", "Approved with edits"),
+    (Action.REJECT, False): (":x:", "Rejected"),
+    (Action.FEEDBACK, False): (":speech_balloon:", "Feedback sent to the agent"),
+    (Action.TIMEOUT, False): (":hourglass:", "Expired — rejected automatically"),
+    (Action.TIMEOUT, True): (":hourglass:", "Approved automatically at timeout"),
+    (Action.CANCEL, False): (":no_entry_sign:", "Cancelled by the agent"),
+}
+_STATUS_OUTCOMES = {
+    Status.APPROVED: (Action.APPROVE, True),
+    Status.REJECTED: (Action.REJECT, False),
+    Status.EXPIRED: (Action.TIMEOUT, False),
+    Status.CANCELLED: (Action.CANCEL, False),
+}
+_COMMENT_LABELS = {
+    Action.REJECT: "Reason",
+    Action.FEEDBACK: "Feedback for the agent",
+    Action.CANCEL: "Reason",
+}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an N-of-M approval stands: who has approved so far, out of how many."""
+
+    required: int
+    #: Slack user ids of the approvals counted so far
+    approvers: Sequence[str] = ()
+    #: the arguments were edited, so the count started again
+    edited: bool = False
+
+
+def render_card(
+    approval: Approval,
+    *,
+    mention: str | None = None,
+    progress: Progress | None = None,
+    notes: Sequence[str] = (),
+) -> Message:
+    """The pending card, with a button for each allowed decision.
+
+    `mention` is trusted configuration ("here", a user group `S…` or a user `U…`); it leads the
+    notification and a top section. `notes` are plain lines (escaped) shown under the card.
+    """
+    ping = mention_markup(mention) if mention else ""
+    blocks: list[Block] = []
+    if ping or approval.priority in _LOUD:
+        blocks.append(
+            section(_attention(approval, ping), block_id=block_id("attention", approval.id))
+        )
+    blocks.append(_header(approval))
+    if _shown(approval.prompt):
+        blocks.append(_prompt(approval))
+    blocks.append(_fields(approval, expiry=True))
+    args_block, args_cut = _args_section(approval, approval.args, "Arguments", ARGS_PREVIEW_CHARS)
+    blocks.append(args_block)
+    blocks.extend(_context_blocks(approval, notes))
+    if progress is not None:
+        line = _progress_line(progress)
+        blocks.append(context([line], block_id=block_id("progress", approval.id)))
+    actions = _actions(approval, view_args=args_cut)
+    if actions is not None:
+        blocks.append(actions)
+    summary = f"Approval needed ({approval.priority.value}): {approval.tool_name}"
+    if _shown(approval.prompt):
+        summary += f" — {approval.prompt}"
+    text = truncate(summary, NOTIFICATION_CHARS)
+    return {"text": f"{ping} {text}" if ping else text, "blocks": blocks}
+
+
+def render_decided_card(approval: Approval, *, notes: Sequence[str] = ()) -> Message:
+    """The card rewritten once decided, expired or cancelled: the outcome, and no buttons."""
+    _, headline = describe_outcome(approval)
+    decision = approval.decision
+    outcome = outcome_line(approval)
+    if decision is not None:
+        outcome += f" · {date_markup(decision.decided_at)}"
+    blocks = [_header(approval), section(outcome, block_id=block_id("outcome", approval.id))]
+    if _shown(approval.prompt):
+        blocks.append(_prompt(approval))
+    blocks.append(_fields(approval, expiry=False))
+    edited = _edited_args(decision)
+    if edited is None:
+        blocks.append(_args_section(approval, approval.args, "Arguments", DECIDED_ARGS_CHARS)[0])
+    else:
+        title = "Arguments (edited)"
+        blocks.append(_args_section(approval, edited, title, DECIDED_ARGS_CHARS)[0])
+        blocks.append(_diff_section(approval.args, edited, approval.id))
+    if decision is not None and _shown(decision.comment):
+        label = _COMMENT_LABELS.get(decision.action, "Comment")
+        comment = f"*{label}*\n{truncate(decision.comment, COMMENT_CHARS)}"
+        blocks.append(section(comment, block_id=block_id("comment", approval.id)))
+    blocks.extend(_context_blocks(approval, notes))
+    text = truncate(f"{headline}: {approval.tool_name}", NOTIFICATION_CHARS)
+    return {"text": text, "blocks": blocks}
+
+
+def render_decision_reply(approval: Approval) -> Message:
+    """The thread reply under the card: what was decided, by whom, and why."""
+    decision = approval.decision
+    line = outcome_line(approval)
+    if decision is not None and _shown(decision.comment):
+        label = _COMMENT_LABELS.get(decision.action, "Comment")
+        line += f"\n*{label}:* {truncate(decision.comment, COMMENT_CHARS)}"
+    blocks = [section(line, block_id=block_id("reply", approval.id))]
+    edited = _edited_args(decision)
+    if edited is not None:
+        blocks.append(_diff_section(approval.args, edited, approval.id))
+    return {"text": line, "blocks": blocks}
+
+
+def describe_outcome(approval: Approval) -> tuple[str, str]:
+    """`(emoji, headline)` for a decided approval, e.g. `(":x:", "Rejected")`."""
+    if approval.decision is not None:
+        key = (approval.decision.action, approval.decision.approved)
+    elif approval.status in _STATUS_OUTCOMES:
+        key = _STATUS_OUTCOMES[approval.status]
+    else:
+        raise ValueError(f"approval {approval.id} is still pending")
+    fallback = (":white_check_mark:", "Approved") if key[1] else (":x:", "Rejected")
+    return _OUTCOMES.get(key, fallback)
+
+
+def outcome_line(approval: Approval) -> str:
+    """The outcome as mrkdwn, e.g. ":x: *Rejected* by <@U0ALICE>"."""
+    emoji, headline = describe_outcome(approval)
+    return f"{emoji} *{headline}*{_byline(approval.decision)}"
+
+
+def _byline(decision: Decision | None) -> str:
+    if decision is None or decision.action is Action.TIMEOUT:
+        return ""
+    if decision.action is Action.APPROVE and len(decision.approvers) > 1:
+        who = _user_list(decision.approvers)
+    elif decision.decided_by.startswith("system:"):
+        return ""
+    elif is_user_id(decision.decided_by):
+        who = user_markup(decision.decided_by)
+    else:
+        who = truncate(decision.decided_by_name or decision.decided_by, NAME_CHARS)
+    return f" ({who})" if decision.action is Action.CANCEL else f" by {who}"
+
+
+def _attention(approval: Approval, ping: str) -> str:
+    if approval.priority in _LOUD:
+        emoji, label = _PRIORITY[approval.priority]
+        line = f"{emoji} *{label} priority* — approval needed"
+    else:
+        line = "Approval needed"
+    return f"{ping} {line}" if ping else line
+
+
+def _header(approval: Approval) -> Block:
+    return {
+        "type": "header",
+        "block_id": block_id("header", approval.id),
+        "text": plain(approval.tool_name, 150),
+    }
+
+
+def _prompt(approval: Approval) -> Block:
+    text = truncate(approval.prompt or "", PROMPT_CHARS)
+    return section(text, block_id=block_id("prompt", approval.id))
+
+
+def _fields(approval: Approval, *, expiry: bool) -> Block:
+    emoji, label = _PRIORITY[approval.priority]
+    fields = [
+        mrkdwn(f"*Requested by*\n{_requester(approval)}"),
+        mrkdwn(f"*Priority*\n{emoji} {label}"),
+        mrkdwn(f"*Tool call*\n{truncate(approval.tool_call_id, NAME_CHARS)}"),
+    ]
+    if expiry:
+        if approval.expires_at is None:
+            fields.append(mrkdwn("*Expires*\nnever"))
+        else:
+            after = _AFTER_EXPIRY[approval.on_timeout]
+            fields.append(mrkdwn(f"*Expires*\n{date_markup(approval.expires_at)}\n{after}"))
+    return {"type": "section", "block_id": block_id("fields", approval.id), "fields": fields}
+
+
+def _requester(approval: Approval) -> str:
+    requester = approval.requester
+    parts = []
+    if requester.agent:
+        parts.append(truncate(requester.agent, NAME_CHARS))
+    if requester.slack_user:
+        parts.append(("for " if parts else "") + user_markup(requester.slack_user, NAME_CHARS))
+    if requester.run_id:
+        parts.append(f"(run {truncate(requester.run_id, NAME_CHARS)})")
+    return " ".join(parts) or "unknown"
+
+
+def _args_section(
+    approval: Approval, args: Mapping[str, Any], title: str, limit: int
+) -> tuple[Block, bool]:
+    """The arguments as a code block, and whether the card had to cut them."""
+    bid = block_id("args", approval.id)
+    if not args:
+        return section(f"*{title}*\n_none_", block_id=bid), False
+    lines = pretty_json(args).split("\n")
+    shown = "\n".join(lines[:ARGS_PREVIEW_LINES])
+    if len(lines) > ARGS_PREVIEW_LINES:
+        shown += "\n…"
+    code, cut = code_block(shown, limit)
+    return section(f"*{title}*\n{code}", block_id=bid), cut or len(lines) > ARGS_PREVIEW_LINES
+
+
+def _diff_section(old: Mapping[str, Any], new: Mapping[str, Any], approval_id: str) -> Block:
+    lines = diff_lines(old, new)
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [*lines[:MAX_DIFF_LINES], f"… and {len(lines) - MAX_DIFF_LINES} more changes"]
+    code, _ = code_block("\n".join(lines) or "(no changes)", DIFF_CHARS)
+    return section(f"*Changed arguments*\n{code}", block_id=block_id("diff", approval_id))
+
+
+def diff_lines(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """One plain line per changed top-level argument: `key: old → new`."""
+    lines = []
+    for key in dict.fromkeys([*old, *new]):
+        before = _compact(old[key]) if key in old else "(absent)"
+        after = _compact(new[key]) if key in new else "(removed)"
+        if before != after:
+            name = key if key.strip() else json.dumps(key)
+            lines.append(f"{clip(name, 80)}: {clip(before, 150)} → {clip(after, 150)}")
+    return lines
+
+
+def _compact(value: Any) -> str:
+    # sort_keys: a reordered object is not a change; JSON text tells 1 from true from 1.0
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _shown(text: str | None) -> TypeGuard[str]:
+    """Slack refuses blank text objects, so blank agent text is left out."""
+    return text is not None and text.strip() != ""
+
+
+def _edited_args(decision: Decision | None) -> dict[str, Any] | None:
+    if decision is None or decision.action is not Action.EDIT:
+        return None
+    return decision.approved_args
+
+
+def _context_blocks(approval: Approval, notes: Sequence[str]) -> list[Block]:
+    blocks = []
+    if _shown(approval.context):
+        text = truncate(approval.context, CONTEXT_CHARS)
+        blocks.append(context([text], block_id=block_id("context", approval.id)))
+    if any(_shown(note) for note in notes):
+        lines = [truncate(note, NOTE_CHARS) for note in notes if _shown(note)]
+        if len(lines) > MAX_NOTES:
+            lines = [*lines[:MAX_NOTES], f"… and {len(lines) - MAX_NOTES} more notes"]
+        blocks.append(context(lines, block_id=block_id("notes", approval.id)))
+    return blocks
+
+
+def _progress_line(progress: Progress) -> str:
+    line = f":busts_in_silhouette: {len(progress.approvers)} of {progress.required}"
+    if progress.approvers:
+        line += f" — approved by {_user_list(progress.approvers)}"
+    else:
+        line += " approvals so far"
+    if progress.edited:
+        line += " · :pencil2: arguments were edited; approvals restart"
+    return line
+
+
+def _user_list(users: Sequence[str]) -> str:
+    shown = ", ".join(user_markup(user, 40) for user in users[:MAX_LISTED_USERS])
+    if len(users) > MAX_LISTED_USERS:
+        shown += f" and {len(users) - MAX_LISTED_USERS} more"
+    return shown
+
+
+def _actions(approval: Approval, *, view_args: bool) -> Block | None:
+    allowed = set(approval.allowed_decisions)
+    elements = []
+    for kind, action_id, label, style in _BUTTONS:
+        if kind not in allowed:
+            continue
+        button = _button(action_id, label, approval.id, style)
+        if kind is DecisionKind.APPROVE and approval.priority is Priority.CRITICAL:
+            button["confirm"] = _confirm(approval)
+        elements.append(button)
+    if view_args:
+        elements.append(_button(VIEW_ARGS_ACTION, "View full arguments", approval.id, None))
+    if not elements:
+        return None
+    return {"type": "actions", "block_id": block_id("actions", approval.id), "elements": elements}
+
+
+def _button(action_id: str, label: str, value: str, style: str | None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": plain(label, 75),
+        "value": value,
+    }
+    if style is not None:
+        button["style"] = style
+    return button
+
+
+def _confirm(approval: Approval) -> dict[str, Any]:
+    question = f"Run {approval.tool_name} with the arguments shown on the card?"
+    return {
+        "title": plain("Approve a critical action?", 100),
+        "text": plain(question, 300),
+        "confirm": plain("Approve", 30),
+        "deny": plain("Cancel", 30),
+        "style": "primary",
+    }

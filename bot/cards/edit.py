@@ -1,0 +1,127 @@
+"""The edit modal: the arguments as typed inputs plus a comment, and the submission read back
+and checked against the tool's JSON Schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from bot.cards.ids import COMMENT_BLOCK, EDIT_MODAL, private_metadata
+from bot.cards.inputs import KEPT_NOTE, input_block, plan_inputs, read_input, read_value
+from bot.cards.text import Block, View, clip, plain, text_input
+from bot.models import Approval, args_fingerprint
+
+__all__ = ["EditErrors", "EditResult", "parse_edit_submission", "render_edit_modal"]
+
+
+class EditErrors(ValueError):
+    """Input a modal must refuse: one message per input, keyed by block id.
+
+    Answer Slack with `ack(response_action="errors", errors=exc.errors)`.
+    """
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{key}: {message}" for key, message in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """What an edit modal submitted: the full arguments to approve, and the comment."""
+
+    args: dict[str, Any]
+    comment: str | None = None
+
+
+def render_edit_modal(approval: Approval) -> View:
+    """The edit modal, prefilled with the current arguments, plus an optional comment."""
+    shown, overflow = plan_inputs(approval)
+    intro = f"Approve {approval.tool_name} with these arguments. Each change is checked first."
+    blocks: list[Block] = [{"type": "section", "text": plain(intro, 3000)}]
+    for item in shown:
+        if item.kind != "kept":
+            blocks.append(input_block(item))
+        elif item.name in approval.args:
+            note = f"{clip(item.name, 60)}: {KEPT_NOTE}"
+            blocks.append({"type": "context", "elements": [plain(note, 2000)]})
+    listed = [clip(item.name, 40) for item in overflow if item.name in approval.args]
+    if listed:
+        note = f"{len(listed)} more arguments kept as is (too many to edit here): "
+        blocks.append({"type": "context", "elements": [plain(note + ", ".join(listed), 2000)]})
+    blocks.append(text_input(COMMENT_BLOCK, "Comment", "Shown on the card and to the agent."))
+    return {
+        "type": "modal",
+        "callback_id": EDIT_MODAL,
+        "private_metadata": private_metadata(
+            approval.id, fingerprint=args_fingerprint(approval.args)[:16]
+        ),
+        "title": plain("Edit arguments", 24),
+        "submit": plain("Approve edits", 24),
+        "close": plain("Cancel", 24),
+        "blocks": blocks,
+    }
+
+
+def parse_edit_submission(
+    approval: Approval, state_values: Mapping[str, Mapping[str, Any]]
+) -> EditResult:
+    """Typed arguments from an edit modal's `view.state.values`; raises `EditErrors`."""
+    shown, overflow = plan_inputs(approval)
+    args: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for item in [*shown, *overflow]:
+        present = item.name in approval.args
+        current = approval.args.get(item.name)
+        element = read_input(state_values, item.block_id)
+        if item.kind == "kept" or element is None:
+            if present:
+                args[item.name] = current
+            continue
+        try:
+            filled, value = read_value(item, element)
+        except ValueError as exc:
+            errors[item.block_id] = str(exc)
+            continue
+        if filled:
+            args[item.name] = value
+        elif present and (current is None or current == ""):
+            args[item.name] = current
+        elif item.required:
+            errors[item.block_id] = "This field is required."
+    if errors:
+        raise EditErrors(errors)
+    if approval.args_schema is not None:
+        editable = {item.name: item.block_id for item in shown if item.kind != "kept"}
+        _validate(approval.args_schema, args, editable)
+    comment = read_input(state_values, COMMENT_BLOCK) or {}
+    text = (comment.get("value") or "").strip()
+    return EditResult(args=args, comment=text or None)
+
+
+def _validate(schema: dict[str, Any], args: dict[str, Any], editable: dict[str, str]) -> None:
+    fallback = next(iter(editable.values()), COMMENT_BLOCK)
+    errors: dict[str, str] = {}
+    for error in Draft202012Validator(schema).iter_errors(args):
+        name = _property_of(error)
+        block = editable.get(name, fallback) if name is not None else fallback
+        where = "/".join(str(part) for part in list(error.absolute_path)[1:])
+        errors.setdefault(block, clip(f"{where}: {error.message}" if where else error.message, 150))
+    if errors:
+        raise EditErrors(errors)
+
+
+def _property_of(error: ValidationError) -> str | None:
+    """The top-level argument an error is about, when it can be told."""
+    path = list(error.absolute_path)
+    if path:
+        return path[0] if isinstance(path[0], str) else None
+    wanted, instance = error.validator_value, error.instance
+    if error.validator == "required" and isinstance(wanted, list) and isinstance(instance, dict):
+        missing = [name for name in wanted if name not in instance]
+        return missing[0] if missing and isinstance(missing[0], str) else None
+    return None

@@ -1,0 +1,110 @@
+"""The identifiers Slack sends back: action ids, modal callback ids, block ids and the small
+JSON strings carried in button values and `private_metadata`.
+
+The Slack listeners and the app manifest test use these exact strings.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "ACTION_IDS",
+    "APPROVE_ACTION",
+    "ARGS_MODAL",
+    "ARGS_PAGE_ACTION",
+    "CALLBACK_IDS",
+    "COMMENT_BLOCK",
+    "EDIT_ACTION",
+    "EDIT_MODAL",
+    "FEEDBACK_ACTION",
+    "FEEDBACK_BLOCK",
+    "FEEDBACK_MODAL",
+    "INPUT_ACTION",
+    "NOTICE_MODAL",
+    "REASON_BLOCK",
+    "REJECT_ACTION",
+    "REJECT_MODAL",
+    "VIEW_ARGS_ACTION",
+    "args_page_value",
+    "block_id",
+    "private_metadata",
+    "read_approval_id",
+    "read_args_page",
+    "read_private_metadata",
+]
+
+#: button on the card: approve with the original arguments
+APPROVE_ACTION = "approve"
+#: button on the card: open the edit modal
+EDIT_ACTION = "edit"
+#: button on the card: open the reject modal
+REJECT_ACTION = "reject"
+#: button on the card: open the feedback modal
+FEEDBACK_ACTION = "feedback"
+#: button on the card: open the full-arguments modal (only when the card cut them)
+VIEW_ARGS_ACTION = "view_args"
+#: previous/next buttons inside the full-arguments modal
+ARGS_PAGE_ACTION = "args_page"
+ACTION_IDS = (
+    APPROVE_ACTION,
+    EDIT_ACTION,
+    REJECT_ACTION,
+    FEEDBACK_ACTION,
+    VIEW_ARGS_ACTION,
+    ARGS_PAGE_ACTION,
+)
+
+EDIT_MODAL = "edit_modal"
+REJECT_MODAL = "reject_modal"
+FEEDBACK_MODAL = "feedback_modal"
+ARGS_MODAL = "args_modal"
+#: an informational modal with no submit button; nothing to listen for
+NOTICE_MODAL = "notice_modal"
+CALLBACK_IDS = (EDIT_MODAL, REJECT_MODAL, FEEDBACK_MODAL, ARGS_MODAL)
+
+#: input blocks of the reject, feedback and edit modals
+REASON_BLOCK = "reason"
+FEEDBACK_BLOCK = "feedback"
+COMMENT_BLOCK = "comment"
+#: the action_id of every input element in our modals
+INPUT_ACTION = "value"
+
+
+def block_id(kind: str, approval_id: str) -> str:
+    """`kind:approval_id`, within Slack's 255 characters."""
+    return f"{kind}:{approval_id}"[:255]
+
+
+def private_metadata(approval_id: str, **extra: Any) -> str:
+    """The JSON a modal carries back to us: `{"id": approval_id, ...}`."""
+    return json.dumps({"id": approval_id, **extra}, separators=(",", ":"))
+
+
+def read_private_metadata(text: str) -> dict[str, Any]:
+    """Decode `private_metadata`; raises ValueError when it is not ours."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise ValueError("private_metadata carries no approval id")
+    return data
+
+
+def read_approval_id(text: str) -> str:
+    """The approval id inside a modal's `private_metadata`."""
+    approval_id: str = read_private_metadata(text)["id"]
+    return approval_id
+
+
+def args_page_value(approval_id: str, page: int) -> str:
+    """The value of an `args_page` button."""
+    return private_metadata(approval_id, page=page)
+
+
+def read_args_page(value: str) -> tuple[str, int]:
+    """`(approval_id, page)` from an `args_page` button value."""
+    data = read_private_metadata(value)
+    page = data.get("page")
+    if not isinstance(page, int) or isinstance(page, bool):
+        raise ValueError("args_page value carries no page")
+    return data["id"], page

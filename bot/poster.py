@@ -1,0 +1,152 @@
+"""Cards out: the Slack outbox handler that posts each approval's card once and rewrites it
+when the approval is decided.
+
+The approval is stored first; posting happens from the durable outbox, so a 429, a Slack
+outage or a restart delays a card but never loses or doubles it. Each item is replayed against
+the approval's current state: a card already posted is never posted again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.cards import Message, render_card, render_decided_card, render_decision_reply
+from bot.cards.text import escape_mrkdwn
+from bot.models import Approval, Priority, SlackRef
+from bot.outbox import Retry
+from bot.service import ApprovalService
+from bot.store import OutboxItem
+
+__all__ = ["SLACK_TOPIC", "CardPoster", "default_mention", "translate_slack_error"]
+
+log = logging.getLogger(__name__)
+
+SLACK_TOPIC = "slack"
+
+#: Slack errors worth trying again; any other `ok: false` is a permanent refusal.
+TRANSIENT = {
+    "ratelimited",
+    "fatal_error",
+    "internal_error",
+    "service_unavailable",
+    "request_timeout",
+    "team_added_to_org",
+}
+
+
+def default_mention(approval: Approval) -> str | None:
+    """`<!here>` for high and critical requests, unless a routing rule says otherwise."""
+    return "here" if approval.priority in (Priority.HIGH, Priority.CRITICAL) else None
+
+
+def translate_slack_error(exc: Exception) -> Retry | None:
+    """A Retry for failures that may pass (429, 5xx, network); None for a permanent refusal."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        error = str(exc.response.get("error", ""))
+        if status == 429 or status >= 500 or error in TRANSIENT:
+            after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
+                "retry-after"
+            )
+            seconds = float(after[0] if isinstance(after, list) else after) if after else None
+            return Retry(f"Slack answered {status} {error}".strip(), after=seconds)
+        return None
+    if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+        return Retry(f"{type(exc).__name__}: {exc}")
+    return None
+
+
+@dataclass
+class CardPoster:
+    """Outbox handler for the `slack` topic."""
+
+    service: ApprovalService
+    client: AsyncWebClient
+    mention_for: Callable[[Approval], str | None] = default_mention
+
+    async def __call__(self, item: OutboxItem) -> None:
+        approval = await self.service.get(item.approval_id)
+        event = await self.service.store.event(item.event_id)
+        try:
+            if approval.slack.ts is None:
+                await self.post(approval)
+            elif event.status is not None and event.kind != "submitted":
+                await self.rewrite(approval)
+        except Exception as exc:
+            retry = translate_slack_error(exc)
+            if retry is not None:
+                raise retry from exc
+            # A permanent refusal (channel_not_found, not_in_channel…): retrying cannot help.
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
+            log.error("Slack refused the card of %s: %s", approval.id, reason)
+            await self.service.audit(approval.id, "card_failed", None, error=str(reason))
+
+    def render(self, approval: Approval) -> Message:
+        """The card as it should look now."""
+        if approval.is_pending:
+            return render_card(approval, mention=self.mention_for(approval))
+        return render_decided_card(approval)
+
+    async def post(self, approval: Approval) -> None:
+        """Post the card (in its thread, if any) and remember where it went."""
+        message = self.render(approval)
+        thread_ts = approval.thread_ts or await self._run_thread(approval)
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        response = await self.client.chat_postMessage(
+            channel=approval.channel,
+            text=message["text"],
+            blocks=message["blocks"],
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={"event_type": "approval_card", "event_payload": {"id": approval.id}},
+            **extra,
+        )
+        channel, ts = str(response["channel"]), str(response["ts"])
+        permalink = None
+        try:
+            link = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+            permalink = str(link["permalink"])
+        except (SlackApiError, aiohttp.ClientError) as exc:
+            log.warning("no permalink for %s: %s", approval.id, exc)
+        await self.service.set_slack_ref(
+            approval.id, SlackRef(channel=channel, ts=ts, permalink=permalink)
+        )
+        await self.service.audit(approval.id, "card_posted", None, channel=channel, ts=ts)
+
+    async def rewrite(self, approval: Approval) -> None:
+        """Show the outcome on the card, without buttons, and say it in the thread."""
+        assert approval.slack.channel and approval.slack.ts
+        message = render_decided_card(approval)
+        await self.client.chat_update(
+            channel=approval.slack.channel,
+            ts=approval.slack.ts,
+            text=message["text"],
+            blocks=message["blocks"],
+        )
+        reply = render_decision_reply(approval)
+        await self.client.chat_postMessage(
+            channel=approval.slack.channel,
+            thread_ts=approval.slack.ts,
+            text=reply["text"],
+            blocks=reply["blocks"],
+        )
+
+    async def _run_thread(self, approval: Approval) -> str | None:
+        run_id = approval.requester.run_id
+        if not run_id:
+            return None
+        store = self.service.store
+        if (ts := await store.run_thread(approval.channel, run_id)) is not None:
+            return ts
+        agent = approval.requester.agent or "an agent"
+        text = f":robot_face: Approvals for run `{escape_mrkdwn(run_id)}` of {escape_mrkdwn(agent)}"
+        response = await self.client.chat_postMessage(channel=approval.channel, text=text)
+        await store.set_run_thread(approval.channel, run_id, str(response["ts"]))
+        return await store.run_thread(approval.channel, run_id)

@@ -1,0 +1,345 @@
+"""The Slack surface: Bolt listeners that parse a payload, call the service, and answer.
+
+Every click is acknowledged first (Slack allows 3 s), then decided through the service; a
+click that is not allowed, or comes late, gets an ephemeral note and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.cards import (
+    APPROVE_ACTION,
+    ARGS_MODAL,
+    ARGS_PAGE_ACTION,
+    EDIT_ACTION,
+    EDIT_MODAL,
+    FEEDBACK_ACTION,
+    FEEDBACK_MODAL,
+    REJECT_ACTION,
+    REJECT_MODAL,
+    VIEW_ARGS_ACTION,
+    EditErrors,
+    arg_block_id,
+    parse_edit_submission,
+    parse_feedback_submission,
+    parse_reject_submission,
+    read_approval_id,
+    read_args_page,
+    render_args_modal,
+    render_decided_notice,
+    render_edit_modal,
+    render_feedback_modal,
+    render_notice_modal,
+    render_reject_modal,
+)
+from bot.cards.card import outcome_line
+from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotAllowed, NotFound
+from bot.models import Action, Approval, DecisionKind
+from bot.service import ApprovalService
+
+__all__ = ["UserNames", "register_listeners", "thread_command"]
+
+log = logging.getLogger(__name__)
+
+_APPROVE_WORDS = {"approve", "approved", "lgtm", "yes", "ship it", ":+1:", ":white_check_mark:"}
+_REJECT = re.compile(r"^(?:reject|rejected|deny|no)\b[\s:,.-]*(?P<reason>.*)$", re.I | re.S)
+
+
+def thread_command(text: str) -> tuple[bool, str | None] | None:
+    """`(approved, reason)` for a decision typed in a card's thread, or None for chatter."""
+    cleaned = re.sub(r"<@[A-Z0-9]+>", "", text).strip()
+    if cleaned.lower().rstrip("!. ") in _APPROVE_WORDS:
+        return True, None
+    if match := _REJECT.match(cleaned):
+        return False, match["reason"].strip() or None
+    return None
+
+
+@dataclass
+class UserNames:
+    """Display names from `users.info`, cached so a burst of clicks costs one call each."""
+
+    client: AsyncWebClient
+    ttl: float = 3600.0
+    _cache: OrderedDict[str, tuple[float, str]] = field(default_factory=OrderedDict)
+
+    async def name(self, user: str) -> str | None:
+        """The person's display name, or None when Slack cannot say."""
+        cached = self._cache.get(user)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            response = await self.client.users_info(user=user)
+        except SlackApiError as exc:
+            log.warning("users.info %s failed: %s", user, exc.response.get("error"))
+            return None
+        info = response.get("user") or {}
+        profile = info.get("profile") or {}
+        name = str(
+            profile.get("display_name") or profile.get("real_name") or info.get("name") or user
+        )
+        self._cache[user] = (time.monotonic() + self.ttl, name)
+        while len(self._cache) > 10_000:
+            self._cache.popitem(last=False)
+        return name
+
+
+def _where(body: dict[str, Any]) -> str | None:
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    return str(channel) if channel else None
+
+
+@dataclass
+class Listeners:
+    """The handlers, holding what they share."""
+
+    service: ApprovalService
+    names: UserNames
+    _seen_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    async def tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
+        """An ephemeral note to the person who acted (a DM when there is no channel)."""
+        user = body["user"]["id"]
+        channel = _where(body)
+        try:
+            if channel:
+                await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            else:
+                await client.chat_postMessage(channel=user, text=text)
+        except SlackApiError as exc:
+            log.warning("could not tell %s: %s", user, exc.response.get("error"))
+
+    async def explain(self, client: AsyncWebClient, body: dict[str, Any], exc: BotError) -> None:
+        """Turn a refused decision into words for the person who tried it."""
+        if isinstance(exc, AlreadyDecided):
+            text = (
+                f"Nothing changed: this request was already decided. {outcome_line(exc.approval)}"
+            )
+        elif isinstance(exc, NotAllowed):
+            text = f"Nothing changed: {exc.message}."
+        elif isinstance(exc, NotFound):
+            text = "Nothing changed: this approval no longer exists."
+        else:
+            text = f"Nothing changed: {exc.message}"
+        await self.tell(client, body, text)
+
+    async def pending(self, body: dict[str, Any], kind: DecisionKind) -> Approval:
+        """The approval a click is about, still pending and open to this person."""
+        approval = await self.service.get(body["actions"][0]["value"])
+        if not approval.is_pending:
+            raise AlreadyDecided(approval)
+        await self.service.authorize(approval, body["user"]["id"], kind)
+        return approval
+
+    # -- buttons ----------------------------------------------------------------------------
+
+    async def approve(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        user = body["user"]["id"]
+        try:
+            approval = await self.pending(body, DecisionKind.APPROVE)
+            await self.service.decide(
+                approval.id,
+                approved=True,
+                decided_by=user,
+                decided_by_name=await self.names.name(user),
+                action=Action.APPROVE,
+            )
+        except BotError as exc:
+            await self.explain(client, body, exc)
+
+    async def open_modal(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        action = body["actions"][0]["action_id"]
+        kind, render = {
+            EDIT_ACTION: (DecisionKind.EDIT, render_edit_modal),
+            REJECT_ACTION: (DecisionKind.REJECT, render_reject_modal),
+            FEEDBACK_ACTION: (DecisionKind.FEEDBACK, render_feedback_modal),
+        }[action]
+        try:
+            approval = await self.pending(body, kind)
+        except BotError as exc:
+            await self.explain(client, body, exc)
+            return
+        await client.views_open(trigger_id=body["trigger_id"], view=render(approval))
+
+    async def view_args(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        try:
+            approval = await self.service.get(body["actions"][0]["value"])
+        except BotError as exc:
+            await self.explain(client, body, exc)
+            return
+        await client.views_open(trigger_id=body["trigger_id"], view=render_args_modal(approval))
+
+    async def args_page(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        try:
+            approval_id, page = read_args_page(body["actions"][0]["value"])
+            approval = await self.service.get(approval_id)
+        except (ValueError, BotError):
+            return
+        view = body["view"]
+        await client.views_update(
+            view_id=view["id"], hash=view.get("hash"), view=render_args_modal(approval, page)
+        )
+
+    # -- modals -----------------------------------------------------------------------------
+
+    async def _submitted(
+        self, ack: AsyncAck, body: dict[str, Any], kind: DecisionKind
+    ) -> Approval | None:
+        """The approval a modal is about, or None after answering the modal itself."""
+        try:
+            approval = await self.service.get(read_approval_id(body["view"]["private_metadata"]))
+            if not approval.is_pending:
+                raise AlreadyDecided(approval)
+            await self.service.authorize(approval, body["user"]["id"], kind)
+        except AlreadyDecided as exc:
+            await ack(response_action="update", view=render_decided_notice(exc.approval))
+            return None
+        except (BotError, ValueError) as exc:
+            text = exc.message if isinstance(exc, BotError) else "This request cannot be found."
+            await ack(response_action="update", view=render_notice_modal("Not changed", text))
+            return None
+        return approval
+
+    async def _decide_from_modal(
+        self, ack: AsyncAck, body: dict[str, Any], **decision: Any
+    ) -> None:
+        user = body["user"]["id"]
+        try:
+            await self.service.decide(
+                decision.pop("approval_id"),
+                decided_by=user,
+                decided_by_name=await self.names.name(user),
+                **decision,
+            )
+        except AlreadyDecided as exc:
+            await ack(response_action="update", view=render_decided_notice(exc.approval))
+            return
+        except InvalidEdit as exc:
+            prop = exc.path.removeprefix("approvedArgs").strip(".").split(".")[0]
+            await ack(response_action="errors", errors={arg_block_id(prop): exc.message})
+            return
+        await ack()
+
+    async def reject_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        if (approval := await self._submitted(ack, body, DecisionKind.REJECT)) is None:
+            return
+        reason = parse_reject_submission(body["view"]["state"]["values"])
+        await self._decide_from_modal(
+            ack, body, approval_id=approval.id, approved=False, action=Action.REJECT, comment=reason
+        )
+
+    async def feedback_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        if (approval := await self._submitted(ack, body, DecisionKind.FEEDBACK)) is None:
+            return
+        try:
+            text = parse_feedback_submission(body["view"]["state"]["values"])
+        except EditErrors as exc:
+            await ack(response_action="errors", errors=exc.errors)
+            return
+        await self._decide_from_modal(
+            ack, body, approval_id=approval.id, approved=False, action=Action.FEEDBACK, comment=text
+        )
+
+    async def edit_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        if (approval := await self._submitted(ack, body, DecisionKind.EDIT)) is None:
+            return
+        try:
+            edit = parse_edit_submission(approval, body["view"]["state"]["values"])
+        except EditErrors as exc:
+            await ack(response_action="errors", errors=exc.errors)
+            return
+        await self._decide_from_modal(
+            ack,
+            body,
+            approval_id=approval.id,
+            approved=True,
+            action=Action.EDIT,
+            approved_args=edit.args,
+            comment=edit.comment,
+        )
+
+    async def args_closed(self, ack: AsyncAck) -> None:
+        await ack()
+
+    # -- thread replies ---------------------------------------------------------------------
+
+    async def thread_reply(
+        self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        if event.get("subtype") or event.get("bot_id") or not event.get("thread_ts"):
+            return
+        if not self._first_delivery(str(body.get("event_id") or event.get("ts"))):
+            return
+        command = thread_command(str(event.get("text") or ""))
+        if command is None:
+            return
+        approved, reason = command
+        user, channel = str(event["user"]), str(event["channel"])
+        note = {"user": {"id": user}, "container": {"channel_id": channel}}
+        try:
+            approval = await self.service.store.find_by_card(channel, str(event["thread_ts"]))
+            if not approval.is_pending:
+                raise AlreadyDecided(approval)
+            kind = DecisionKind.APPROVE if approved else DecisionKind.REJECT
+            await self.service.authorize(approval, user, kind)
+            await self.service.decide(
+                approval.id,
+                approved=approved,
+                decided_by=user,
+                decided_by_name=await self.names.name(user),
+                action=Action.APPROVE if approved else Action.REJECT,
+                comment=reason,
+            )
+        except NotFound:
+            return  # a thread that is not a card's: ordinary conversation
+        except BotError as exc:
+            await self.explain(client, note, exc)
+            return
+        try:
+            await client.reactions_add(
+                channel=channel,
+                timestamp=str(event["ts"]),
+                name="white_check_mark" if approved else "x",
+            )
+        except SlackApiError as exc:
+            log.warning("could not react to %s: %s", event["ts"], exc.response.get("error"))
+
+    def _first_delivery(self, event_id: str) -> bool:
+        # Slack redelivers events it thinks were missed; act on each once.
+        if event_id in self._seen_events:
+            return False
+        self._seen_events[event_id] = None
+        while len(self._seen_events) > 5_000:
+            self._seen_events.popitem(last=False)
+        return True
+
+
+def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
+    """Attach every action, view and event handler the manifest declares."""
+    listeners = Listeners(service, UserNames(app.client))
+    app.action(APPROVE_ACTION)(listeners.approve)
+    for action in (EDIT_ACTION, REJECT_ACTION, FEEDBACK_ACTION):
+        app.action(action)(listeners.open_modal)
+    app.action(VIEW_ARGS_ACTION)(listeners.view_args)
+    app.action(ARGS_PAGE_ACTION)(listeners.args_page)
+    app.view(REJECT_MODAL)(listeners.reject_submitted)
+    app.view(FEEDBACK_MODAL)(listeners.feedback_submitted)
+    app.view(EDIT_MODAL)(listeners.edit_submitted)
+    app.view(ARGS_MODAL)(listeners.args_closed)
+    app.event("message")(listeners.thread_reply)
+    return listeners

@@ -1,0 +1,117 @@
+"""Plugging Slack into the bot: the Web API client, the Bolt app at `POST /slack/events` (or
+Socket Mode), the card outbox worker, and Slack's place in `/healthz`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app import Bot
+from bot.config import Settings
+from bot.errors import Unavailable
+from bot.outbox import OutboxWorker
+from bot.poster import SLACK_TOPIC, CardPoster
+from bot.slack_app import register_listeners
+
+__all__ = ["SlackReachability", "SlackSurface", "make_client"]
+
+log = logging.getLogger(__name__)
+
+
+def make_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client: 429 waits for Retry-After, 5xx is retried, then the outbox backs off."""
+    client = AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
+        timeout=10,
+    )
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+@dataclass
+class SlackReachability:
+    """`auth.test`, remembered for a few seconds so health probes do not hammer Slack."""
+
+    client: AsyncWebClient
+    ttl: float = 10.0
+    _last: tuple[float, bool, str] = field(default=(0.0, False, ""), init=False)
+
+    async def check(self) -> tuple[str, bool, str]:
+        """(`slack`, reachable, detail) for `/healthz`."""
+        at, ok, detail = self._last
+        if time.monotonic() - at > self.ttl:
+            ok, detail = await self.probe()
+            self._last = (time.monotonic(), ok, detail)
+        return "slack", ok, detail
+
+    async def probe(self) -> tuple[bool, str]:
+        """Ask Slack who we are."""
+        try:
+            response = await self.client.auth_test()
+        except SlackApiError as exc:
+            return False, f"Slack refused the bot token: {exc.response.get('error')}"
+        except Exception as exc:  # network errors of every kind
+            return False, f"Slack unreachable: {type(exc).__name__}: {exc}"
+        return True, f"ok as {response.get('user')} in {response.get('team')}"
+
+
+@dataclass
+class SlackSurface:
+    """The `create_app` extension that adds Slack: listeners and route now, connections at start."""
+
+    settings: Settings
+    socket_mode: bool = False
+    topics: tuple[str, ...] = (SLACK_TOPIC,)
+
+    def __post_init__(self) -> None:
+        self.client = make_client(self.settings)
+        self.bolt = AsyncApp(
+            client=self.client,
+            signing_secret=self.settings.slack_signing_secret or "",
+            request_verification_enabled=not self.socket_mode,
+            process_before_response=False,
+        )
+
+    def install(self, app: web.Application, bot: Bot) -> None:
+        register_listeners(self.bolt, bot.service)
+        if not self.socket_mode:
+            app.router.add_post("/slack/events", self.dispatch)
+
+    async def dispatch(self, request: web.Request) -> web.Response:
+        """`POST /slack/events`: Bolt verifies the signature, then routes the payload."""
+        return await to_aiohttp_response(
+            await self.bolt.async_dispatch(await to_bolt_request(request))
+        )
+
+    async def start(self, app: web.Application, bot: Bot) -> None:
+        reachability = SlackReachability(self.client)
+        ok, detail = await reachability.probe()
+        if not ok:
+            raise Unavailable(f"{detail} (check SLACK_BOT_TOKEN and SLACK_API_URL)")
+        log.info("Slack: %s", detail)
+        bot.api.health_checks.append(reachability.check)
+
+        worker = OutboxWorker(bot.store, SLACK_TOPIC, CardPoster(bot.service, self.client))
+        bot.service.observers.append(worker)
+        bot.workers.append(worker)
+        bot.spawn(worker.run(), "slack-cards")
+
+        if self.socket_mode:
+            assert self.settings.slack_app_token
+            handler = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token)
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            bot.closers.append(handler.close_async)

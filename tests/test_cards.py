@@ -1,0 +1,1168 @@
+"""Block Kit rendering: content, escaping, Slack's limits, and the edit modal round trip."""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.cards import (
+    ACTION_IDS,
+    CALLBACK_IDS,
+    COMMENT_BLOCK,
+    FEEDBACK_BLOCK,
+    REASON_BLOCK,
+    EditErrors,
+    Progress,
+    arg_block_id,
+    escape_mrkdwn,
+    parse_edit_submission,
+    parse_feedback_submission,
+    parse_reject_submission,
+    read_approval_id,
+    read_args_page,
+    render_args_modal,
+    render_card,
+    render_decided_card,
+    render_decided_notice,
+    render_decision_reply,
+    render_edit_modal,
+    render_feedback_modal,
+    render_notice_modal,
+    render_reject_modal,
+    truncate,
+)
+from bot.models import (
+    Action,
+    Approval,
+    Decision,
+    DecisionKind,
+    OnTimeout,
+    Priority,
+    Requester,
+    Status,
+)
+
+NOW = datetime(2026, 11, 21, 5, 30, tzinfo=UTC)
+APPROVAL_ID = "apr_0123456789abcdef0123"
+ATTACKS = ["<!here>", "<!channel>", "<@U123>", "<http://evil|click>", "&", "&amp;", "```"]
+SLOW = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def make_approval(**changes: Any) -> Approval:
+    fields: dict[str, Any] = {
+        "id": APPROVAL_ID,
+        "status": Status.PENDING,
+        "tool_name": "deploy_service",
+        "tool_call_id": "call_abc",
+        "args": {"version": "1.4.2", "region": "eu-west-1"},
+        "prompt": "Send build 1.4.2 to prod?",
+        "channel": "C0123",
+        "priority": Priority.NORMAL,
+        "requester": Requester(agent="release-bot", slack_user="U0DAVE"),
+        "created_at": NOW,
+        "expires_at": NOW + timedelta(minutes=15),
+    }
+    fields.update(changes)
+    return Approval(**fields)
+
+
+def decide(approval: Approval, action: Action, **changes: Any) -> Approval:
+    approved = action in (Action.APPROVE, Action.EDIT) or changes.pop("approved", False)
+    status = {
+        Action.REJECT: Status.REJECTED,
+        Action.FEEDBACK: Status.REJECTED,
+        Action.CANCEL: Status.CANCELLED,
+        Action.TIMEOUT: Status.APPROVED if approved else Status.EXPIRED,
+    }.get(action, Status.APPROVED)
+    fields: dict[str, Any] = {
+        "approved": approved,
+        "action": action,
+        "approved_args": approval.args if approved else None,
+        "decided_by": "system:timeout" if action is Action.TIMEOUT else "U0ALICE",
+        "approvers": ["U0ALICE"] if approved and action is not Action.TIMEOUT else [],
+        "decided_at": NOW + timedelta(minutes=1),
+    }
+    fields.update(changes)
+    return approval.model_copy(update={"status": status, "decision": Decision(**fields)})
+
+
+# --- an independent checker of Slack's limits ---------------------------------------------------
+
+
+def units(text: str) -> int:
+    """UTF-16 code units: at least as strict as counting characters."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def check_text(obj: dict[str, Any], limit: int, kind: str | None = None) -> None:
+    assert obj["type"] in ("plain_text", "mrkdwn")
+    if kind is not None:
+        assert obj["type"] == kind
+    assert obj["text"].strip(), "Slack refuses blank text"
+    assert units(obj["text"]) <= limit, (units(obj["text"]), limit)
+
+
+def check_button(button: dict[str, Any]) -> None:
+    assert button["type"] == "button"
+    check_text(button["text"], 75, "plain_text")
+    assert 0 < len(button["action_id"]) <= 255
+    assert len(button.get("value", "")) <= 2000
+    assert button.get("style", "primary") in ("primary", "danger")
+    if "confirm" in button:
+        confirm = button["confirm"]
+        check_text(confirm["title"], 100, "plain_text")
+        check_text(confirm["text"], 300)
+        check_text(confirm["confirm"], 30, "plain_text")
+        check_text(confirm["deny"], 30, "plain_text")
+
+
+def check_option(option: dict[str, Any]) -> None:
+    check_text(option["text"], 75, "plain_text")
+    assert 0 < len(option["value"]) <= 150
+
+
+def check_element(element: dict[str, Any]) -> None:
+    assert 0 < len(element["action_id"]) <= 255
+    kind = element["type"]
+    if kind == "plain_text_input":
+        limit = element.get("max_length", 3000)
+        assert 0 < limit <= 3000
+        assert units(element.get("initial_value", "")) <= limit
+    elif kind == "number_input":
+        if "initial_value" in element:
+            value = float(element["initial_value"])
+            if not element["is_decimal_allowed"]:
+                assert re.fullmatch(r"-?\d+", element["initial_value"])
+            assert float(element.get("min_value", value)) <= value
+            assert value <= float(element.get("max_value", value))
+    elif kind == "static_select":
+        options = element["options"]
+        assert 0 < len(options) <= 100
+        for option in options:
+            check_option(option)
+        assert len({option["value"] for option in options}) == len(options)
+        assert element.get("initial_option", options[0]) in options
+    elif kind == "checkboxes":
+        assert 0 < len(element["options"]) <= 10
+        for option in element["options"]:
+            check_option(option)
+        assert all(option in element["options"] for option in element.get("initial_options", []))
+    else:
+        raise AssertionError(f"unexpected element {kind}")
+
+
+def check_blocks(blocks: list[dict[str, Any]], *, max_blocks: int) -> None:
+    assert 0 < len(blocks) <= max_blocks
+    block_ids = [block["block_id"] for block in blocks if "block_id" in block]
+    assert len(block_ids) == len(set(block_ids)), "block_id must be unique"
+    for block in blocks:
+        assert 0 < len(block.get("block_id", "x")) <= 255
+        kind = block["type"]
+        if kind == "section":
+            assert "text" in block or "fields" in block
+            if "text" in block:
+                check_text(block["text"], 3000)
+            assert len(block.get("fields", [])) <= 10
+            for field in block.get("fields", []):
+                check_text(field, 2000)
+        elif kind == "header":
+            check_text(block["text"], 150, "plain_text")
+        elif kind == "context":
+            assert 0 < len(block["elements"]) <= 10
+            for element in block["elements"]:
+                check_text(element, 3000)
+        elif kind == "actions":
+            assert 0 < len(block["elements"]) <= 25
+            action_ids = [element["action_id"] for element in block["elements"]]
+            assert len(action_ids) == len(set(action_ids)), "action_id unique within a block"
+            for element in block["elements"]:
+                check_button(element)
+        elif kind == "input":
+            check_text(block["label"], 2000, "plain_text")
+            if "hint" in block:
+                check_text(block["hint"], 2000, "plain_text")
+            check_element(block["element"])
+        else:
+            raise AssertionError(f"unexpected block {kind}")
+
+
+def check_message(message: Mapping[str, Any]) -> None:
+    assert set(message) == {"text", "blocks"}
+    assert message["text"].strip()
+    assert units(message["text"]) <= 3000
+    check_blocks(message["blocks"], max_blocks=50)
+    # Slack answers msg_blocks_too_long past roughly 12,000 characters of text in all
+    assert sum(units(text) for text in texts_of(message["blocks"])) <= 10_000
+
+
+def texts_of(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["text"]] if isinstance(node.get("text"), str) else []
+        return own + [text for value in node.values() for text in texts_of(value)]
+    if isinstance(node, list):
+        return [text for value in node for text in texts_of(value)]
+    return []
+
+
+def check_view(view: dict[str, Any]) -> None:
+    assert view["type"] == "modal"
+    assert 0 < len(view["callback_id"]) <= 255
+    for key in ("title", "close", "submit"):
+        if key in view:
+            check_text(view[key], 24, "plain_text")
+    assert len(view["private_metadata"]) <= 3000
+    check_blocks(view["blocks"], max_blocks=100)
+    assert len(json.dumps(view)) < 250_000
+    if any(block["type"] == "input" for block in view["blocks"]):
+        assert "submit" in view
+
+
+def mrkdwn_texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return found + [text for value in node.values() for text in mrkdwn_texts(value)]
+    if isinstance(node, list):
+        return [text for value in node for text in mrkdwn_texts(value)]
+    return []
+
+
+DATE_TOKEN = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[0-9: -]+ UTC>")
+
+
+def assert_no_agent_markup(rendered: Mapping[str, Any], allowed: tuple[str, ...] = ()) -> None:
+    """Every `<`, `>` and `&` in mrkdwn is escaped, except the tokens we put there on purpose."""
+    texts = mrkdwn_texts(rendered.get("blocks", []))
+    if "text" in rendered and isinstance(rendered["text"], str):
+        texts.append(rendered["text"])
+    for text in texts:
+        stripped = DATE_TOKEN.sub("", text)
+        for token in allowed:
+            stripped = stripped.replace(token, "")
+        assert "<" not in stripped and ">" not in stripped, text
+        assert not re.search(r"&(?!amp;|lt;|gt;)", stripped), text
+
+
+def blocks_of(message: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [block for block in message["blocks"] if block["type"] == kind]
+
+
+def buttons(message: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        element["action_id"]: element
+        for block in blocks_of(message, "actions")
+        for element in block["elements"]
+    }
+
+
+def all_text(message: Mapping[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False)
+
+
+# --- the pending card ---------------------------------------------------------------------------
+
+
+def test_typical_card_shows_tool_prompt_fields_arguments_and_buttons() -> None:
+    message = render_card(make_approval(context="Ticket OPS-12"))
+
+    check_message(message)
+    header = blocks_of(message, "header")[0]
+    assert header["text"]["text"] == "deploy_service"
+    assert any(text == "Send build 1.4.2 to prod?" for text in mrkdwn_texts(message["blocks"]))
+    fields = next(block["fields"] for block in message["blocks"] if "fields" in block)
+    field_text = "\n".join(field["text"] for field in fields)
+    assert "release-bot" in field_text and "<@U0DAVE>" in field_text
+    assert "call_abc" in field_text and "Normal" in field_text
+    assert "<!date^1795239900^" in field_text
+    assert '"version": "1.4.2"' in "\n".join(mrkdwn_texts(message["blocks"]))
+    assert list(buttons(message)) == ["approve", "edit", "reject", "feedback"]
+    assert buttons(message)["approve"]["style"] == "primary"
+    assert buttons(message)["reject"]["style"] == "danger"
+    assert all(button["value"] == APPROVAL_ID for button in buttons(message).values())
+    assert "Ticket OPS-12" in all_text(blocks_of(message, "context")[0])
+    assert "deploy_service" in message["text"]
+    assert any(block["block_id"] == f"actions:{APPROVAL_ID}" for block in message["blocks"])
+
+
+@pytest.mark.parametrize(
+    ("allowed", "expected"),
+    [
+        pytest.param([DecisionKind.APPROVE], ["approve"], id="approve-only"),
+        pytest.param(
+            [DecisionKind.FEEDBACK, DecisionKind.REJECT], ["reject", "feedback"], id="no-approve"
+        ),
+        pytest.param(list(DecisionKind), ["approve", "edit", "reject", "feedback"], id="all"),
+    ],
+)
+def test_buttons_follow_allowed_decisions(allowed: list[DecisionKind], expected: list[str]) -> None:
+    message = render_card(make_approval(allowed_decisions=allowed))
+    assert list(buttons(message)) == expected
+
+
+@pytest.mark.parametrize(
+    ("priority", "confirmed"),
+    [
+        pytest.param(Priority.CRITICAL, True, id="critical"),
+        pytest.param(Priority.HIGH, False, id="high"),
+        pytest.param(Priority.LOW, False, id="low"),
+    ],
+)
+def test_only_critical_approvals_ask_for_confirmation(priority: Priority, confirmed: bool) -> None:
+    message = render_card(make_approval(priority=priority))
+    assert ("confirm" in buttons(message)["approve"]) is confirmed
+    assert all(
+        "confirm" not in button for name, button in buttons(message).items() if name != "approve"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mention", "markup"),
+    [
+        pytest.param("here", "<!here>", id="here"),
+        pytest.param("S0ONCALL", "<!subteam^S0ONCALL>", id="user-group"),
+        pytest.param("U0BOB", "<@U0BOB>", id="user"),
+    ],
+)
+def test_mention_leads_the_notification_and_the_card(mention: str, markup: str) -> None:
+    message = render_card(make_approval(priority=Priority.HIGH), mention=mention)
+
+    assert message["text"].startswith(markup + " ")
+    top = message["blocks"][0]["text"]["text"]
+    assert top.startswith(markup) and "High priority" in top
+
+
+def test_high_priority_without_mention_still_flags_the_card_but_pings_nobody() -> None:
+    message = render_card(make_approval(priority=Priority.HIGH))
+    assert "High priority" in message["blocks"][0]["text"]["text"]
+    assert "<!" not in message["blocks"][0]["text"]["text"]
+    assert not message["text"].startswith("<")
+
+
+def test_normal_card_has_no_attention_section() -> None:
+    message = render_card(make_approval())
+    assert message["blocks"][0]["type"] == "header"
+
+
+@pytest.mark.parametrize(
+    ("slack_user", "shown"),
+    [
+        pytest.param("U0DAVE", "<@U0DAVE>", id="user-id"),
+        pytest.param("W0ENTERPRISE", "<@W0ENTERPRISE>", id="enterprise-id"),
+        pytest.param("dave", "dave", id="name"),
+        pytest.param("<@U123>", "&lt;@U123&gt;", id="markup"),
+        pytest.param("u0dave", "u0dave", id="lowercase"),
+    ],
+)
+def test_requester_is_mentioned_only_when_it_is_a_slack_user_id(
+    slack_user: str, shown: str
+) -> None:
+    message = render_card(make_approval(requester=Requester(agent="bot", slack_user=slack_user)))
+    requester = next(block["fields"][0]["text"] for block in message["blocks"] if "fields" in block)
+    assert requester == f"*Requested by*\nbot for {shown}"
+
+
+def test_progress_shows_count_and_approvers() -> None:
+    progress = Progress(required=2, approvers=["U0ALICE"])
+    message = render_card(make_approval(), progress=progress)
+    assert "1 of 2 — approved by <@U0ALICE>" in all_text(message)
+    assert "approvals restart" not in all_text(message)
+
+    edited = render_card(make_approval(), progress=Progress(required=2, approvers=[], edited=True))
+    assert "0 of 2" in all_text(edited)
+    assert "arguments were edited; approvals restart" in all_text(edited)
+
+
+def test_notes_are_context_lines_and_escaped() -> None:
+    message = render_card(make_approval(), notes=["Escalated to <!channel>", "second"])
+    notes = blocks_of(message, "context")[-1]["elements"]
+    assert [note["text"] for note in notes] == ["Escalated to &lt;!channel&gt;", "second"]
+
+
+def test_small_arguments_fit_and_offer_no_view_button() -> None:
+    assert "view_args" not in buttons(render_card(make_approval()))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param({"script": "x" * 10_000}, id="long-string"),
+        pytest.param({f"k{i}": i for i in range(60)}, id="many-lines"),
+    ],
+)
+def test_large_arguments_are_cut_and_offer_the_full_view(args: dict[str, Any]) -> None:
+    message = render_card(make_approval(args=args))
+    check_message(message)
+    assert buttons(message)["view_args"]["value"] == APPROVAL_ID
+    assert "…" in all_text(message)
+
+
+def test_arguments_cannot_close_the_code_block() -> None:
+    args = {"cmd": "```\n<!here> *bold* ``` <http://evil|click> ````"}
+    message = render_card(make_approval(args=args))
+    code = next(text for text in mrkdwn_texts(message["blocks"]) if text.startswith("*Arguments*"))
+    assert code.count("```") == 2 and code.endswith("```")
+    assert "&lt;!here&gt;" in code and "&lt;http://evil|click&gt;" in code
+
+
+# --- escaping everywhere ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attack", [pytest.param(attack, id=attack) for attack in ATTACKS])
+def test_agent_markup_never_reaches_mrkdwn_unescaped(attack: str) -> None:
+    approval = make_approval(
+        tool_name=f"tool {attack}",
+        tool_call_id=f"call {attack}",
+        prompt=f"please {attack} now",
+        context=f"see {attack}",
+        args={attack: attack, "nested": [{"x": attack}]},
+        requester=Requester(agent=attack, slack_user=attack, run_id=attack),
+        priority=Priority.CRITICAL,
+    )
+    messages = [render_card(approval, notes=[attack], progress=Progress(2, [attack, "U0ALICE"]))]
+    for action in Action:
+        decided = decide(
+            approval,
+            action,
+            comment=attack,
+            decided_by=attack,
+            decided_by_name=attack,
+            approved_args={attack: "changed " + attack} if action is Action.EDIT else None,
+        )
+        messages += [render_decided_card(decided, notes=[attack]), render_decision_reply(decided)]
+    for message in messages:
+        check_message(message)
+        assert_no_agent_markup(message, allowed=("<@U0ALICE>",))
+    views = [
+        render_decided_notice(decide(approval, Action.REJECT, comment=attack)),
+        render_notice_modal("Already decided", f"by {attack}"),
+        render_reject_modal(approval),
+        render_feedback_modal(approval),
+        render_edit_modal(approval),
+        render_args_modal(approval, 1),
+    ]
+    for view in views:
+        check_view(view)
+        assert_no_agent_markup(view, allowed=("<@U0ALICE>",))
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        pytest.param("a & b", "a &amp; b", id="amp"),
+        pytest.param("<!here>", "&lt;!here&gt;", id="here"),
+        pytest.param("&lt;", "&amp;lt;", id="entity-text"),
+        pytest.param("*_~`", "*_~`", id="formatting-untouched"),
+    ],
+)
+def test_escape_mrkdwn(text: str, escaped: str) -> None:
+    assert escape_mrkdwn(text) == escaped
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        pytest.param("short", 10, "short", id="fits"),
+        pytest.param("abcdefghij", 5, "abcd…", id="cut"),
+        pytest.param("abc&def", 6, "abc…", id="no-half-entity"),
+        pytest.param("ab<", 7, "ab&lt;", id="escaped-fits"),
+        pytest.param("ab<<", 7, "ab&lt;…", id="escaped-cut"),
+    ],
+)
+def test_truncate_escapes_then_cuts(text: str, limit: int, expected: str) -> None:
+    assert truncate(text, limit) == expected
+
+
+@given(st.text(alphabet=st.sampled_from("ab&<>😀"), max_size=60), st.integers(2, 40))
+def test_truncate_is_an_escaped_prefix_within_the_limit(text: str, limit: int) -> None:
+    result = truncate(text, limit)
+    escaped = escape_mrkdwn(text)
+    assert units(result) <= limit
+    if result == escaped:
+        return
+    assert result.endswith("…")
+    assert escaped.startswith(result[:-1])
+    assert not re.search(r"&[a-z]*$", result[:-1]), "cut inside an entity"
+
+
+# --- decided cards and replies ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "changes", "headline", "who"),
+    [
+        pytest.param(Action.APPROVE, {}, "Approved", "by <@U0ALICE>", id="approve"),
+        pytest.param(
+            Action.EDIT,
+            {"approved_args": {"version": "1.4.3", "region": "eu-west-1"}},
+            "Approved with edits",
+            "by <@U0ALICE>",
+            id="edit",
+        ),
+        pytest.param(
+            Action.REJECT, {"comment": "not now"}, "Rejected", "by <@U0ALICE>", id="reject"
+        ),
+        pytest.param(
+            Action.FEEDBACK,
+            {"comment": "use 1.4.3"},
+            "Feedback sent to the agent",
+            "by <@U0ALICE>",
+            id="feedback",
+        ),
+        pytest.param(Action.TIMEOUT, {}, "Expired — rejected automatically", None, id="expired"),
+        pytest.param(
+            Action.TIMEOUT, {"approved": True}, "Approved automatically at timeout", None, id="auto"
+        ),
+        pytest.param(
+            Action.CANCEL,
+            {"decided_by": "release-bot"},
+            "Cancelled by the agent",
+            "(release-bot)",
+            id="cancel",
+        ),
+        pytest.param(
+            Action.APPROVE,
+            {"decided_by": "ops-api", "decided_by_name": "Ops <script>"},
+            "Approved",
+            "by Ops &lt;script&gt;",
+            id="api-caller",
+        ),
+    ],
+)
+def test_decided_card_shows_outcome_and_has_no_buttons(
+    action: Action, changes: dict[str, Any], headline: str, who: str | None
+) -> None:
+    approval = decide(make_approval(priority=Priority.CRITICAL), action, **changes)
+    message = render_decided_card(approval)
+
+    check_message(message)
+    assert not blocks_of(message, "actions")
+    outcome = message["blocks"][1]["text"]["text"]
+    assert f"*{headline}*" in outcome
+    assert "<!date^1795239060^" in outcome
+    if who is None:
+        assert " by " not in outcome
+    else:
+        assert who in outcome
+    assert headline in message["text"]
+    comment = changes.get("comment")
+    if comment:
+        assert comment in all_text(message)
+    reply = render_decision_reply(approval)
+    assert f"*{headline}*" in reply["text"]
+    if comment:
+        assert comment in reply["text"]
+
+
+def test_approvers_of_an_n_of_m_approval_are_all_named() -> None:
+    approval = decide(make_approval(), Action.APPROVE, approvers=["U0ALICE", "U0BOB"])
+    assert "by <@U0ALICE>, <@U0BOB>" in render_decision_reply(approval)["text"]
+
+
+def test_edit_diff_lists_changed_added_and_removed_arguments() -> None:
+    original = make_approval(args={"version": "1.4.2", "region": "eu", "force": 1, "same": [1]})
+    edited = {"version": "1.4.3", "force": True, "same": [1], "note": "<!here>"}
+    approval = decide(original, Action.EDIT, approved_args=edited, comment="hotfix")
+    message = render_decided_card(approval)
+
+    diff = next(text for text in mrkdwn_texts(message["blocks"]) if "Changed arguments" in text)
+    assert 'version: "1.4.2" → "1.4.3"' in diff
+    assert 'region: "eu" → (removed)' in diff
+    assert "force: 1 → true" in diff
+    assert 'note: (absent) → "&lt;!here&gt;"' in diff
+    assert "same:" not in diff
+    assert "Arguments (edited)" in all_text(message)
+    assert "Changed arguments" in all_text(render_decision_reply(approval))
+
+
+def test_pending_approval_has_no_outcome() -> None:
+    with pytest.raises(ValueError, match="pending"):
+        render_decided_card(make_approval())
+
+
+# --- property: any approval renders within Slack's limits -------------------------------------
+
+agent_text = st.one_of(
+    st.text(max_size=40),
+    st.lists(st.one_of(st.text(max_size=8), st.sampled_from(ATTACKS)), max_size=10).map("".join),
+    st.builds(
+        operator.mul, st.sampled_from([*ATTACKS, "x", "é", "😀", "字", "\n"]), st.integers(1, 5000)
+    ),
+)
+short_text = agent_text.map(lambda text: text[:255])
+slack_ids = st.sampled_from(["U0ALICE", "W0BOB", "U12"])
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | agent_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+arg_names = st.one_of(
+    st.text(max_size=30),
+    st.builds(operator.mul, st.sampled_from(["k", "<", "&", "é", " "]), st.integers(1, 400)),
+)
+args_dicts = st.one_of(
+    st.dictionaries(arg_names, json_values, max_size=10),
+    st.integers(0, 160).map(lambda n: {f"key_{i}": i for i in range(n)}),
+)
+
+
+@st.composite
+def approvals(draw: st.DrawFn) -> Approval:
+    requester = Requester(
+        agent=draw(st.none() | short_text),
+        slack_user=draw(st.none() | slack_ids | short_text),
+        run_id=draw(st.none() | short_text),
+    )
+    return make_approval(
+        tool_name=draw(agent_text),
+        tool_call_id=draw(agent_text),
+        args=draw(args_dicts),
+        prompt=draw(st.none() | agent_text),
+        context=draw(st.none() | agent_text),
+        priority=draw(st.sampled_from(Priority)),
+        requester=requester,
+        allowed_decisions=draw(st.lists(st.sampled_from(DecisionKind), min_size=1, unique=True)),
+        expires_at=draw(st.none() | st.just(NOW + timedelta(hours=1))),
+        on_timeout=draw(st.sampled_from(OnTimeout)),
+    )
+
+
+def allowed_mentions(*candidates: str | None) -> tuple[str, ...]:
+    return tuple(
+        f"<@{user}>" for user in candidates if user and re.fullmatch(r"[UW][A-Z0-9]{2,}", user)
+    )
+
+
+@SLOW
+@given(
+    approvals(),
+    st.lists(agent_text, max_size=14),
+    st.none()
+    | st.builds(Progress, st.integers(1, 5), st.lists(slack_ids | short_text, max_size=30)),
+)
+def test_any_card_stays_within_limits_and_escaped(
+    approval: Approval, notes: list[str], progress: Progress | None
+) -> None:
+    message = render_card(approval, notes=notes, progress=progress)
+
+    check_message(message)
+    users = [approval.requester.slack_user, *(progress.approvers if progress else [])]
+    assert_no_agent_markup(message, allowed_mentions(*users))
+    assert approval.allowed_decisions  # the model is never modified
+    assert set(buttons(message)) - {"view_args"} == {
+        kind.value for kind in approval.allowed_decisions
+    }
+
+
+@SLOW
+@given(
+    approvals(),
+    st.sampled_from(Action),
+    agent_text,
+    slack_ids | short_text,
+    args_dicts,
+    st.lists(slack_ids | short_text, max_size=30),
+)
+def test_any_decided_card_stays_within_limits_and_escaped(
+    approval: Approval,
+    action: Action,
+    comment: str,
+    decided_by: str,
+    edited: dict[str, Any],
+    approvers: list[str],
+) -> None:
+    decided = decide(
+        approval,
+        action,
+        comment=comment,
+        decided_by=decided_by,
+        decided_by_name=comment[:50],
+        approvers=approvers,
+        approved_args=edited if action is Action.EDIT else None,
+    )
+    allowed = allowed_mentions(approval.requester.slack_user, decided_by, *approvers)
+    for message in (render_decided_card(decided), render_decision_reply(decided)):
+        check_message(message)
+        assert_no_agent_markup(message, allowed)
+        assert not blocks_of(message, "actions")
+
+
+def test_a_card_where_everything_is_huge_stays_within_limits() -> None:
+    huge = "字&<" * 40_000
+    approval = make_approval(
+        tool_name=huge,
+        tool_call_id=huge,
+        prompt=huge,
+        context=huge,
+        args={huge: huge, **{f"k{i}": huge for i in range(30)}},
+        requester=Requester(agent=huge[:255], slack_user=huge[:255], run_id=huge[:255]),
+        priority=Priority.CRITICAL,
+    )
+    edited = {f"k{i}": i for i in range(40)}
+    messages = [
+        render_card(approval, mention="here", notes=[huge] * 12, progress=Progress(3, [huge] * 30))
+    ]
+    for action in Action:
+        decided = decide(
+            approval,
+            action,
+            comment=huge,
+            decided_by=huge,
+            decided_by_name=huge,
+            approvers=[huge] * 30,
+            approved_args=edited if action is Action.EDIT else None,
+        )
+        messages += [
+            render_decided_card(decided, notes=[huge] * 12),
+            render_decision_reply(decided),
+        ]
+    for message in messages:
+        check_message(message)
+        assert_no_agent_markup(message, allowed=("<!here>",))
+
+
+# --- the full-arguments modal -------------------------------------------------------------------
+
+
+def unfence(section: str) -> str:
+    assert section.startswith("```\n") and section.endswith("\n```")
+    code = re.sub("`\u200b", "`", section[4:-4])
+    return code.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def all_pages(approval: Approval) -> list[dict[str, Any]]:
+    first = render_args_modal(approval, 1)
+    count = int(re.search(r"page 1 of (\d+)", all_text(first)).group(1))  # type: ignore[union-attr]
+    return [first] + [render_args_modal(approval, page) for page in range(2, count + 1)]
+
+
+@SLOW
+@given(args_dicts.filter(lambda args: "\u200b" not in json.dumps(args, ensure_ascii=False)))
+def test_args_modal_pages_cover_the_whole_pretty_json(args: dict[str, Any]) -> None:
+    approval = make_approval(args=args)
+    code = []
+    for view in all_pages(approval):
+        check_view(view)
+        assert read_approval_id(view["private_metadata"]) == APPROVAL_ID
+        code += [unfence(block["text"]["text"]) for block in blocks_of(view, "section")]
+    assert "".join(code) == json.dumps(args, indent=2, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("x" * 400_000, id="ascii"),
+        pytest.param("字" * 200_000, id="cjk"),
+        pytest.param("&<>`" * 50_000, id="escapes"),
+        pytest.param("😀\n" * 100_000, id="emoji-lines"),
+    ],
+)
+def test_huge_arguments_are_paged_within_limits(value: str) -> None:
+    approval = make_approval(args={"blob": value, "n": 1})
+    pages = all_pages(approval)
+
+    assert len(pages) > 1
+    code = []
+    for number, view in enumerate(pages, start=1):
+        check_view(view)
+        assert f"page {number} of {len(pages)}" in all_text(view)
+        code += [unfence(block["text"]["text"]) for block in blocks_of(view, "section")]
+    assert "".join(code) == json.dumps(approval.args, indent=2, ensure_ascii=False)
+
+
+def test_args_modal_buttons_page_back_and_forth() -> None:
+    approval = make_approval(args={"blob": "x" * 200_000})
+    first, second = render_args_modal(approval, 1), render_args_modal(approval, 2)
+
+    assert [block["block_id"] for block in blocks_of(first, "actions")] == ["args_next"]
+    next_button = buttons(first)["args_page"]
+    assert read_args_page(next_button["value"]) == (APPROVAL_ID, 2)
+    assert {
+        read_args_page(block["elements"][0]["value"])[1] for block in blocks_of(second, "actions")
+    } == {1, 3}
+    assert render_args_modal(approval, 999) == render_args_modal(approval, len(all_pages(approval)))
+    assert render_args_modal(approval, -3) == first
+
+
+def test_small_arguments_fit_one_page_without_buttons() -> None:
+    view = render_args_modal(make_approval(), 1)
+    check_view(view)
+    assert view["callback_id"] == "args_modal"
+    assert "page 1 of 1" in all_text(view)
+    assert not blocks_of(view, "actions")
+
+
+# --- the edit modal -----------------------------------------------------------------------------
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "string", "maxLength": 20, "pattern": r"^\d+\.\d+\.\d+$"},
+        "replicas": {"type": "integer", "minimum": 1, "maximum": 10, "description": "pods"},
+        "ratio": {"type": "number"},
+        "env": {"enum": ["prod", "staging", 3]},
+        "dry_run": {"type": "boolean"},
+        "labels": {"type": "object"},
+        "hosts": {"type": "array", "items": {"type": "string"}},
+        "note": {"type": ["string", "null"]},
+        "verbose": {"type": "boolean"},
+    },
+    "required": ["version", "replicas", "env"],
+    "additionalProperties": False,
+}
+ARGS: dict[str, Any] = {
+    "version": "1.4.2",
+    "replicas": 3,
+    "ratio": 0.5,
+    "env": "prod",
+    "dry_run": False,
+    "labels": {"team": "ops"},
+    "hosts": ["a", "b"],
+}
+
+
+def edit_approval(**changes: Any) -> Approval:
+    return make_approval(**{"args": ARGS, "args_schema": SCHEMA, **changes})
+
+
+def inputs(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {block["block_id"]: block for block in view["blocks"] if block["type"] == "input"}
+
+
+def submit(view: dict[str, Any], **changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What Slack sends back for the view as rendered, with some elements changed."""
+    values: dict[str, dict[str, Any]] = {}
+    for block_id, block in inputs(view).items():
+        element = block["element"]
+        state: dict[str, Any] = {"type": element["type"]}
+        if element["type"] in ("plain_text_input", "number_input"):
+            state["value"] = element.get("initial_value") or None
+        elif element["type"] == "static_select":
+            state["selected_option"] = element.get("initial_option")
+        else:
+            state["selected_options"] = element.get("initial_options", [])
+        state.update(changes.get(block_id, {}))
+        values[block_id] = {element["action_id"]: state}
+    return values
+
+
+def test_edit_modal_inputs_are_typed_from_the_schema() -> None:
+    view = render_edit_modal(edit_approval())
+    check_view(view)
+    fields = inputs(view)
+
+    assert view["callback_id"] == "edit_modal"
+    assert read_approval_id(view["private_metadata"]) == APPROVAL_ID
+    replicas = fields["arg:replicas"]
+    assert replicas["element"]["type"] == "number_input"
+    assert replicas["element"]["is_decimal_allowed"] is False
+    assert (replicas["element"]["min_value"], replicas["element"]["max_value"]) == ("1", "10")
+    assert replicas["element"]["initial_value"] == "3"
+    assert replicas["hint"]["text"] == "pods"
+    assert fields["arg:ratio"]["element"]["is_decimal_allowed"] is True
+    env = fields["arg:env"]["element"]
+    assert env["type"] == "static_select"
+    assert [json.loads(option["value"]) for option in env["options"]] == ["prod", "staging", 3]
+    assert env["initial_option"]["value"] == '"prod"'
+    assert fields["arg:dry_run"]["element"]["type"] == "checkboxes"
+    assert "initial_options" not in fields["arg:dry_run"]["element"]
+    labels = fields["arg:labels"]["element"]
+    assert labels["type"] == "plain_text_input" and labels["multiline"] is True
+    assert json.loads(labels["initial_value"]) == {"team": "ops"}
+    version = fields["arg:version"]
+    assert version["element"]["max_length"] == 20 and version["optional"] is False
+    assert fields["arg:version"]["label"]["text"] == "version"
+    # optional schema properties absent from the arguments still get an optional input
+    assert (
+        fields["arg:note"]["optional"] is True
+        and "initial_value" not in fields["arg:note"]["element"]
+    )
+    assert fields["arg:verbose"]["element"]["type"] == "static_select"
+    assert fields[COMMENT_BLOCK]["optional"] is True
+
+
+def test_edit_modal_without_schema_infers_inputs_from_values() -> None:
+    args = {"count": 2, "ratio": 1.5, "flag": True, "name": "x", "tags": ["a"], "none": None}
+    # numbers a number_input would round or cannot show are edited as JSON text
+    args |= {"huge": 2**60, "tiny": 1e-7}
+    fields = inputs(render_edit_modal(make_approval(args=args)))
+    kinds = {block_id: block["element"]["type"] for block_id, block in fields.items()}
+    assert kinds == {
+        "arg:count": "number_input",
+        "arg:ratio": "number_input",
+        "arg:flag": "checkboxes",
+        "arg:name": "plain_text_input",
+        "arg:tags": "plain_text_input",
+        "arg:none": "plain_text_input",
+        "arg:huge": "plain_text_input",
+        "arg:tiny": "plain_text_input",
+        COMMENT_BLOCK: "plain_text_input",
+    }
+    assert json.loads(fields["arg:huge"]["element"]["initial_value"]) == 2**60
+    assert (
+        fields["arg:flag"]["element"]["initial_options"] == fields["arg:flag"]["element"]["options"]
+    )
+
+
+@pytest.mark.parametrize(
+    "approval",
+    [
+        pytest.param(edit_approval(), id="schema"),
+        pytest.param(make_approval(args=ARGS), id="no-schema"),
+        pytest.param(
+            make_approval(args={"empty": "", "none": None, "zero": 0, "f": False}), id="empties"
+        ),
+        pytest.param(make_approval(args={}), id="no-args"),
+    ],
+)
+def test_unchanged_edit_modal_gives_back_the_same_arguments(approval: Approval) -> None:
+    view = render_edit_modal(approval)
+    result = parse_edit_submission(approval, submit(view))
+    assert result.args == approval.args
+    assert result.comment is None
+
+
+def test_edits_come_back_typed_with_the_comment() -> None:
+    approval = edit_approval()
+    view = render_edit_modal(approval)
+    staging = next(
+        option
+        for option in inputs(view)["arg:env"]["element"]["options"]
+        if option["text"]["text"] == "3"
+    )
+    values = submit(
+        view,
+        **{
+            "arg:replicas": {"value": "5"},
+            "arg:ratio": {"value": "2.25"},
+            "arg:env": {"selected_option": staging},
+            "arg:dry_run": {"selected_options": inputs(view)["arg:dry_run"]["element"]["options"]},
+            "arg:labels": {"value": '{"team": "sre"}'},
+            "arg:note": {"value": "careful"},
+            "arg:hosts": {"value": None},
+            COMMENT_BLOCK: {"value": "  fewer pods  "},
+        },
+    )
+    result = parse_edit_submission(approval, values)
+    assert result.args == {
+        "version": "1.4.2",
+        "replicas": 5,
+        "ratio": 2.25,
+        "env": 3,
+        "dry_run": True,
+        "labels": {"team": "sre"},
+        "note": "careful",
+    }
+    assert result.comment == "fewer pods"
+
+
+@pytest.mark.parametrize(
+    ("changes", "block_id", "message"),
+    [
+        pytest.param(
+            {"arg:labels": {"value": "{team: ops"}}, "arg:labels", "Not valid JSON", id="json"
+        ),
+        pytest.param({"arg:labels": {"value": "NaN"}}, "arg:labels", "NaN", id="nan"),
+        pytest.param({"arg:replicas": {"value": "11"}}, "arg:replicas", "at most 10", id="too-big"),
+        pytest.param(
+            {"arg:replicas": {"value": "0"}}, "arg:replicas", "at least 1", id="too-small"
+        ),
+        pytest.param(
+            {"arg:replicas": {"value": "2.5"}}, "arg:replicas", "whole number", id="decimal"
+        ),
+        pytest.param(
+            {"arg:replicas": {"value": "many"}}, "arg:replicas", "number", id="not-number"
+        ),
+        pytest.param({"arg:version": {"value": None}}, "arg:version", "required", id="emptied"),
+        pytest.param(
+            {"arg:version": {"value": "v2"}}, "arg:version", "does not match", id="pattern"
+        ),
+        pytest.param({"arg:labels": {"value": "[1]"}}, "arg:labels", "not of type", id="type"),
+        pytest.param({"arg:hosts": {"value": '["a", 2]'}}, "arg:hosts", "1: 2 is not", id="nested"),
+        pytest.param(
+            {"arg:env": {"selected_option": None}}, "arg:env", "required", id="enum-emptied"
+        ),
+    ],
+)
+def test_invalid_edits_are_reported_on_their_input(
+    changes: dict[str, Any], block_id: str, message: str
+) -> None:
+    approval = edit_approval()
+    view = render_edit_modal(approval)
+    with pytest.raises(EditErrors) as caught:
+        parse_edit_submission(approval, submit(view, **changes))
+    assert list(caught.value.errors) == [block_id]
+    assert message in caught.value.errors[block_id]
+    assert block_id in inputs(view)
+
+
+def test_schema_errors_without_a_property_go_to_the_first_input() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "minProperties": 2}
+    approval = make_approval(args={"a": 1}, args_schema=schema)
+    view = render_edit_modal(approval)
+    with pytest.raises(EditErrors) as caught:
+        parse_edit_submission(approval, submit(view))
+    assert list(caught.value.errors) == ["arg:a"]
+
+
+def test_a_missing_required_property_is_reported_on_its_input() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+        "required": ["a", "b"],
+    }
+    approval = make_approval(args={"a": 1}, args_schema=schema)
+    view = render_edit_modal(approval)
+    assert inputs(view)["arg:b"]["optional"] is True  # empty now, so Slack must let it through
+    with pytest.raises(EditErrors) as caught:
+        parse_edit_submission(approval, submit(view))
+    assert caught.value.errors == {"arg:b": "This field is required."}
+
+
+def test_too_large_argument_is_read_only_and_kept_unchanged() -> None:
+    big = {"rows": [{"id": i, "name": f"row {i}"} for i in range(400)]}
+    approval = make_approval(args={"data": big, "script": "y" * 5000, "n": 1})
+    view = render_edit_modal(approval)
+    check_view(view)
+
+    assert set(inputs(view)) == {"arg:n", COMMENT_BLOCK}
+    notes = [all_text(block) for block in blocks_of(view, "context")]
+    assert sum("too large to edit here; kept as is" in note for note in notes) == 2
+    values = submit(view, **{"arg:n": {"value": "2"}})
+    values["arg:data"] = {"value": {"type": "plain_text_input", "value": "{}"}}
+    assert parse_edit_submission(approval, values).args == {
+        "data": big,
+        "script": "y" * 5000,
+        "n": 2,
+    }
+
+
+def test_edit_modal_stays_well_under_the_view_size_limit() -> None:
+    args = {f"text_{i}": "字" * 2900 for i in range(90)}
+    approval = make_approval(args=args)
+    view = render_edit_modal(approval)
+
+    check_view(view)
+    assert len(json.dumps(view)) < 200_000
+    assert 0 < len(inputs(view)) - 1 < 90
+    assert "too large to edit here; kept as is" in all_text(view)
+    assert parse_edit_submission(approval, submit(view)).args == args
+
+
+def test_many_arguments_fit_in_one_modal_and_the_rest_are_kept() -> None:
+    args = {f"arg_{i}": i for i in range(150)}
+    approval = make_approval(args=args)
+    view = render_edit_modal(approval)
+    check_view(view)
+
+    assert len(view["blocks"]) == 100
+    assert "53 more arguments kept as is" in all_text(view)
+    result = parse_edit_submission(approval, submit(view, **{"arg:arg_0": {"value": "-1"}}))
+    assert result.args == {**args, "arg_0": -1}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("", id="empty"),
+        pytest.param(" ", id="blank"),
+        pytest.param("x" * 1000, id="long"),
+        pytest.param("with space/and:colon", id="odd"),
+        pytest.param("comment", id="clashes-with-comment"),
+        pytest.param("<!here>", id="markup"),
+    ],
+)
+def test_odd_argument_names_get_safe_unique_block_ids(name: str) -> None:
+    approval = make_approval(args={name: "v", "x" * 1001: "w"})
+    view = render_edit_modal(approval)
+    check_view(view)
+    assert arg_block_id(name) in inputs(view)
+    assert len(inputs(view)) == 3
+    result = parse_edit_submission(approval, submit(view, **{arg_block_id(name): {"value": "new"}}))
+    assert result.args == {name: "new", "x" * 1001: "w"}
+
+
+def schema_for(args: dict[str, Any]) -> dict[str, Any]:
+    def describe(value: Any) -> dict[str, Any]:
+        if isinstance(value, bool):
+            return {"type": "boolean"}
+        if isinstance(value, int):
+            return {"type": "integer"}
+        if isinstance(value, float):
+            return {"type": "number"}
+        if isinstance(value, str):
+            return {"type": "string"}
+        if value is None:
+            return {"type": "null"}
+        return {"type": "array" if isinstance(value, list) else "object"}
+
+    properties = {name: describe(value) for name, value in args.items()}
+    return {"type": "object", "properties": properties, "required": list(args)}
+
+
+@SLOW
+@given(args_dicts, st.booleans())
+def test_any_arguments_survive_the_edit_modal_round_trip(args: dict[str, Any], typed: bool) -> None:
+    approval = make_approval(args=args, args_schema=schema_for(args) if typed else None)
+    view = render_edit_modal(approval)
+
+    check_view(view)
+    assert parse_edit_submission(approval, submit(view)).args == args
+
+
+# --- reject, feedback and notices ---------------------------------------------------------------
+
+
+def test_reject_modal_asks_for_an_optional_reason() -> None:
+    view = render_reject_modal(make_approval())
+    check_view(view)
+    assert view["callback_id"] == "reject_modal"
+    assert read_approval_id(view["private_metadata"]) == APPROVAL_ID
+    assert inputs(view)[REASON_BLOCK]["optional"] is True
+    assert parse_reject_submission(submit(view)) is None
+    assert parse_reject_submission(submit(view, reason={"value": " too risky "})) == "too risky"
+
+
+def test_feedback_modal_requires_text_for_the_model() -> None:
+    view = render_feedback_modal(make_approval())
+    check_view(view)
+    assert view["callback_id"] == "feedback_modal"
+    assert read_approval_id(view["private_metadata"]) == APPROVAL_ID
+    assert inputs(view)[FEEDBACK_BLOCK]["optional"] is False
+    assert parse_feedback_submission(submit(view, feedback={"value": "use 1.4.3"})) == "use 1.4.3"
+    with pytest.raises(EditErrors) as caught:
+        parse_feedback_submission(submit(view, feedback={"value": "   "}))
+    assert list(caught.value.errors) == [FEEDBACK_BLOCK]
+
+
+def test_notices_say_who_decided() -> None:
+    approval = decide(make_approval(), Action.APPROVE)
+    view = render_decided_notice(approval)
+    check_view(view)
+    assert "submit" not in view
+    assert "already decided" in all_text(view) and "<@U0ALICE>" in all_text(view)
+
+    plain = render_notice_modal("A very long title that does not fit", "done & dusted")
+    check_view(plain)
+    assert "done &amp; dusted" in all_text(plain)
+
+
+def test_identifiers_are_the_ones_slack_listens_for() -> None:
+    assert ACTION_IDS == ("approve", "edit", "reject", "feedback", "view_args", "args_page")
+    assert CALLBACK_IDS == ("edit_modal", "reject_modal", "feedback_modal", "args_modal")
