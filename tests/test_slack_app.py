@@ -380,3 +380,9 @@ async def test_view_full_arguments_pages_through_large_args(rig: SlackRig) -> No
     [modal] = await until(lambda: _modals(rig, "U0ALICE"))
     assert modal.spec["callback_id"] == "args_modal"
     assert "key_0" in json.dumps(modal.blocks)
+
+
+async def test_healthz_reports_slack_reachability(rig: SlackRig) -> None:
+    status, body = await rig.bot.call("GET", "/healthz", token=None)
+    assert (status, body["ok"]) == (200, True)
+    assert body["checks"]["slack"].startswith("ok as")
