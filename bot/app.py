@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -14,9 +15,10 @@ import aiohttp
 from aiohttp import web
 
 from bot.api import ApiSettings, add_api_routes, error_middleware
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.events import WEBHOOK_TOPIC, Broadcast, WebhookSender
 from bot.outbox import OutboxWorker
+from bot.policy import load_routing
 from bot.service import ApprovalService, Router
 from bot.store import SQLiteStore
 
@@ -83,6 +85,8 @@ def create_app(
     service = ApprovalService(store, default_channel=settings.channel)
     if router is not None:
         service.router = router
+    elif settings.config:
+        service.router = load_routing(settings.config)
     service.observers.append(broadcast)
     api = ApiSettings(
         api_token=settings.api_token, admin_token=settings.admin_token, broadcast=broadcast
@@ -108,6 +112,8 @@ def create_app(
         for extension in extensions:
             await extension.start(app, bot)
         bot.spawn(service.run_timers(), "timers")
+        if settings.config and router is None:
+            _reload_on_sighup(service, settings.config)
         yield
         for close in bot.closers:
             await close()
@@ -119,7 +125,7 @@ def create_app(
         await bot.session.close()
         await store.close()
 
-    async def release(app: web.Application) -> None:
+    async def release(app: web.Application) -> None:  # before in-flight requests are awaited
         service.release_waiters()
         broadcast.close()
 
@@ -130,3 +136,18 @@ def create_app(
 
 def _extra_topics(extensions: list[Extension] | None) -> list[str]:
     return [topic for extension in extensions or [] for topic in getattr(extension, "topics", ())]
+
+
+def _reload_on_sighup(service: ApprovalService, path: str) -> None:
+    """`kill -HUP`: re-read the routing file; a bad one is logged and the old one kept."""
+
+    def reload() -> None:
+        try:
+            service.router = load_routing(path)
+        except ConfigError as exc:
+            log.error("routing file not reloaded, keeping the previous one: %s", exc)
+            return
+        log.info("routing file %s reloaded", path)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)

@@ -35,7 +35,9 @@ __all__ = [
     "DecisionInput",
     "DecisionKind",
     "OnTimeout",
+    "Policy",
     "Priority",
+    "Progress",
     "Requester",
     "SlackRef",
     "Status",
@@ -253,6 +255,31 @@ class Decision(WireModel):
     decided_at: WireTime
 
 
+class Policy(WireModel):
+    """What the routing file decided for this approval when it was submitted."""
+
+    #: the `tools` globs of the rule that matched, or None when none did
+    rule: list[str] | None = None
+    #: Slack user ids and user group ids who may decide; empty means anyone in the channel
+    approvers: list[str] = Field(default_factory=list)
+    required_approvals: int = 1
+    #: "here", a user group id or a user id to mention on the card
+    mention: str | None = None
+    #: a channel to re-post the card to, or a user group to mention, at the first expiry
+    escalate_to: str | None = None
+
+
+class Progress(WireModel):
+    """An N-of-M approval on its way: who approved the current arguments so far."""
+
+    approved_by: list[str] = Field(default_factory=list)
+    #: the arguments being approved, when someone edited them (null: the original ones)
+    args: dict[str, Any] | None = None
+    edited_by: str | None = None
+    #: nobody decided by the first expiry, so it was escalated and extended once
+    escalated: bool = False
+
+
 class Approval(WireModel):
     """The approval record, as stored and as every `/v1` answer shows it."""
 
@@ -276,11 +303,18 @@ class Approval(WireModel):
     expires_at: WireTime | None = None
     slack: SlackRef = Field(default_factory=SlackRef)
     decision: Decision | None = None
+    policy: Policy = Field(default_factory=Policy)
+    progress: Progress = Field(default_factory=Progress)
 
     @property
     def is_pending(self) -> bool:
         """True while nobody has decided."""
         return self.status is Status.PENDING
+
+    @property
+    def current_args(self) -> dict[str, Any]:
+        """The arguments being approved now: an edit's, else the original ones."""
+        return self.progress.args if self.progress.args is not None else self.args
 
 
 class CancelInput(WireModel):

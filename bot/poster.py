@@ -17,7 +17,13 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cards import Message, render_card, render_decided_card, render_decision_reply
+from bot.cards import (
+    Message,
+    Progress,
+    render_card,
+    render_decided_card,
+    render_decision_reply,
+)
 from bot.cards.text import escape_mrkdwn
 from bot.models import Approval, Priority, SlackRef
 from bot.outbox import Retry
@@ -42,8 +48,21 @@ TRANSIENT = {
 
 
 def default_mention(approval: Approval) -> str | None:
-    """`<!here>` for high and critical requests, unless a routing rule says otherwise."""
+    """The rule's `mention`, else `<!here>` for high and critical requests."""
+    if approval.policy.mention:
+        return approval.policy.mention
     return "here" if approval.priority in (Priority.HIGH, Priority.CRITICAL) else None
+
+
+def card_progress(approval: Approval) -> Progress | None:
+    """The N-of-M line for the card, when the policy asks for more than one approver."""
+    if approval.policy.required_approvals <= 1:
+        return None
+    return Progress(
+        required=approval.policy.required_approvals,
+        approvers=approval.progress.approved_by,
+        edited=approval.progress.args is not None,
+    )
 
 
 def translate_slack_error(exc: Exception) -> Retry | None:
@@ -77,6 +96,10 @@ class CardPoster:
         try:
             if approval.slack.ts is None:
                 await self.post(approval)
+            elif event.kind == "escalated" and approval.is_pending:
+                await self.escalate(approval)
+            elif event.kind in ("voted", "edited") and approval.is_pending:
+                await self.refresh(approval)
             elif event.status is not None and event.kind != "submitted":
                 await self.rewrite(approval)
         except Exception as exc:
@@ -88,11 +111,63 @@ class CardPoster:
             log.error("Slack refused the card of %s: %s", approval.id, reason)
             await self.service.audit(approval.id, "card_failed", None, error=str(reason))
 
-    def render(self, approval: Approval) -> Message:
+    def render(self, approval: Approval, notes: tuple[str, ...] = ()) -> Message:
         """The card as it should look now."""
         if approval.is_pending:
-            return render_card(approval, mention=self.mention_for(approval))
+            return render_card(
+                approval,
+                mention=self.mention_for(approval),
+                progress=card_progress(approval),
+                notes=notes or self.notes(approval),
+            )
         return render_decided_card(approval)
+
+    def notes(self, approval: Approval) -> tuple[str, ...]:
+        """Lines under a pending card: an escalation."""
+        notes = []
+        if approval.progress.escalated:
+            notes.append("Escalated: nobody decided in time.")
+        return tuple(notes)
+
+    async def cards(self, approval: Approval) -> list[tuple[str, str]]:
+        """Every message showing this approval: the card, then copies (escalation)."""
+        assert approval.slack.channel and approval.slack.ts
+        copies = await self.service.store.card_copies(approval.id)
+        return [(approval.slack.channel, approval.slack.ts), *copies]
+
+    async def refresh(self, approval: Approval) -> None:
+        """Redraw a pending card (a vote was counted, the arguments were edited)."""
+        message = self.render(approval)
+        for channel, ts in await self.cards(approval):
+            await self.client.chat_update(
+                channel=channel, ts=ts, text=message["text"], blocks=message["blocks"]
+            )
+
+    async def escalate(self, approval: Approval) -> None:
+        """Nobody decided in time: mention the escalation group, or re-post to its channel."""
+        target = approval.policy.escalate_to
+        await self.refresh(approval)
+        if not target:
+            return
+        assert approval.slack.channel and approval.slack.ts
+        if target[0] == "S":
+            text = (
+                f"<!subteam^{target}> no decision yet on {escape_mrkdwn(approval.tool_name)}; "
+                "please take a look."
+            )
+            await self.client.chat_postMessage(
+                channel=approval.slack.channel, thread_ts=approval.slack.ts, text=text
+            )
+            return
+        if any(channel == target for channel, _ in await self.cards(approval)):
+            return
+        message = self.render(approval)
+        response = await self.client.chat_postMessage(
+            channel=target, text=message["text"], blocks=message["blocks"], unfurl_links=False
+        )
+        await self.service.store.add_card_copy(
+            approval.id, str(response["channel"]), str(response["ts"])
+        )
 
     async def post(self, approval: Approval) -> None:
         """Post the card (in its thread, if any) and remember where it went."""
@@ -122,14 +197,12 @@ class CardPoster:
 
     async def rewrite(self, approval: Approval) -> None:
         """Show the outcome on the card, without buttons, and say it in the thread."""
-        assert approval.slack.channel and approval.slack.ts
         message = render_decided_card(approval)
-        await self.client.chat_update(
-            channel=approval.slack.channel,
-            ts=approval.slack.ts,
-            text=message["text"],
-            blocks=message["blocks"],
-        )
+        for channel, ts in await self.cards(approval):
+            await self.client.chat_update(
+                channel=channel, ts=ts, text=message["text"], blocks=message["blocks"]
+            )
+        assert approval.slack.channel and approval.slack.ts
         reply = render_decision_reply(approval)
         await self.client.chat_postMessage(
             channel=approval.slack.channel,

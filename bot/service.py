@@ -36,6 +36,7 @@ from bot.models import (
     Decision,
     DecisionKind,
     OnTimeout,
+    Policy,
     Priority,
     SlackRef,
     Status,
@@ -49,6 +50,7 @@ from bot.store import Page, Store
 __all__ = [
     "TIMEOUT_ACTOR",
     "ApprovalService",
+    "GroupMembers",
     "Observer",
     "Route",
     "Router",
@@ -62,17 +64,29 @@ TIMEOUT_ACTOR = "system:timeout"
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Defaults a routing rule gives a request; None leaves the request's own value."""
+    """Where a request goes and under which policy; None falls back to the bot's defaults."""
 
     channel: str | None = None
     priority: Priority | None = None
     timeout_seconds: int | None = None
     on_timeout: OnTimeout | None = None
     allowed_decisions: list[DecisionKind] | None = None
+    policy: Policy = field(default_factory=Policy)
+
+    @classmethod
+    def of(cls, request: ApprovalRequest, default_channel: str | None = None) -> Route:
+        """The request's own values, with no rule applied."""
+        return cls(
+            channel=request.channel or default_channel,
+            priority=request.priority,
+            timeout_seconds=request.timeout_seconds,
+            on_timeout=request.on_timeout,
+            allowed_decisions=request.allowed_decisions,
+        )
 
 
 class Router(Protocol):
-    """Finds the routing defaults for a request (the routing file implements this)."""
+    """Finds the route of a request (the routing file implements this)."""
 
     def route(self, request: ApprovalRequest) -> Route: ...
 
@@ -81,7 +95,20 @@ class NoRouting:
     """Every request keeps its own values."""
 
     def route(self, request: ApprovalRequest) -> Route:
-        return Route()
+        return Route.of(request)
+
+
+class GroupMembers(Protocol):
+    """Who is in a Slack user group (the Slack side implements this with a cache)."""
+
+    async def members(self, group: str) -> set[str]: ...
+
+
+class NoGroups:
+    """No way to resolve groups: only approvers named by user id can decide."""
+
+    async def members(self, group: str) -> set[str]:
+        return set()
 
 
 class Observer(Protocol):
@@ -107,6 +134,7 @@ class ApprovalService:
     store: Store
     default_channel: str | None = None
     router: Router = field(default_factory=NoRouting)
+    groups: GroupMembers = field(default_factory=NoGroups)
     clock: Callable[[], datetime] = utcnow
     observers: list[Observer] = field(default_factory=list)
     _waiters: defaultdict[str, set[asyncio.Future[Approval]]] = field(
@@ -136,13 +164,13 @@ class ApprovalService:
     async def submit(self, request: ApprovalRequest) -> tuple[Approval, bool]:
         """Store a gated tool call; returns (record, created). Idempotent per toolCallId."""
         route = self.router.route(request)
-        channel = request.channel or route.channel or self.default_channel
+        channel = route.channel or self.default_channel
         if not channel:
             raise Invalid(
                 "no channel: name one, or set APPROVAL_CHANNEL or a routing file default_channel",
                 path="channel",
             )
-        timeout = request.timeout_seconds or route.timeout_seconds
+        timeout = route.timeout_seconds
         now = self.clock()
         approval = Approval(
             id=new_approval_id(),
@@ -153,15 +181,14 @@ class ApprovalService:
             args_schema=request.args_schema,
             prompt=request.prompt,
             channel=channel,
-            priority=request.priority or route.priority or Priority.NORMAL,
+            priority=route.priority or Priority.NORMAL,
             requester=request.requester,
             context=request.context,
             thread_ts=request.thread_ts,
             timeout_seconds=timeout,
-            on_timeout=request.on_timeout or route.on_timeout or OnTimeout.REJECT,
-            allowed_decisions=request.allowed_decisions
-            or route.allowed_decisions
-            or list(DecisionKind),
+            on_timeout=route.on_timeout or OnTimeout.REJECT,
+            allowed_decisions=route.allowed_decisions or list(DecisionKind),
+            policy=route.policy,
             metadata=request.metadata,
             created_at=now,
             expires_at=now + timedelta(seconds=timeout) if timeout else None,
@@ -215,6 +242,50 @@ class ApprovalService:
         self._resolve(decided)
         return decided
 
+    async def approve(
+        self,
+        approval_id: str,
+        *,
+        user: str,
+        name: str | None = None,
+        approved_args: dict[str, Any] | None = None,
+        comment: str | None = None,
+    ) -> Approval:
+        """A person's approval (with edited args, or None for the current ones).
+
+        With `required_approvals = N` it counts until N distinct people approved the same
+        arguments; an edit restarts the count with the editor first. Returns the record,
+        still pending until the count is reached.
+        """
+        approval = await self.store.get(approval_id)
+        if not approval.is_pending:
+            raise AlreadyDecided(approval)
+        if approved_args is not None:
+            validate_args(approval, approved_args)
+
+        def decision(current: Approval) -> Decision:
+            run_with = current.current_args
+            return Decision(
+                approved=True,
+                action=Action.APPROVE if run_with == current.args else Action.EDIT,
+                approved_args=run_with,
+                decided_by=user,
+                decided_by_name=name,
+                approvers=current.progress.approved_by,
+                comment=comment or None,
+                decided_at=self.clock(),
+            )
+
+        required = approval.policy.required_approvals
+        updated, decided = await self.store.vote(
+            approval_id, user, approved_args, required, decision
+        )
+        if decided:
+            self._resolve(updated)
+        else:
+            self._notify(updated, "voted")
+        return updated
+
     async def cancel(
         self, approval_id: str, *, reason: str | None = None, cancelled_by: str | None = None
     ) -> Approval:
@@ -235,7 +306,7 @@ class ApprovalService:
         """Apply `onTimeout` to an overdue approval."""
         if (
             approval.on_timeout is OnTimeout.ESCALATE
-            and await self.store.escalations(approval.id) == 0
+            and not approval.progress.escalated
             and approval.timeout_seconds
         ):
             extended = await self.store.extend(
@@ -286,15 +357,37 @@ class ApprovalService:
 
     # -- who may decide --------------------------------------------------------------------
 
+    async def may_decide(self, approval: Approval, user: str) -> bool:
+        """True when the policy names `user` (or a group of theirs), or names nobody."""
+        approvers = approval.policy.approvers
+        if not approvers or user in approvers:
+            return True
+        for group in (a for a in approvers if a.startswith("S")):
+            if user in await self.groups.members(group):
+                return True
+        return False
+
+    async def can_act(self, approval: Approval, user: str) -> bool:
+        """True when `user` may make at least one decision on `approval` (App Home)."""
+        return user == approval.requester.slack_user or await self.may_decide(approval, user)
+
+    async def is_theirs(self, approval: Approval, user: str) -> bool:
+        """True when `user` asked for it or is named as an approver (`/approvals mine`)."""
+        if user == approval.requester.slack_user or user in approval.policy.approvers:
+            return True
+        return bool(approval.policy.approvers) and await self.may_decide(approval, user)
+
     async def authorize(self, approval: Approval, user: str, kind: DecisionKind) -> None:
         """Raise `NotAllowed` (and audit it) when `user` may not make this decision."""
+        own = user == approval.requester.slack_user
         reason = None
         if kind not in approval.allowed_decisions:
             reason = f"{kind.value} is not offered for {approval.tool_name}"
-        elif kind in (DecisionKind.APPROVE, DecisionKind.EDIT) and (
-            user == approval.requester.slack_user
-        ):
+        elif own and kind in (DecisionKind.APPROVE, DecisionKind.EDIT):
             reason = f"you requested this {approval.tool_name} call, so you cannot {kind.value} it"
+        elif not own and not await self.may_decide(approval, user):
+            what = ", ".join(approval.policy.rule or [approval.tool_name])
+            reason = f"you are not an approver for {what}"
         if reason is not None:
             await self.audit(approval.id, "refused", user, decision=kind.value, reason=reason)
             raise NotAllowed(reason)

@@ -35,16 +35,19 @@ from bot.cards import (
     parse_reject_submission,
     read_approval_id,
     read_args_page,
+    render_approval_list,
     render_args_modal,
     render_decided_notice,
     render_edit_modal,
     render_feedback_modal,
+    render_home,
     render_notice_modal,
     render_reject_modal,
 )
 from bot.cards.card import outcome_line
+from bot.cards.text import escape_mrkdwn
 from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotAllowed, NotFound
-from bot.models import Action, Approval, DecisionKind
+from bot.models import Action, Approval, DecisionKind, Status
 from bot.service import ApprovalService
 
 __all__ = ["UserNames", "register_listeners", "thread_command"]
@@ -106,6 +109,7 @@ class Listeners:
 
     service: ApprovalService
     names: UserNames
+    client: AsyncWebClient
     _seen_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     async def tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
@@ -149,15 +153,67 @@ class Listeners:
         user = body["user"]["id"]
         try:
             approval = await self.pending(body, DecisionKind.APPROVE)
-            await self.service.decide(
-                approval.id,
-                approved=True,
-                decided_by=user,
-                decided_by_name=await self.names.name(user),
-                action=Action.APPROVE,
+            counted = await self.service.approve(
+                approval.id, user=user, name=await self.names.name(user)
             )
         except BotError as exc:
             await self.explain(client, body, exc)
+            return
+        await self.after_vote(client, body, counted)
+        await self.refresh_home(client, body)
+
+    async def after_vote(
+        self, client: AsyncWebClient, body: dict[str, Any], approval: Approval
+    ) -> None:
+        """Tell an approver whose approval was counted but did not decide yet."""
+        if approval.is_pending:
+            done, required = len(approval.progress.approved_by), approval.policy.required_approvals
+            await self.tell(client, body, f"Your approval is counted: {done} of {required}.")
+
+    async def refresh_home(self, client: AsyncWebClient, body: dict[str, Any]) -> None:
+        """After a click in App Home, show the viewer their updated list."""
+        if (body.get("view") or {}).get("type") == "home":
+            await self.publish_home(client, body["user"]["id"])
+
+    async def publish_home(self, client: AsyncWebClient, user: str) -> None:
+        """Publish the App Home of `user`: what they can act on, and what they decided."""
+        page = await self.service.find(status=Status.PENDING, limit=200)
+        pending = [a for a in page.items if await self.service.can_act(a, user)]
+        recent = await self.service.store.decided_by(user, 10)
+        try:
+            await client.views_publish(user_id=user, view=render_home(pending, recent))
+        except SlackApiError as exc:
+            log.warning("App Home for %s not published: %s", user, exc.response.get("error"))
+
+    async def home_opened(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") == "home":
+            await self.publish_home(client, str(event["user"]))
+
+    async def approvals_command(
+        self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """`/approvals`, `/approvals mine`, `/approvals <id>`: an ephemeral list."""
+        user, text = str(command["user_id"]), str(command.get("text") or "").strip()
+        if text.startswith("apr_"):
+            try:
+                approvals = [await self.service.get(text.split()[0])]
+            except NotFound:
+                await ack(text=f"No approval with id {escape_mrkdwn(text.split()[0])}.")
+                return
+            message = render_approval_list("Approval", approvals, empty="")
+        elif text in ("", "mine"):
+            page = await self.service.find(status=Status.PENDING, limit=200)
+            approvals = page.items
+            if text == "mine":
+                approvals = [a for a in approvals if await self.service.is_theirs(a, user)]
+            title = "Pending approvals for you" if text == "mine" else "Pending approvals"
+            message = render_approval_list(title, approvals, empty="Nothing is pending. :tada:")
+        else:
+            await ack(
+                text="Usage: `/approvals` (all pending), `/approvals mine`, `/approvals apr_…`"
+            )
+            return
+        await ack(text=message["text"], blocks=message["blocks"], response_type="ephemeral")
 
     async def open_modal(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
@@ -215,23 +271,26 @@ class Listeners:
             return None
         return approval
 
-    async def _decide_from_modal(
-        self, ack: AsyncAck, body: dict[str, Any], **decision: Any
+    async def _reject_from_modal(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        approval: Approval,
+        action: Action,
+        text: str | None,
     ) -> None:
         user = body["user"]["id"]
         try:
             await self.service.decide(
-                decision.pop("approval_id"),
+                approval.id,
+                approved=False,
                 decided_by=user,
                 decided_by_name=await self.names.name(user),
-                **decision,
+                action=action,
+                comment=text,
             )
         except AlreadyDecided as exc:
             await ack(response_action="update", view=render_decided_notice(exc.approval))
-            return
-        except InvalidEdit as exc:
-            prop = exc.path.removeprefix("approvedArgs").strip(".").split(".")[0]
-            await ack(response_action="errors", errors={arg_block_id(prop): exc.message})
             return
         await ack()
 
@@ -239,9 +298,7 @@ class Listeners:
         if (approval := await self._submitted(ack, body, DecisionKind.REJECT)) is None:
             return
         reason = parse_reject_submission(body["view"]["state"]["values"])
-        await self._decide_from_modal(
-            ack, body, approval_id=approval.id, approved=False, action=Action.REJECT, comment=reason
-        )
+        await self._reject_from_modal(ack, body, approval, Action.REJECT, reason)
 
     async def feedback_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         if (approval := await self._submitted(ack, body, DecisionKind.FEEDBACK)) is None:
@@ -251,9 +308,7 @@ class Listeners:
         except EditErrors as exc:
             await ack(response_action="errors", errors=exc.errors)
             return
-        await self._decide_from_modal(
-            ack, body, approval_id=approval.id, approved=False, action=Action.FEEDBACK, comment=text
-        )
+        await self._reject_from_modal(ack, body, approval, Action.FEEDBACK, text)
 
     async def edit_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         if (approval := await self._submitted(ack, body, DecisionKind.EDIT)) is None:
@@ -263,15 +318,24 @@ class Listeners:
         except EditErrors as exc:
             await ack(response_action="errors", errors=exc.errors)
             return
-        await self._decide_from_modal(
-            ack,
-            body,
-            approval_id=approval.id,
-            approved=True,
-            action=Action.EDIT,
-            approved_args=edit.args,
-            comment=edit.comment,
-        )
+        user = body["user"]["id"]
+        try:
+            counted = await self.service.approve(
+                approval.id,
+                user=user,
+                name=await self.names.name(user),
+                approved_args=edit.args,
+                comment=edit.comment,
+            )
+        except AlreadyDecided as exc:
+            await ack(response_action="update", view=render_decided_notice(exc.approval))
+            return
+        except InvalidEdit as exc:
+            prop = exc.path.removeprefix("approvedArgs").strip(".").split(".")[0]
+            await ack(response_action="errors", errors={arg_block_id(prop): exc.message})
+            return
+        await ack()
+        await self.after_vote(self.client, {"user": {"id": user}}, counted)
 
     async def args_closed(self, ack: AsyncAck) -> None:
         await ack()
@@ -297,14 +361,18 @@ class Listeners:
                 raise AlreadyDecided(approval)
             kind = DecisionKind.APPROVE if approved else DecisionKind.REJECT
             await self.service.authorize(approval, user, kind)
-            await self.service.decide(
-                approval.id,
-                approved=approved,
-                decided_by=user,
-                decided_by_name=await self.names.name(user),
-                action=Action.APPROVE if approved else Action.REJECT,
-                comment=reason,
-            )
+            name = await self.names.name(user)
+            if approved:
+                await self.service.approve(approval.id, user=user, name=name)
+            else:
+                await self.service.decide(
+                    approval.id,
+                    approved=False,
+                    decided_by=user,
+                    decided_by_name=name,
+                    action=Action.REJECT,
+                    comment=reason,
+                )
         except NotFound:
             return  # a thread that is not a card's: ordinary conversation
         except BotError as exc:
@@ -331,7 +399,7 @@ class Listeners:
 
 def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
     """Attach every action, view and event handler the manifest declares."""
-    listeners = Listeners(service, UserNames(app.client))
+    listeners = Listeners(service, UserNames(app.client), app.client)
     app.action(APPROVE_ACTION)(listeners.approve)
     for action in (EDIT_ACTION, REJECT_ACTION, FEEDBACK_ACTION):
         app.action(action)(listeners.open_modal)
@@ -342,4 +410,6 @@ def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
     app.view(EDIT_MODAL)(listeners.edit_submitted)
     app.view(ARGS_MODAL)(listeners.args_closed)
     app.event("message")(listeners.thread_reply)
+    app.event("app_home_opened")(listeners.home_opened)
+    app.command("/approvals")(listeners.approvals_command)
     return listeners

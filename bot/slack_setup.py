@@ -25,7 +25,7 @@ from bot.outbox import OutboxWorker
 from bot.poster import SLACK_TOPIC, CardPoster
 from bot.slack_app import register_listeners
 
-__all__ = ["SlackReachability", "SlackSurface", "make_client"]
+__all__ = ["SlackGroups", "SlackReachability", "SlackSurface", "make_client"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,29 @@ def make_client(settings: Settings) -> AsyncWebClient:
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
     return client
+
+
+@dataclass
+class SlackGroups:
+    """User group members from `usergroups.users.list`, cached for `ttl` seconds."""
+
+    client: AsyncWebClient
+    ttl: float = 300.0
+    _cache: dict[str, tuple[float, set[str]]] = field(default_factory=dict, init=False)
+
+    async def members(self, group: str) -> set[str]:
+        """The user ids in `group` (empty, and logged, when Slack cannot say)."""
+        cached = self._cache.get(group)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            response = await self.client.usergroups_users_list(usergroup=group)
+        except SlackApiError as exc:
+            log.warning("members of %s unknown: %s", group, exc.response.get("error"))
+            return cached[1] if cached else set()
+        users = {str(u) for u in response.get("users") or []}
+        self._cache[group] = (time.monotonic() + self.ttl, users)
+        return users
 
 
 @dataclass
@@ -90,6 +113,7 @@ class SlackSurface:
         )
 
     def install(self, app: web.Application, bot: Bot) -> None:
+        bot.service.groups = SlackGroups(self.client)
         register_listeners(self.bolt, bot.service)
         if not self.socket_mode:
             app.router.add_post("/slack/events", self.dispatch)
@@ -115,7 +139,18 @@ class SlackSurface:
         bot.spawn(worker.run(), "slack-cards")
 
         if self.socket_mode:
-            assert self.settings.slack_app_token
-            handler = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token)
+            app_token = self.settings.slack_app_token
+            assert app_token
+            try:
+                # The Socket Mode client retries a refused app token forever; ask once so a
+                # wrong token fails the start instead of hanging it.
+                opened = await self.client.apps_connections_open(app_token=app_token)
+            except SlackApiError as exc:
+                error = exc.response.get("error")
+                raise Unavailable(
+                    f"Slack refused the app token: {error} (check SLACK_APP_TOKEN)"
+                ) from exc
+            handler = AsyncSocketModeHandler(self.bolt, app_token)
+            handler.client.wss_uri = opened["url"]  # connect with this URL, no second call
             await handler.connect_async()  # type: ignore[no-untyped-call]
             bot.closers.append(handler.close_async)

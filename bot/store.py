@@ -105,8 +105,18 @@ class Store(Protocol):
         self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None
     ) -> Page: ...
     async def decide(
-        self, approval_id: str, status: Status, decision: Decision, *, kind: str | None = None
+        self, approval_id: str, status: Status, decision: Decision
     ) -> tuple[Approval, int]: ...
+    async def vote(
+        self,
+        approval_id: str,
+        user: str,
+        args: dict[str, Any] | None,
+        required: int,
+        decide: Callable[[Approval], Decision],
+    ) -> tuple[Approval, bool]: ...
+    async def card_copies(self, approval_id: str) -> list[tuple[str, str]]: ...
+    async def add_card_copy(self, approval_id: str, channel: str, ts: str) -> None: ...
     async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval: ...
     async def record(
         self, approval_id: str, kind: str, actor: str | None, detail: dict[str, Any]
@@ -127,6 +137,7 @@ class Store(Protocol):
     async def event(self, event_id: int) -> Event: ...
     async def last_event_id(self) -> int: ...
     async def find_by_card(self, channel: str, ts: str) -> Approval: ...
+    async def decided_by(self, user: str, limit: int) -> list[Approval]: ...
     async def run_thread(self, channel: str, run_id: str) -> str | None: ...
     async def set_run_thread(self, channel: str, run_id: str, ts: str) -> None: ...
     async def escalations(self, approval_id: str) -> int: ...
@@ -151,7 +162,7 @@ def _load(value: str | None) -> Any:
 
 
 # Request fields kept verbatim in `approvals.request`; state lives in its own columns.
-_STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision"}
+_STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -243,8 +254,37 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_3(db: sqlite_utils.Database) -> None:
+    # N-of-M: approvals counted so far, on the arguments being approved now (after an edit).
+    db.execute("ALTER TABLE approvals ADD COLUMN current_args TEXT")
+    db.execute("ALTER TABLE approvals ADD COLUMN edited_by TEXT")
+    db.execute(
+        """
+        CREATE TABLE votes (
+            approval_id TEXT NOT NULL REFERENCES approvals (id),
+            user TEXT NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (approval_id, user)
+        )"""
+    )
+    # Copies of a card posted elsewhere (escalation), rewritten with the original.
+    db.execute(
+        """
+        CREATE TABLE card_copies (
+            approval_id TEXT NOT NULL REFERENCES approvals (id),
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (approval_id, channel)
+        )"""
+    )
+
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+]
 
 
 class SQLiteStore:
@@ -255,10 +295,14 @@ class SQLiteStore:
         path: str | Path,
         *,
         outbox_topics: Iterable[str] = (),
+        update_topics: Iterable[str] = (),
         busy_timeout: float = 5.0,
     ) -> None:
         self.path = str(path)
+        #: topics that get every state change; `update_topics` also get changes of a pending
+        #: approval (a vote, an edit, an escalation) so its card can show them
         self.outbox_topics = tuple(outbox_topics)
+        self.update_topics = tuple(update_topics)
         self.busy_timeout = busy_timeout
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
@@ -381,7 +425,10 @@ class SQLiteStore:
     _SELECT = """
         SELECT a.id, a.status, a.expires_at, a.slack_channel, a.slack_ts, a.slack_permalink,
                a.request, d.approved, d.action, d.approved_args, d.decided_by,
-               d.decided_by_name, d.approvers, d.comment, d.decided_at, a.seq, a.created_at
+               d.decided_by_name, d.approvers, d.comment, d.decided_at, a.seq, a.created_at,
+               a.current_args, a.edited_by, a.escalations,
+               (SELECT json_group_array(user) FROM
+                   (SELECT user FROM votes v WHERE v.approval_id = a.id ORDER BY v.at, v.rowid))
         FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
     """
 
@@ -394,6 +441,12 @@ class SQLiteStore:
             createdAt=_time(row[16]),
             expiresAt=_time(row[2]) if row[2] is not None else None,
             slack={"channel": row[3], "ts": row[4], "permalink": row[5]},
+            progress={
+                "approvedBy": json.loads(row[20]),
+                "args": _load(row[17]),
+                "editedBy": row[18],
+                "escalated": row[19] > 0,
+            },
         )
         if row[8] is not None:
             data["decision"] = {
@@ -425,6 +478,7 @@ class SQLiteStore:
         args_before: dict[str, Any] | None = None,
         args_after: dict[str, Any] | None = None,
         detail: dict[str, Any] | None = None,
+        update: bool = False,
     ) -> int:
         cursor = conn.execute(
             "INSERT INTO events (approval_id, kind, status, actor, at, args_before, args_after,"
@@ -443,11 +497,14 @@ class SQLiteStore:
         )
         event_id = int(cursor.lastrowid or 0)
         if status is not None:
-            now = time.time()
-            conn.executemany(
-                "INSERT INTO outbox (topic, approval_id, event_id, due_at) VALUES (?, ?, ?, ?)",
-                [(topic, approval.id, event_id, now) for topic in self.outbox_topics],
-            )
+            topics = self.outbox_topics + self.update_topics
+        else:
+            topics = self.update_topics if update else ()
+        now = time.time()
+        conn.executemany(
+            "INSERT INTO outbox (topic, approval_id, event_id, due_at) VALUES (?, ?, ?, ?)",
+            [(topic, approval.id, event_id, now) for topic in topics],
+        )
         return event_id
 
     # -- approvals --------------------------------------------------------------------------
@@ -533,50 +590,104 @@ class SQLiteStore:
 
         return await self._run(self._reader, select)
 
+    def _decide(
+        self, conn: sqlite3.Connection, approval_id: str, status: Status, decision: Decision
+    ) -> tuple[Approval, int]:
+        changed = conn.execute(
+            "UPDATE approvals SET status = ? WHERE id = ? AND status = 'pending'",
+            (status.value, approval_id),
+        ).rowcount
+        if changed != 1:
+            raise AlreadyDecided(self._fetch(conn, approval_id))
+        conn.execute(
+            "INSERT INTO decisions (approval_id, approved, action, approved_args, decided_by,"
+            " decided_by_name, approvers, comment, decided_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                approval_id,
+                int(decision.approved),
+                decision.action.value,
+                _json(decision.approved_args),
+                decision.decided_by,
+                decision.decided_by_name,
+                _json(decision.approvers),
+                decision.comment,
+                _epoch(decision.decided_at),
+            ),
+        )
+        approval = self._fetch(conn, approval_id)
+        event_id = self._append_event(
+            conn,
+            approval,
+            status.value,
+            status=status,
+            actor=decision.decided_by,
+            args_before=approval.args,
+            args_after=decision.approved_args,
+            detail={"action": decision.action.value, "comment": decision.comment},
+        )
+        return approval, event_id
+
     async def decide(
-        self, approval_id: str, status: Status, decision: Decision, *, kind: str | None = None
+        self, approval_id: str, status: Status, decision: Decision
     ) -> tuple[Approval, int]:
         """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided."""
-
-        def decide(conn: sqlite3.Connection) -> tuple[Approval, int]:
-            changed = conn.execute(
-                "UPDATE approvals SET status = ? WHERE id = ? AND status = 'pending'",
-                (status.value, approval_id),
-            ).rowcount
-            if changed != 1:
-                raise AlreadyDecided(self._fetch(conn, approval_id))
-            conn.execute(
-                "INSERT INTO decisions (approval_id, approved, action, approved_args, decided_by,"
-                " decided_by_name, approvers, comment, decided_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    approval_id,
-                    int(decision.approved),
-                    decision.action.value,
-                    _json(decision.approved_args),
-                    decision.decided_by,
-                    decision.decided_by_name,
-                    _json(decision.approvers),
-                    decision.comment,
-                    _epoch(decision.decided_at),
-                ),
-            )
-            approval = self._fetch(conn, approval_id)
-            event_id = self._append_event(
-                conn,
-                approval,
-                kind or status.value,
-                status=status,
-                actor=decision.decided_by,
-                args_before=approval.args,
-                args_after=decision.approved_args,
-                detail={"action": decision.action.value, "comment": decision.comment},
-            )
-            return approval, event_id
-
-        decided = await self._run(self._writer, self._write(decide))
+        decided = await self._run(
+            self._writer,
+            self._write(lambda conn: self._decide(conn, approval_id, status, decision)),
+        )
         self._announce(approval_id)
         return decided
+
+    async def vote(
+        self,
+        approval_id: str,
+        user: str,
+        args: dict[str, Any] | None,
+        required: int,
+        decide: Callable[[Approval], Decision],
+    ) -> tuple[Approval, bool]:
+        """Count `user`'s approval of `args` (None: the current ones); decide at `required`.
+
+        Approving other arguments than the current ones is an edit: it restarts the count
+        with `user` as the first approver. `decide` builds the final decision from the record.
+        """
+
+        def vote(conn: sqlite3.Connection) -> tuple[Approval, bool]:
+            approval = self._fetch(conn, approval_id)
+            if not approval.is_pending:
+                raise AlreadyDecided(approval)
+            current = approval.current_args
+            if args is not None and args != current:
+                conn.execute(
+                    "UPDATE approvals SET current_args = ?, edited_by = ? WHERE id = ?",
+                    (_json(args), user, approval_id),
+                )
+                conn.execute("DELETE FROM votes WHERE approval_id = ?", (approval_id,))
+                self._append_event(
+                    conn,
+                    approval,
+                    "edited",
+                    status=None,
+                    actor=user,
+                    args_before=current,
+                    args_after=args,
+                    update=True,
+                )
+            conn.execute(
+                "INSERT OR IGNORE INTO votes (approval_id, user, at) VALUES (?, ?, ?)",
+                (approval_id, user, time.time()),
+            )
+            approval = self._fetch(conn, approval_id)
+            if len(approval.progress.approved_by) >= required:
+                status = Status.APPROVED
+                return self._decide(conn, approval_id, status, decide(approval))[0], True
+            self._append_event(conn, approval, "voted", status=None, actor=user, update=True)
+            return approval, False
+
+        result = await self._run(self._writer, self._write(vote))
+        self._announce(approval_id)
+        return result
 
     async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval:
         """Escalation: push a pending approval's expiry once more and count it."""
@@ -597,6 +708,7 @@ class SQLiteStore:
                 status=None,
                 actor=actor,
                 detail={"expiresAt": approval.to_wire()["expiresAt"]},
+                update=True,
             )
             return approval
 
@@ -653,6 +765,22 @@ class SQLiteStore:
 
         return await self._run(self._reader, select)
 
+    async def card_copies(self, approval_id: str) -> list[tuple[str, str]]:
+        """(channel, ts) of every copy of the card posted besides the original."""
+        sql = "SELECT channel, ts FROM card_copies WHERE approval_id = ? ORDER BY rowid"
+        return await self._run(
+            self._reader,
+            lambda conn: [(str(c), str(t)) for c, t in conn.execute(sql, (approval_id,))],
+        )
+
+    async def add_card_copy(self, approval_id: str, channel: str, ts: str) -> None:
+        """Remember a copy of the card (e.g. re-posted to an escalation channel)."""
+        sql = "INSERT OR REPLACE INTO card_copies (approval_id, channel, ts) VALUES (?, ?, ?)"
+        await self._run(
+            self._writer,
+            self._write(lambda conn: conn.execute(sql, (approval_id, channel, ts))),
+        )
+
     async def run_thread(self, channel: str, run_id: str) -> str | None:
         """The ts of the thread that gathers an agent run's cards in `channel`, if posted."""
 
@@ -673,6 +801,19 @@ class SQLiteStore:
                     (channel, run_id, ts),
                 )
             ),
+        )
+
+    async def decided_by(self, user: str, limit: int) -> list[Approval]:
+        """The approvals `user` decided, newest first."""
+        where = (
+            " WHERE a.status != 'pending' AND (d.decided_by = ? OR EXISTS"
+            " (SELECT 1 FROM votes v WHERE v.approval_id = a.id AND v.user = ?))"
+            " ORDER BY d.decided_at DESC LIMIT ?"
+        )
+        sql = self._SELECT + where
+        return await self._run(
+            self._reader,
+            lambda conn: [self._approval(r) for r in conn.execute(sql, (user, user, limit))],
         )
 
     async def due(self, now: datetime) -> list[Approval]:

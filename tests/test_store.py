@@ -147,7 +147,7 @@ async def test_migrations_run_once(db_path: Path) -> None:
         await store.close()
     conn = sqlite3.connect(db_path)
     try:
-        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,), (2,), (3,)]
     finally:
         conn.close()
 

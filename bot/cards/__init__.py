@@ -9,11 +9,13 @@ from __future__ import annotations
 from bot.cards.card import (
     Progress,
     describe_outcome,
+    outcome_line,
     render_card,
     render_decided_card,
     render_decision_reply,
 )
 from bot.cards.edit import EditErrors, EditResult, parse_edit_submission, render_edit_modal
+from bot.cards.home import render_approval_list, render_home, summary_line
 from bot.cards.ids import (
     ACTION_IDS,
     APPROVE_ACTION,
@@ -75,12 +77,14 @@ __all__ = [
     "clip",
     "describe_outcome",
     "escape_mrkdwn",
+    "outcome_line",
     "parse_edit_submission",
     "parse_feedback_submission",
     "parse_reject_submission",
     "read_approval_id",
     "read_args_page",
     "read_private_metadata",
+    "render_approval_list",
     "render_args_modal",
     "render_card",
     "render_decided_card",
@@ -88,7 +92,9 @@ __all__ = [
     "render_decision_reply",
     "render_edit_modal",
     "render_feedback_modal",
+    "render_home",
     "render_notice_modal",
     "render_reject_modal",
+    "summary_line",
     "truncate",
 ]

@@ -53,7 +53,7 @@ ARGS_PREVIEW_LINES = 40
 DECIDED_ARGS_CHARS = 1200
 DIFF_CHARS = 1200
 MAX_DIFF_LINES = 20
-COMMENT_CHARS = 2800
+COMMENT_CHARS = 1500
 CONTEXT_CHARS = 1000
 NOTE_CHARS = 200
 MAX_NOTES = 5
@@ -142,7 +142,7 @@ def render_card(
     if progress is not None:
         line = _progress_line(progress)
         blocks.append(context([line], block_id=block_id("progress", approval.id)))
-    actions = _actions(approval, view_args=args_cut)
+    actions = decision_buttons(approval, view_args=args_cut)
     if actions is not None:
         blocks.append(actions)
     summary = f"Approval needed ({approval.priority.value}): {approval.tool_name}"
@@ -214,7 +214,7 @@ def outcome_line(approval: Approval) -> str:
 def _byline(decision: Decision | None) -> str:
     if decision is None or decision.action is Action.TIMEOUT:
         return ""
-    if decision.action is Action.APPROVE and len(decision.approvers) > 1:
+    if decision.action in (Action.APPROVE, Action.EDIT) and len(decision.approvers) > 1:
         who = _user_list(decision.approvers)
     elif decision.decided_by.startswith("system:"):
         return ""
@@ -331,8 +331,8 @@ def _context_blocks(approval: Approval, notes: Sequence[str]) -> list[Block]:
     if _shown(approval.context):
         text = truncate(approval.context, CONTEXT_CHARS)
         blocks.append(context([text], block_id=block_id("context", approval.id)))
-    if any(_shown(note) for note in notes):
-        lines = [truncate(note, NOTE_CHARS) for note in notes if _shown(note)]
+    lines = [truncate(note, NOTE_CHARS) for note in notes if _shown(note)]
+    if lines:
         if len(lines) > MAX_NOTES:
             lines = [*lines[:MAX_NOTES], f"… and {len(lines) - MAX_NOTES} more notes"]
         blocks.append(context(lines, block_id=block_id("notes", approval.id)))
@@ -357,7 +357,7 @@ def _user_list(users: Sequence[str]) -> str:
     return shown
 
 
-def _actions(approval: Approval, *, view_args: bool) -> Block | None:
+def decision_buttons(approval: Approval, *, view_args: bool) -> Block | None:
     allowed = set(approval.allowed_decisions)
     elements = []
     for kind, action_id, label, style in _BUTTONS:

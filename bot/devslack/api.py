@@ -1,12 +1,14 @@
 """The emulated Slack Web API as an aiohttp application.
 
-Routes: ``/{method}`` and ``/api/{method}`` (any HTTP verb), and ``/response/{id}`` for the
-``response_url`` links handed out with interactions. Served standalone, point
-``AsyncWebClient(base_url="http://127.0.0.1:PORT/api/")`` at it; mounted with
-``app.add_subapp("/slack/api", create_slack_api(ws))``, use ``…/slack/api/`` and set
-``ws.api_url`` to that URL so response_url links point back at it.
+Routes: ``/{method}`` and ``/api/{method}`` (any HTTP verb), ``/response/{id}`` for the
+``response_url`` links handed out with interactions, and ``/link/`` for Socket Mode
+websockets (see ``socket_mode.py``; ``apps.connections.open`` hands out their URLs).
+Served standalone, point ``AsyncWebClient(base_url="http://127.0.0.1:PORT/api/")`` at it;
+mounted with ``app.add_subapp("/slack/api", create_slack_api(ws))``, use ``…/slack/api/`` and
+set ``ws.api_url`` to that URL so response_url links point back at it.
 
-Each call passes, in order: token check (when ``bot_token`` is set), a queued fault
+Each call passes, in order: token check (the bot token when ``bot_token`` is set; the app
+token for ``apps.connections.open``, and app tokens are refused elsewhere), a queued fault
 (``Workspace.fail_next``), the optional per-channel ``chat.postMessage`` rate limit, then the
 method itself. Every call is recorded in ``Workspace.calls``, refused or not.
 """
@@ -24,9 +26,15 @@ from bot.devslack.faults import RateLimiter
 from bot.devslack.limits import truncate_message_text
 from bot.devslack.methods import METHODS, CallContext, check_blocks
 from bot.devslack.model import ApiCall, ResponseTarget
+from bot.devslack.socket_mode import (
+    CONNECTIONS_OPEN,
+    LINK_PATH,
+    SOCKET_MODE_KEY,
+    SocketModeGateway,
+)
 from bot.devslack.workspace import Workspace
 
-__all__ = ["WORKSPACE_KEY", "create_slack_api"]
+__all__ = ["SOCKET_MODE_KEY", "WORKSPACE_KEY", "create_slack_api"]
 
 JSON = dict[str, Any]
 
@@ -81,9 +89,13 @@ async def _read_params(request: web.Request) -> tuple[JSON, str | None]:
 
 
 class _SlackApi:
-    def __init__(self, workspace: Workspace, bot_token: str | None) -> None:
+    def __init__(
+        self, workspace: Workspace, bot_token: str | None, socket_mode: SocketModeGateway
+    ) -> None:
         self.ws = workspace
         self.bot_token = bot_token
+        self.socket_mode = socket_mode
+        self.methods = {**METHODS, CONNECTIONS_OPEN: socket_mode.connections_open}
         self._limiter: RateLimiter | None = None
 
     async def handle_method(self, request: web.Request) -> web.Response:
@@ -111,11 +123,10 @@ class _SlackApi:
     async def _answer(
         self, method: str, params: JSON, token: str | None, request: web.Request
     ) -> _Answer:
-        handler = METHODS.get(method)
+        handler = self.methods.get(method)
         if handler is None:
             raise ApiFailure("unknown_method")
-        if self.bot_token is not None and token != self.bot_token:
-            raise ApiFailure("invalid_auth")
+        self._check_token(method, token)
         fault = self.ws.faults.take(method)
         if fault is not None:
             if fault.delay:
@@ -124,8 +135,18 @@ class _SlackApi:
         limited = self._rate_limited(method, params)
         if limited is not None:
             return limited
-        context = CallContext(host_url=f"{request.scheme}://{request.host}")
+        host_url = f"{request.scheme}://{request.host}"
+        api_url = str(request.url.with_query(None)).removesuffix(method)
+        context = CallContext(host_url=host_url, api_url=api_url)
         return _Answer(handler(self.ws, params, context))
+
+    def _check_token(self, method: str, token: str | None) -> None:
+        if method == CONNECTIONS_OPEN:
+            self.socket_mode.check_app_token(token)
+        elif self.bot_token is not None and token != self.bot_token:
+            raise ApiFailure("invalid_auth")
+        elif token is not None and token.startswith("xapp-"):
+            raise ApiFailure("not_allowed_token_type")
 
     def _rate_limited(self, method: str, params: JSON) -> _Answer | None:
         rate = self.ws.rate_limit_per_channel
@@ -196,12 +217,22 @@ def _apply_response(ws: Workspace, target: ResponseTarget, body: JSON) -> None:
         )
 
 
-def create_slack_api(workspace: Workspace, *, bot_token: str | None = None) -> web.Application:
-    """The Web API over ``workspace``; with ``bot_token`` set, other tokens get ``invalid_auth``."""
-    api = _SlackApi(workspace, bot_token)
+def create_slack_api(
+    workspace: Workspace, *, bot_token: str | None = None, app_token: str | None = None
+) -> web.Application:
+    """The Web API over ``workspace``; with ``bot_token`` set, other tokens get ``invalid_auth``.
+
+    ``app_token`` is the one ``xapp-`` token ``apps.connections.open`` accepts (any when unset);
+    the Socket Mode gateway is ``app[SOCKET_MODE_KEY]``.
+    """
+    socket_mode = SocketModeGateway(workspace, app_token=app_token)
+    api = _SlackApi(workspace, bot_token, socket_mode)
     app = web.Application()
     app[WORKSPACE_KEY] = workspace
+    app[SOCKET_MODE_KEY] = socket_mode
+    app.on_shutdown.append(socket_mode.on_shutdown)
     for prefix in ("", "/api"):
+        app.router.add_get(f"{prefix}/{LINK_PATH}", socket_mode.handle_link)
         app.router.add_post(prefix + "/response/{target}", api.handle_response_url)
         app.router.add_route("*", prefix + "/{method}", api.handle_method)
     return app

@@ -1,9 +1,14 @@
-"""Play the user's side: send signed interactions, events and slash commands to the bot.
+"""Play the user's side: send interactions, events and slash commands to the bot.
 
-``Deliverer`` posts to the bot's request URL (``…/slack/events``) exactly as Slack does —
-interactivity as form-encoded ``payload=<json>``, events as JSON, slash commands as form
-fields — signed with the signing secret. It returns the bot's HTTP answer and applies what
-Slack would: a ``view_submission`` answer opens, updates, pushes, clears or keeps the view.
+``Deliverer`` builds each request from the workspace exactly as Slack does, hands it to a
+``Transport`` and applies what Slack would to the answer: a ``view_submission`` answer opens,
+updates, pushes, clears or keeps the view. Two transports exist:
+
+* ``HttpTransport`` posts to the bot's request URL (``…/slack/events``) — interactivity as
+  form-encoded ``payload=<json>``, events as JSON, slash commands as form fields — signed with
+  the signing secret; the answer is the HTTP response.
+* ``SocketModeTransport`` (``bot.devslack.socket_mode``) sends envelopes over the app's
+  websocket; the answer is the ack's ``payload``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -26,14 +31,21 @@ from bot.devslack.model import View
 from bot.devslack.signing import signed_headers
 from bot.devslack.workspace import Workspace
 
-__all__ = ["Deliverer", "Delivery"]
+__all__ = ["Deliverer", "Delivery", "HttpTransport", "RequestKind", "Transport"]
 
 JSON = dict[str, Any]
+
+#: what Slack sends an app, named as Socket Mode names its envelope types
+RequestKind = Literal["interactive", "events_api", "slash_commands"]
 
 
 @dataclass
 class Delivery:
-    """What was sent and how the bot answered."""
+    """What was sent and how the bot answered.
+
+    Over HTTP, ``status``, ``body`` and ``headers`` are the response's. Over Socket Mode an ack
+    reads as status 200 with the ack's ``payload`` as the JSON body (empty when it had none).
+    """
 
     status: int
     body: str
@@ -41,6 +53,8 @@ class Delivery:
     headers: Mapping[str, str] = field(default_factory=dict)
     #: why the answer to a view_submission could not be applied (Slack shows an error)
     problems: list[str] = field(default_factory=list)
+    #: the Socket Mode envelope that carried the payload; ``None`` over HTTP
+    envelope_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -51,42 +65,57 @@ class Delivery:
         return json.loads(self.body) if self.body.strip() else None
 
 
-class Deliverer:
-    """Sends what a workspace member does to the bot at ``bot_url``."""
+class Transport(Protocol):
+    """Carries one request to the bot and brings back its answer."""
+
+    async def send(
+        self, kind: RequestKind, payload: JSON, *, retry_num: int | None = None
+    ) -> Delivery:
+        """Deliver ``payload``; ``retry_num`` marks an Events API retry."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the transport holds open."""
+        ...
+
+
+class HttpTransport:
+    """Signed HTTP POSTs to the bot's request URL, as Slack sends them without Socket Mode."""
 
     def __init__(
         self,
-        workspace: Workspace,
         bot_url: str,
         signing_secret: str,
         *,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 3.0,
     ) -> None:
-        self.ws = workspace
         self.bot_url = bot_url
         self.signing_secret = signing_secret
         self.timeout = timeout
         self._session = session
         self._owns_session = session is None
 
-    async def __aenter__(self) -> Deliverer:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    # -- transport ---------------------------------------------------------------------------
+    async def send(
+        self, kind: RequestKind, payload: JSON, *, retry_num: int | None = None
+    ) -> Delivery:
+        """POST ``payload`` encoded as Slack encodes ``kind``; the HTTP answer is the delivery."""
+        extra: dict[str, str] = {}
+        if kind == "interactive":
+            body = urlencode({"payload": json.dumps(payload)}).encode()
+            content_type = "application/x-www-form-urlencoded"
+        elif kind == "slash_commands":
+            body = urlencode(payload).encode()
+            content_type = "application/x-www-form-urlencoded"
+        else:
+            body = json.dumps(payload).encode()
+            content_type = "application/json"
+            if retry_num is not None:
+                extra = {
+                    "X-Slack-Retry-Num": str(retry_num),
+                    "X-Slack-Retry-Reason": "http_timeout",
+                }
+        return await self._post(body, content_type, payload, extra)
 
     async def _post(
         self, body: bytes, content_type: str, payload: JSON, extra: Mapping[str, str]
@@ -105,25 +134,71 @@ class Deliverer:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryFailed(f"{self.bot_url} did not answer: {exc!r}") from exc
 
+    async def close(self) -> None:
+        """Close the HTTP session when this transport opened it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class Deliverer:
+    """Sends what a workspace member does to the bot.
+
+    ``Deliverer(ws, bot_url, signing_secret)`` posts signed HTTP requests to ``bot_url``;
+    ``Deliverer(ws, transport=...)`` uses any other ``Transport``, e.g. Socket Mode.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        bot_url: str | None = None,
+        signing_secret: str | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 3.0,
+        transport: Transport | None = None,
+    ) -> None:
+        self.ws = workspace
+        if transport is None:
+            if bot_url is None or signing_secret is None:
+                raise TypeError("pass bot_url and signing_secret, or transport=")
+            transport = HttpTransport(bot_url, signing_secret, session=session, timeout=timeout)
+        elif bot_url is not None or signing_secret is not None or session is not None:
+            raise TypeError("bot_url, signing_secret and session are for HTTP; not with transport=")
+        self.transport = transport
+
+    async def __aenter__(self) -> Deliverer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the transport."""
+        await self.transport.close()
+
+    # -- sending -----------------------------------------------------------------------------
+
     async def send_interaction(self, payload: JSON) -> Delivery:
-        """POST an interactivity payload as ``payload=<json>``."""
-        body = urlencode({"payload": json.dumps(payload)}).encode()
-        return await self._post(body, "application/x-www-form-urlencoded", payload, {})
+        """Send an interactivity payload (``block_actions``, ``view_submission``…) as it is."""
+        return await self.transport.send("interactive", payload)
 
     async def send_event(
         self, event: JSON, *, event_id: str | None = None, retry_num: int | None = None
     ) -> Delivery:
-        """POST an Events API callback; repeat an ``event_id`` with ``retry_num`` to retry."""
+        """Send an Events API callback; repeat an ``event_id`` with ``retry_num`` to retry."""
         envelope = payloads.event_callback(
             self.ws,
             event,
             event_id=event_id or f"Ev{secrets.token_hex(5).upper()}",
             event_time=int(self.ws.clock()),
         )
-        extra: dict[str, str] = {}
-        if retry_num is not None:
-            extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
-        return await self._post(json.dumps(envelope).encode(), "application/json", envelope, extra)
+        return await self.transport.send("events_api", envelope, retry_num=retry_num)
 
     # -- clicks ------------------------------------------------------------------------------
 
@@ -266,8 +341,7 @@ class Deliverer:
             trigger_id=self.ws.new_trigger(user).id,
             response_url=self.ws.response_url(target),
         )
-        body = urlencode(fields).encode()
-        return await self._post(body, "application/x-www-form-urlencoded", dict(fields), {})
+        return await self.transport.send("slash_commands", dict(fields))
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ class CallContext:
 
     #: scheme and host of the request, e.g. ``http://127.0.0.1:8888``
     host_url: str
+    #: the Web API root the request came through, ending in ``/``, e.g. ``…:8888/api/``
+    api_url: str = ""
 
 
 Method = Callable[[Workspace, JSON, CallContext], JSON]
