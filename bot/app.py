@@ -78,9 +78,12 @@ def create_app(
 ) -> web.Application:
     """The whole bot as one aiohttp app; the store opens when the app starts."""
     app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
-    topics = [WEBHOOK_TOPIC] if settings.webhook_url else []
-    topics += [topic for extension in extensions for topic in extension.topics]
-    store = SQLiteStore(settings.db, outbox_topics=topics)
+    # Webhooks get state changes; an extension's topics also get updates of pending approvals.
+    store = SQLiteStore(
+        settings.db,
+        outbox_topics=[WEBHOOK_TOPIC] if settings.webhook_url else [],
+        update_topics=[topic for extension in extensions for topic in extension.topics],
+    )
     broadcast = Broadcast()
     service = ApprovalService(store, default_channel=settings.channel)
     if router is not None:

@@ -110,6 +110,8 @@ class Listeners:
     service: ApprovalService
     names: UserNames
     client: AsyncWebClient
+    #: what was registered, by kind ("action", "view", "event", "command")
+    registered: dict[str, list[str]] = field(default_factory=dict)
     _seen_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     async def tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
@@ -153,6 +155,12 @@ class Listeners:
         user = body["user"]["id"]
         try:
             approval = await self.pending(body, DecisionKind.APPROVE)
+            if user in approval.progress.approved_by:
+                done = len(approval.progress.approved_by)
+                required = approval.policy.required_approvals
+                text = f"You already approved this ({done} of {required}); it waits for others."
+                await self.tell(client, body, text)
+                return
             counted = await self.service.approve(
                 approval.id, user=user, name=await self.names.name(user)
             )
@@ -398,18 +406,29 @@ class Listeners:
 
 
 def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
-    """Attach every action, view and event handler the manifest declares."""
+    """Attach every action, view, event and command handler; `manifest.yml` declares them."""
     listeners = Listeners(service, UserNames(app.client), app.client)
-    app.action(APPROVE_ACTION)(listeners.approve)
-    for action in (EDIT_ACTION, REJECT_ACTION, FEEDBACK_ACTION):
-        app.action(action)(listeners.open_modal)
-    app.action(VIEW_ARGS_ACTION)(listeners.view_args)
-    app.action(ARGS_PAGE_ACTION)(listeners.args_page)
-    app.view(REJECT_MODAL)(listeners.reject_submitted)
-    app.view(FEEDBACK_MODAL)(listeners.feedback_submitted)
-    app.view(EDIT_MODAL)(listeners.edit_submitted)
-    app.view(ARGS_MODAL)(listeners.args_closed)
-    app.event("message")(listeners.thread_reply)
-    app.event("app_home_opened")(listeners.home_opened)
-    app.command("/approvals")(listeners.approvals_command)
+    handlers: dict[str, dict[str, Any]] = {
+        "action": {
+            APPROVE_ACTION: listeners.approve,
+            EDIT_ACTION: listeners.open_modal,
+            REJECT_ACTION: listeners.open_modal,
+            FEEDBACK_ACTION: listeners.open_modal,
+            VIEW_ARGS_ACTION: listeners.view_args,
+            ARGS_PAGE_ACTION: listeners.args_page,
+        },
+        "view": {
+            REJECT_MODAL: listeners.reject_submitted,
+            FEEDBACK_MODAL: listeners.feedback_submitted,
+            EDIT_MODAL: listeners.edit_submitted,
+            ARGS_MODAL: listeners.args_closed,
+        },
+        "event": {"message": listeners.thread_reply, "app_home_opened": listeners.home_opened},
+        "command": {"/approvals": listeners.approvals_command},
+    }
+    for kind, table in handlers.items():
+        register = getattr(app, kind)
+        for name, handler in table.items():
+            register(name)(handler)
+            listeners.registered.setdefault(kind, []).append(name)
     return listeners
