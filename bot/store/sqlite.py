@@ -1,4 +1,4 @@
-"""Every SQL statement of the bot. The rest of the code sees `Store`, never SQLite.
+"""The SQLite engine: every statement the bot runs (the schema is in `migrations.py`).
 
 SQLite runs in WAL mode behind one writer thread, so a burst of submissions or clicks never
 blocks the event loop, and a second thread serves reads concurrently. A decision is a
@@ -24,125 +24,20 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlite_utils
 
 from bot.errors import AlreadyDecided, BadRequest, Conflict, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
+from bot.store.base import Event, OutboxItem, Page
+from bot.store.migrations import MIGRATIONS
 
-__all__ = [
-    "Event",
-    "OutboxItem",
-    "Page",
-    "SQLiteStore",
-    "Store",
-]
+__all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One row of the audit trail."""
-
-    id: int
-    approval_id: str
-    kind: str
-    status: Status | None
-    actor: str | None
-    at: datetime
-    args_before: dict[str, Any] | None
-    args_after: dict[str, Any] | None
-    detail: dict[str, Any]
-    record: dict[str, Any] | None
-
-    def to_wire(self) -> dict[str, Any]:
-        """The audit row as JSON (CLI `audit`)."""
-        return {
-            "id": self.id,
-            "approvalId": self.approval_id,
-            "kind": self.kind,
-            "status": self.status.value if self.status else None,
-            "actor": self.actor,
-            "at": self.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "argsBefore": self.args_before,
-            "argsAfter": self.args_after,
-            "detail": self.detail,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A unit of durable work: deliver `event_id` (or act on `approval_id`) to `topic`."""
-
-    id: int
-    topic: str
-    approval_id: str
-    event_id: int
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a listing, newest first."""
-
-    items: list[Approval]
-    next: str | None
-
-
-class Store(Protocol):
-    """What the service needs from storage; SQLite today, other engines behind the same calls."""
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]: ...
-    async def get(self, approval_id: str) -> Approval: ...
-    async def find(
-        self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None
-    ) -> Page: ...
-    async def decide(
-        self, approval_id: str, status: Status, decision: Decision
-    ) -> tuple[Approval, int]: ...
-    async def vote(
-        self,
-        approval_id: str,
-        user: str,
-        args: dict[str, Any] | None,
-        required: int,
-        decide: Callable[[Approval], Decision],
-    ) -> tuple[Approval, bool]: ...
-    async def card_copies(self, approval_id: str) -> list[tuple[str, str]]: ...
-    async def add_card_copy(self, approval_id: str, channel: str, ts: str) -> None: ...
-    async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval: ...
-    async def record(
-        self, approval_id: str, kind: str, actor: str | None, detail: dict[str, Any]
-    ) -> int: ...
-    async def set_slack_ref(self, approval_id: str, ref: SlackRef) -> Approval: ...
-    async def events_since(
-        self, after: int, limit: int = 500, *, states_only: bool = False
-    ) -> list[Event]: ...
-    async def events_between(
-        self, since: datetime, until: datetime | None = None
-    ) -> list[Event]: ...
-    async def due(self, now: datetime) -> list[Approval]: ...
-    async def next_expiry(self) -> datetime | None: ...
-    async def outbox_claim(self, topic: str, now: datetime, limit: int) -> list[OutboxItem]: ...
-    async def outbox_done(self, item_id: int) -> None: ...
-    async def outbox_retry(self, item_id: int, due: datetime, error: str) -> None: ...
-    async def outbox_next_due(self, topic: str) -> datetime | None: ...
-    async def event(self, event_id: int) -> Event: ...
-    async def last_event_id(self) -> int: ...
-    async def find_by_card(self, channel: str, ts: str) -> Approval: ...
-    async def decided_by(self, user: str, limit: int) -> list[Approval]: ...
-    async def run_thread(self, channel: str, run_id: str) -> str | None: ...
-    async def set_run_thread(self, channel: str, run_id: str, ts: str) -> None: ...
-    async def escalations(self, approval_id: str) -> int: ...
-    async def outbox_pending(self, topic: str) -> int: ...
-    async def watch(self, callback: Callable[[str], None]) -> None: ...
 
 
 def _epoch(value: datetime) -> float:
@@ -163,128 +58,6 @@ def _load(value: str | None) -> Any:
 
 # Request fields kept verbatim in `approvals.request`; state lives in its own columns.
 _STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
-
-
-def _migration_1(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE approvals (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            tool_call_id TEXT NOT NULL UNIQUE,
-            fingerprint TEXT NOT NULL,
-            status TEXT NOT NULL,
-            tool_name TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            expires_at REAL,
-            escalations INTEGER NOT NULL DEFAULT 0,
-            slack_channel TEXT,
-            slack_ts TEXT,
-            slack_permalink TEXT,
-            request TEXT NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX approvals_status ON approvals (status, seq)")
-    db.execute("CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending'")
-    db.execute(
-        """
-        CREATE TABLE decisions (
-            approval_id TEXT PRIMARY KEY REFERENCES approvals (id),
-            approved INTEGER NOT NULL,
-            action TEXT NOT NULL,
-            approved_args TEXT,
-            decided_by TEXT NOT NULL,
-            decided_by_name TEXT,
-            approvers TEXT NOT NULL,
-            comment TEXT,
-            decided_at REAL NOT NULL
-        )"""
-    )
-    db.execute(
-        """
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            approval_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            status TEXT,
-            actor TEXT,
-            at REAL NOT NULL,
-            args_before TEXT,
-            args_after TEXT,
-            detail TEXT NOT NULL DEFAULT '{}',
-            record TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX events_at ON events (at)")
-    db.execute(
-        """
-        CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            topic TEXT NOT NULL,
-            approval_id TEXT NOT NULL,
-            event_id INTEGER NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            due_at REAL NOT NULL,
-            last_error TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX outbox_due ON outbox (topic, due_at)")
-    # Append-only: the audit trail cannot be rewritten through SQL either.
-    db.execute(
-        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
-        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
-    )
-    db.execute(
-        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
-        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
-    )
-
-
-def _migration_2(db: sqlite_utils.Database) -> None:
-    # Cards are found again by their message (thread replies) and runs share one thread.
-    db.execute("CREATE INDEX approvals_card ON approvals (slack_channel, slack_ts)")
-    db.execute(
-        """
-        CREATE TABLE run_threads (
-            channel TEXT NOT NULL,
-            run_id TEXT NOT NULL,
-            ts TEXT NOT NULL,
-            PRIMARY KEY (channel, run_id)
-        )"""
-    )
-
-
-def _migration_3(db: sqlite_utils.Database) -> None:
-    # N-of-M: approvals counted so far, on the arguments being approved now (after an edit).
-    db.execute("ALTER TABLE approvals ADD COLUMN current_args TEXT")
-    db.execute("ALTER TABLE approvals ADD COLUMN edited_by TEXT")
-    db.execute(
-        """
-        CREATE TABLE votes (
-            approval_id TEXT NOT NULL REFERENCES approvals (id),
-            user TEXT NOT NULL,
-            at REAL NOT NULL,
-            PRIMARY KEY (approval_id, user)
-        )"""
-    )
-    # Copies of a card posted elsewhere (escalation), rewritten with the original.
-    db.execute(
-        """
-        CREATE TABLE card_copies (
-            approval_id TEXT NOT NULL REFERENCES approvals (id),
-            channel TEXT NOT NULL,
-            ts TEXT NOT NULL,
-            PRIMARY KEY (approval_id, channel)
-        )"""
-    )
-
-
-#: Numbered migrations; `migrations` records which ran. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _migration_1,
-    _migration_2,
-    _migration_3,
-]
 
 
 class SQLiteStore:

@@ -1,0 +1,113 @@
+"""What the service needs from storage, engine-agnostic: the `Store` protocol and the plain
+records it hands out (audit events, outbox items, pages)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.models import Approval, Decision, SlackRef, Status
+
+__all__ = ["Event", "OutboxItem", "Page", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One row of the audit trail."""
+
+    id: int
+    approval_id: str
+    kind: str
+    status: Status | None
+    actor: str | None
+    at: datetime
+    args_before: dict[str, Any] | None
+    args_after: dict[str, Any] | None
+    detail: dict[str, Any]
+    record: dict[str, Any] | None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The audit row as JSON (CLI `audit`)."""
+        return {
+            "id": self.id,
+            "approvalId": self.approval_id,
+            "kind": self.kind,
+            "status": self.status.value if self.status else None,
+            "actor": self.actor,
+            "at": self.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "argsBefore": self.args_before,
+            "argsAfter": self.args_after,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A unit of durable work: deliver `event_id` (or act on `approval_id`) to `topic`."""
+
+    id: int
+    topic: str
+    approval_id: str
+    event_id: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing, newest first."""
+
+    items: list[Approval]
+    next: str | None
+
+
+class Store(Protocol):
+    """What the service needs from storage; SQLite today, other engines behind the same calls."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]: ...
+    async def get(self, approval_id: str) -> Approval: ...
+    async def find(
+        self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None
+    ) -> Page: ...
+    async def decide(
+        self, approval_id: str, status: Status, decision: Decision
+    ) -> tuple[Approval, int]: ...
+    async def vote(
+        self,
+        approval_id: str,
+        user: str,
+        args: dict[str, Any] | None,
+        required: int,
+        decide: Callable[[Approval], Decision],
+    ) -> tuple[Approval, bool]: ...
+    async def card_copies(self, approval_id: str) -> list[tuple[str, str]]: ...
+    async def add_card_copy(self, approval_id: str, channel: str, ts: str) -> None: ...
+    async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval: ...
+    async def record(
+        self, approval_id: str, kind: str, actor: str | None, detail: dict[str, Any]
+    ) -> int: ...
+    async def set_slack_ref(self, approval_id: str, ref: SlackRef) -> Approval: ...
+    async def events_since(
+        self, after: int, limit: int = 500, *, states_only: bool = False
+    ) -> list[Event]: ...
+    async def events_between(
+        self, since: datetime, until: datetime | None = None
+    ) -> list[Event]: ...
+    async def due(self, now: datetime) -> list[Approval]: ...
+    async def next_expiry(self) -> datetime | None: ...
+    async def outbox_claim(self, topic: str, now: datetime, limit: int) -> list[OutboxItem]: ...
+    async def outbox_done(self, item_id: int) -> None: ...
+    async def outbox_retry(self, item_id: int, due: datetime, error: str) -> None: ...
+    async def outbox_next_due(self, topic: str) -> datetime | None: ...
+    async def event(self, event_id: int) -> Event: ...
+    async def last_event_id(self) -> int: ...
+    async def find_by_card(self, channel: str, ts: str) -> Approval: ...
+    async def decided_by(self, user: str, limit: int) -> list[Approval]: ...
+    async def run_thread(self, channel: str, run_id: str) -> str | None: ...
+    async def set_run_thread(self, channel: str, run_id: str, ts: str) -> None: ...
+    async def escalations(self, approval_id: str) -> int: ...
+    async def outbox_pending(self, topic: str) -> int: ...
+    async def watch(self, callback: Callable[[str], None]) -> None: ...

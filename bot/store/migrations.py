@@ -1,0 +1,131 @@
+"""The SQLite schema, as numbered migrations. Append new ones; never edit one that shipped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+__all__ = ["MIGRATIONS"]
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE approvals (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            tool_call_id TEXT NOT NULL UNIQUE,
+            fingerprint TEXT NOT NULL,
+            status TEXT NOT NULL,
+            tool_name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            escalations INTEGER NOT NULL DEFAULT 0,
+            slack_channel TEXT,
+            slack_ts TEXT,
+            slack_permalink TEXT,
+            request TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX approvals_status ON approvals (status, seq)")
+    db.execute("CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending'")
+    db.execute(
+        """
+        CREATE TABLE decisions (
+            approval_id TEXT PRIMARY KEY REFERENCES approvals (id),
+            approved INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            approved_args TEXT,
+            decided_by TEXT NOT NULL,
+            decided_by_name TEXT,
+            approvers TEXT NOT NULL,
+            comment TEXT,
+            decided_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            approval_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT,
+            actor TEXT,
+            at REAL NOT NULL,
+            args_before TEXT,
+            args_after TEXT,
+            detail TEXT NOT NULL DEFAULT '{}',
+            record TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX events_at ON events (at)")
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            topic TEXT NOT NULL,
+            approval_id TEXT NOT NULL,
+            event_id INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due_at REAL NOT NULL,
+            last_error TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_due ON outbox (topic, due_at)")
+    # Append-only: the audit trail cannot be rewritten through SQL either.
+    db.execute(
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+
+
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # Cards are found again by their message (thread replies) and runs share one thread.
+    db.execute("CREATE INDEX approvals_card ON approvals (slack_channel, slack_ts)")
+    db.execute(
+        """
+        CREATE TABLE run_threads (
+            channel TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (channel, run_id)
+        )"""
+    )
+
+
+def _migration_3(db: sqlite_utils.Database) -> None:
+    # N-of-M: approvals counted so far, on the arguments being approved now (after an edit).
+    db.execute("ALTER TABLE approvals ADD COLUMN current_args TEXT")
+    db.execute("ALTER TABLE approvals ADD COLUMN edited_by TEXT")
+    db.execute(
+        """
+        CREATE TABLE votes (
+            approval_id TEXT NOT NULL REFERENCES approvals (id),
+            user TEXT NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (approval_id, user)
+        )"""
+    )
+    # Copies of a card posted elsewhere (escalation), rewritten with the original.
+    db.execute(
+        """
+        CREATE TABLE card_copies (
+            approval_id TEXT NOT NULL REFERENCES approvals (id),
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (approval_id, channel)
+        )"""
+    )
+
+
+#: Numbered migrations; `migrations` records which ran. Append, never edit.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+]
