@@ -86,7 +86,10 @@ class SlackReachability:
         try:
             response = await self.client.auth_test()
         except SlackApiError as exc:
-            return False, f"Slack refused the bot token: {exc.response.get('error')}"
+            status, error = exc.response.status_code, exc.response.get("error")
+            if status >= 500 or status == 429:
+                return False, f"Slack unavailable: HTTP {status} {error}"
+            return False, f"Slack refused the bot token: {error}"
         except Exception as exc:  # network errors of every kind
             return False, f"Slack unreachable: {type(exc).__name__}: {exc}"
         return True, f"ok as {response.get('user')} in {response.get('team')}"

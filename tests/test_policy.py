@@ -82,7 +82,7 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
     assert EXAMPLE is not None
     routing = load_routing(write(tmp_path / "a.toml", EXAMPLE[1]))
     assert routing.default_channel == "C0OPS"
-    assert [rule.tools for rule in routing.rules][0] == ["deploy_*", "rollback"]
+    assert routing.rules[0].tools == ["deploy_*", "rollback"]
     assert routing.rule_for("deploy_api") is routing.rules[0]
     assert routing.rule_for("rollback") is routing.rules[0]
     assert routing.rule_for("undeploy") is None

@@ -10,9 +10,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.app import BOT
 from bot.devslack import payloads, signed_headers
-from tests.conftest import SIGNING_SECRET, SlackRig, until
+from bot.slack_setup import SlackReachability
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, SlackRig, until
 
 SCHEMA = {
     "type": "object",
@@ -386,3 +389,27 @@ async def test_healthz_reports_slack_reachability(rig: SlackRig) -> None:
     status, body = await rig.bot.call("GET", "/healthz", token=None)
     assert (status, body["ok"]) == (200, True)
     assert body["checks"]["slack"].startswith("ok as")
+
+
+async def test_slack_down_is_reported(workspace: Any) -> None:
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=workspace.base_url)
+    client.retry_handlers.clear()
+    reachability = SlackReachability(client, ttl=0)
+    workspace.fail_next("auth.test", status=503, times=1)
+
+    name, ok, detail = await reachability.check()
+    assert (name, ok) == ("slack", False)
+    assert detail.startswith("Slack unavailable: HTTP 503")
+
+    name, ok, detail = await reachability.check()
+    assert ok and detail.startswith("ok as")
+
+
+async def test_healthz_is_503_while_a_dependency_is_down(rig: SlackRig) -> None:
+    async def slack_down() -> tuple[str, bool, str]:
+        return "slack", False, "Slack unreachable: ConnectionRefusedError"
+
+    rig.bot.server.app[BOT].api.health_checks.append(slack_down)
+    status, body = await rig.bot.call("GET", "/healthz", token=None)
+    assert (status, body["ok"]) == (503, False)
+    assert body["checks"]["slack"].startswith("Slack unreachable")
