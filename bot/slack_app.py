@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,8 +48,9 @@ from bot.cards.text import escape_mrkdwn
 from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotAllowed, NotFound
 from bot.models import Action, Approval, DecisionKind, Status
 from bot.service import ApprovalService
+from bot.slack_lookups import UserNames
 
-__all__ = ["UserNames", "register_listeners", "thread_command"]
+__all__ = ["Listeners", "register_listeners", "thread_command"]
 
 log = logging.getLogger(__name__)
 
@@ -66,35 +66,6 @@ def thread_command(text: str) -> tuple[bool, str | None] | None:
     if match := _REJECT.match(cleaned):
         return False, match["reason"].strip() or None
     return None
-
-
-@dataclass
-class UserNames:
-    """Display names from `users.info`, cached so a burst of clicks costs one call each."""
-
-    client: AsyncWebClient
-    ttl: float = 3600.0
-    _cache: OrderedDict[str, tuple[float, str]] = field(default_factory=OrderedDict)
-
-    async def name(self, user: str) -> str | None:
-        """The person's display name, or None when Slack cannot say."""
-        cached = self._cache.get(user)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            response = await self.client.users_info(user=user)
-        except SlackApiError as exc:
-            log.warning("users.info %s failed: %s", user, exc.response.get("error"))
-            return None
-        info = response.get("user") or {}
-        profile = info.get("profile") or {}
-        name = str(
-            profile.get("display_name") or profile.get("real_name") or info.get("name") or user
-        )
-        self._cache[user] = (time.monotonic() + self.ttl, name)
-        while len(self._cache) > 10_000:
-            self._cache.popitem(last=False)
-        return name
 
 
 def _where(body: dict[str, Any]) -> str | None:

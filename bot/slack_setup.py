@@ -24,8 +24,9 @@ from bot.errors import Unavailable
 from bot.outbox import OutboxWorker
 from bot.poster import SLACK_TOPIC, CardPoster
 from bot.slack_app import register_listeners
+from bot.slack_lookups import SlackGroups
 
-__all__ = ["SlackGroups", "SlackReachability", "SlackSurface", "make_client"]
+__all__ = ["SlackReachability", "SlackSurface", "make_client"]
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +41,6 @@ def make_client(settings: Settings) -> AsyncWebClient:
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
     return client
-
-
-@dataclass
-class SlackGroups:
-    """User group members from `usergroups.users.list`, cached for `ttl` seconds."""
-
-    client: AsyncWebClient
-    ttl: float = 300.0
-    _cache: dict[str, tuple[float, set[str]]] = field(default_factory=dict, init=False)
-
-    async def members(self, group: str) -> set[str]:
-        """The user ids in `group` (empty, and logged, when Slack cannot say)."""
-        cached = self._cache.get(group)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            response = await self.client.usergroups_users_list(usergroup=group)
-        except SlackApiError as exc:
-            log.warning("members of %s unknown: %s", group, exc.response.get("error"))
-            return cached[1] if cached else set()
-        users = {str(u) for u in response.get("users") or []}
-        self._cache[group] = (time.monotonic() + self.ttl, users)
-        return users
 
 
 @dataclass

@@ -66,6 +66,14 @@ class BotProcess:
         self.process.wait(10)
 
 
+async def card_posted(http: aiohttp.ClientSession, url: str, approval_id: str) -> Any:
+    """The record once its card is posted, else None."""
+    headers = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+    async with http.get(f"{url}/v1/approvals/{approval_id}", headers=headers) as response:
+        record = await response.json()
+    return record if record["slack"]["ts"] else None
+
+
 @pytest.fixture
 async def bot_process(db_path: Path, workspace: Any) -> AsyncIterator[BotProcess]:
     bot = BotProcess(db_path, workspace.base_url)
@@ -85,11 +93,7 @@ async def test_after_kill_9_old_cards_still_work_and_waiters_get_their_decision(
             record = await r.json()
 
         async def posted() -> Any:
-            async with http.get(
-                f"{bot_process.url}/v1/approvals/{record['id']}", headers=headers
-            ) as r:
-                current = await r.json()
-            return current if current["slack"]["ts"] else None
+            return await card_posted(http, bot_process.url, record["id"])
 
         card = await until(posted, timeout=10)
         bot_process.kill()
@@ -134,11 +138,7 @@ async def test_a_card_not_posted_before_kill_9_is_posted_after_restart(
         await bot_process.start(http)
 
         async def posted() -> Any:
-            async with http.get(
-                f"{bot_process.url}/v1/approvals/{record['id']}", headers=headers
-            ) as r:
-                current = await r.json()
-            return current if current["slack"]["ts"] else None
+            return await card_posted(http, bot_process.url, record["id"])
 
         await until(posted, timeout=20)
 

@@ -1,0 +1,81 @@
+"""Slack lookups the bot repeats on every click — display names and user group members —
+cached for a while so a burst of clicks costs Slack one call each."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+__all__ = ["SlackGroups", "TtlCache", "UserNames"]
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V")
+
+
+@dataclass
+class TtlCache(Generic[V]):
+    """Values by key, each kept `ttl` seconds; a failed refresh falls back to the last value."""
+
+    ttl: float
+    max_size: int = 10_000
+    _items: OrderedDict[str, tuple[float, V]] = field(default_factory=OrderedDict, init=False)
+
+    async def get(self, key: str, fetch: Callable[[str], Awaitable[V]], fallback: V) -> V:
+        """The cached value, or `fetch(key)`; on a Slack error the stale value or `fallback`."""
+        cached = self._items.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            value = await fetch(key)
+        except SlackApiError as exc:
+            log.warning("Slack lookup of %s failed: %s", key, exc.response.get("error"))
+            return cached[1] if cached else fallback
+        self._items[key] = (time.monotonic() + self.ttl, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_size:
+            self._items.popitem(last=False)
+        return value
+
+
+@dataclass
+class UserNames:
+    """Display names from `users.info`."""
+
+    client: AsyncWebClient
+    cache: TtlCache[str | None] = field(default_factory=lambda: TtlCache(ttl=3600.0))
+
+    async def name(self, user: str) -> str | None:
+        """The person's display name, or None when Slack cannot say."""
+        return await self.cache.get(user, self._fetch, None)
+
+    async def _fetch(self, user: str) -> str | None:
+        response = await self.client.users_info(user=user)
+        info = response.get("user") or {}
+        profile = info.get("profile") or {}
+        return str(
+            profile.get("display_name") or profile.get("real_name") or info.get("name") or user
+        )
+
+
+@dataclass
+class SlackGroups:
+    """User group members from `usergroups.users.list`."""
+
+    client: AsyncWebClient
+    cache: TtlCache[frozenset[str]] = field(default_factory=lambda: TtlCache(ttl=300.0))
+
+    async def members(self, group: str) -> set[str]:
+        """The user ids in `group` (empty when Slack cannot say)."""
+        return set(await self.cache.get(group, self._fetch, frozenset()))
+
+    async def _fetch(self, group: str) -> frozenset[str]:
+        response = await self.client.usergroups_users_list(usergroup=group)
+        return frozenset(str(u) for u in response.get("users") or [])
