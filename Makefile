@@ -12,8 +12,8 @@ $(BIN)/approval-bot: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-run: $(BIN)/approval-bot           ## start the bot on 127.0.0.1:$(PORT)
-	APPROVAL_CHANNEL=$${APPROVAL_CHANNEL:-C0OPS} $(BIN)/approval-bot serve --port $(PORT) --insecure-no-auth
+run: $(BIN)/approval-bot           ## the bot with a local Slack workspace on 127.0.0.1:$(PORT)
+	$(BIN)/approval-bot dev --port $(PORT)
 
 test: check                         ## the README's test command: lint, types and the suite
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.config import ConfigError, Settings
+from bot.dev import demo, run_dev
 from bot.errors import BotError
 from bot.models import Status, format_time, utcnow
 from bot.service import ApprovalService
@@ -66,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     verdict.add_argument("--reject", action="store_true")
     decide.add_argument("--comment", help="why; shown to the agent and on the card")
     decide.add_argument("--as", dest="who", default="cli", help="who decides (recorded)")
+
+    dev = sub.add_parser("dev", help="run the bot with a local Slack workspace in the browser")
+    dev.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (3000)")
+
+    example = sub.add_parser("demo", help="send three example requests to a running bot and wait")
+    example.add_argument("--url", help="the bot (APPROVAL_URL, else http://127.0.0.1:3000)")
+    example.add_argument("--token", help="the agent token (APPROVAL_API_TOKEN)")
 
     audit = sub.add_parser("audit", help="print the audit trail")
     audit.add_argument("--since", type=parse_span, default=parse_span("1d"))
@@ -156,7 +164,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"serve": _serve, "list": _print_list, "decide": _decide, "audit": _audit}
+def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    return run_dev(settings)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    return demo(args.url or settings.url, args.token or settings.api_token)
+
+
+COMMANDS = {
+    "serve": _serve,
+    "dev": _dev,
+    "demo": _demo,
+    "list": _print_list,
+    "decide": _decide,
+    "audit": _audit,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

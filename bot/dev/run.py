@@ -1,0 +1,158 @@
+"""`approval-bot dev` and `approval-bot demo`: the bot with a local workspace on one port, and
+three example requests sent to a running bot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from typing import Any, TextIO
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.config import ConfigError, Settings
+from bot.dev.examples import EXAMPLES
+from bot.dev.workspace import SLACK_API_PREFIX, DevWorkspace
+from bot.models import Approval
+from bot.sdk import ApprovalClient, ApprovalError, ApprovalUnavailable
+from bot.service import Router
+from bot.slack_setup import SlackSurface
+
+__all__ = ["DEV", "banner", "create_dev_app", "demo", "dev_settings", "run_demo", "run_dev"]
+
+#: the workspace extension of a dev app: `app[DEV].workspace` is the emulated Slack
+DEV: web.AppKey[DevWorkspace] = web.AppKey("dev_workspace", DevWorkspace)
+
+DEFAULT_CHANNEL = "C0OPS"
+
+
+def dev_settings(base: Settings, *, port: int | None = None) -> Settings:
+    """`base` made local: fresh Slack secrets, the Web API on this app, tokens filled in."""
+    port = base.port if port is None else port
+    if port == 0:
+        raise ConfigError("approval-bot dev needs a fixed port: pass --port N with N > 0")
+    origin = f"http://127.0.0.1:{port}"
+    values: dict[str, Any] = base.model_dump()
+    values.update(
+        host="127.0.0.1",
+        port=port,
+        url=origin,
+        slack_bot_token="xoxb-dev-" + secrets.token_hex(12),
+        slack_signing_secret=secrets.token_hex(32),
+        slack_app_token=None,
+        slack_api_url=origin + SLACK_API_PREFIX,
+        api_token=base.api_token or secrets.token_urlsafe(24),
+        admin_token=base.admin_token or secrets.token_urlsafe(24),
+        channel=base.channel or DEFAULT_CHANNEL,
+    )
+    return Settings.model_validate(values)
+
+
+def create_dev_app(settings: Settings, *, router: Router | None = None) -> web.Application:
+    """The bot, the emulated Slack it talks to, and the workspace page, as one app."""
+    surface = SlackSurface(settings, verify_on_start=False)
+    workspace = DevWorkspace(settings)
+    app = create_app(settings, router=router, extensions=[surface, workspace])
+    app[DEV] = workspace
+    return app
+
+
+def banner(settings: Settings, workspace: DevWorkspace | None = None) -> str:
+    """What `approval-bot dev` prints once it listens: where to look, and the agent token."""
+    channel = settings.channel or DEFAULT_CHANNEL
+    if workspace is not None and channel in workspace.workspace.channels:
+        channel = "#" + workspace.workspace.channels[channel].name
+    return "\n".join(
+        [
+            "approval-bot dev: a local Slack workspace with the bot in it",
+            "",
+            f"  workspace    {settings.url}",
+            f"  agent API    {settings.url}/v1",
+            f"  agent token  {settings.api_token}",
+            "",
+            f"  try it       APPROVAL_API_TOKEN={settings.api_token} approval-bot demo",
+            "",
+            f"database {settings.db} · default channel {channel} · Ctrl-C stops",
+        ]
+    )
+
+
+def run_dev(settings: Settings, *, router: Router | None = None) -> int:
+    """Serve the dev app on 127.0.0.1 until interrupted."""
+    dev = dev_settings(settings)
+    app = create_dev_app(dev, router=router)
+
+    def announce(_: str) -> None:
+        print(banner(dev, app[DEV]), flush=True)
+
+    try:
+        web.run_app(
+            app,
+            host="127.0.0.1",
+            port=dev.port,
+            print=announce,
+            access_log=None,
+            shutdown_timeout=3,
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(
+            f"approval-bot dev: cannot listen on 127.0.0.1:{dev.port}: {reason} "
+            "(another bot running? pick another --port)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _decision_line(approval: Approval) -> str:
+    decision = approval.decision
+    line = f"  {approval.id}  {approval.tool_name:<15} {approval.status.value}"
+    if decision is None:
+        return line
+    who = decision.decided_by_name or decision.decided_by
+    line += f" ({decision.action.value}) by {who}"
+    if decision.comment:
+        line += f": {decision.comment}"
+    if decision.approved_args is not None:
+        line += f"\n      runs with {json.dumps(decision.approved_args, ensure_ascii=False)}"
+    return line
+
+
+async def run_demo(url: str, token: str | None, *, out: TextIO = sys.stdout) -> int:
+    """Submit the three example calls, print their ids, then each decision as it comes."""
+    async with ApprovalClient(url, token=token) as client:
+        try:
+            approvals = [
+                await client.submit(item.tool_name, item.args, **item.fields) for item in EXAMPLES
+            ]
+        except ApprovalUnavailable as exc:
+            print(f"approval-bot demo: {exc.message}; is `approval-bot dev` running?", file=out)
+            return 1
+        except ApprovalError as exc:
+            hint = " (pass --token, or set APPROVAL_API_TOKEN)" if exc.status == 401 else ""
+            print(f"approval-bot demo: {exc.code}: {exc.message}{hint}", file=out)
+            return 1
+        print(f"submitted {len(approvals)} requests to {client.url}:", file=out)
+        for approval in approvals:
+            where = approval.channel or "the default channel"
+            line = f"  {approval.id}  {approval.tool_name:<15} {approval.priority.value:<9} {where}"
+            print(line, file=out)
+        print(f"waiting for decisions; decide them at {client.url}", file=out, flush=True)
+        try:
+            for waiting in asyncio.as_completed([client.wait(a.id) for a in approvals]):
+                print(_decision_line(await waiting), file=out, flush=True)
+        except ApprovalError as exc:
+            print(f"approval-bot demo: {exc.code}: {exc.message}", file=out)
+            return 1
+    return 0
+
+
+def demo(url: str, token: str | None) -> int:
+    """`approval-bot demo`: `run_demo` until done or interrupted."""
+    try:
+        return asyncio.run(run_demo(url, token))
+    except KeyboardInterrupt:
+        return 130
