@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 3000
+# every adapter's framework, so the whole suite runs; `pip install approval-bot` needs none
+EXTRAS ?= dev,langgraph,mcp,openai-agents,pydantic-ai,autogen
 
 .PHONY: run test check lint types unit bench clean
 
 $(BIN)/approval-bot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $@
 
 run: $(BIN)/approval-bot           ## the bot with a local Slack workspace on 127.0.0.1:$(PORT)
@@ -20,8 +22,8 @@ test: check                         ## the README's test command: lint, types an
 check: lint types unit
 
 lint: $(BIN)/approval-bot
-	$(BIN)/ruff format --check bot tests bench
-	$(BIN)/ruff check bot tests bench
+	$(BIN)/ruff format --check bot tests bench examples
+	$(BIN)/ruff check bot tests bench examples
 
 types: $(BIN)/approval-bot
 	$(BIN)/mypy

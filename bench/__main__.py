@@ -1,6 +1,7 @@
 """Measure what the product promises: a decision wakes its agent at once, idle waits cost nothing.
 
-Starts `approval-bot serve` as a separate process on a fresh database, then drives it over HTTP:
+Starts `approval-bot serve` as a separate process on a fresh database, with the local Slack
+emulator as its Web API, then drives it over HTTP:
   1. submissions/s into the store (10,000 requests, 50 at a time);
   2. API decision → waiting agent woken, with 1,000 agents waiting at once (p50/p99/max);
   3. CPU and RSS of the bot while 10,000 agents wait idle.
@@ -25,8 +26,11 @@ from typing import Any
 
 import aiohttp
 
+from bot.devslack import Workspace, start_slack_api
+
 AGENT = "bench-agent-token"
 ADMIN = "bench-admin-token"
+SLACK_TOKEN = "xoxb-bench"
 RESULTS = Path(__file__).parent / "results.json"
 
 
@@ -56,7 +60,7 @@ def percentile(values: list[float], pct: float) -> float:
 class Bot:
     """`approval-bot serve` in its own process."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, slack_api_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -64,7 +68,10 @@ class Bot:
             "APPROVAL_DB": str(workdir / "bench.db"),
             "APPROVAL_API_TOKEN": AGENT,
             "APPROVAL_ADMIN_TOKEN": ADMIN,
-            "APPROVAL_CHANNEL": "C0BENCH",
+            "APPROVAL_CHANNEL": "C0OPS",
+            "SLACK_BOT_TOKEN": SLACK_TOKEN,
+            "SLACK_SIGNING_SECRET": "bench-signing-secret",
+            "SLACK_API_URL": slack_api_url,
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--port", str(self.port)],
@@ -124,6 +131,16 @@ async def parked(http: aiohttp.ClientSession, url: str, count: int) -> None:
     raise RuntimeError(f"the bot never held {count} waits")
 
 
+async def drained(http: aiohttp.ClientSession, url: str) -> None:
+    """Until the bot has no card or webhook left to deliver."""
+    for _ in range(3000):
+        async with http.get(url + "/healthz") as response:
+            if not any((await response.json())["backlog"].values()):
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the bot never caught up with its outbox")
+
+
 async def wake_latency(http: aiohttp.ClientSession, url: str, waiters: int) -> list[float]:
     ids, _ = await submit_many(http, url, waiters)
     woken = {i: asyncio.create_task(wait_call(http, url, i)) for i in ids}
@@ -147,6 +164,7 @@ async def idle_cost(
     ids, _ = await submit_many(http, bot.url, waiters)
     tasks = [asyncio.create_task(wait_call(http, bot.url, i)) for i in ids]
     await parked(http, bot.url, waiters)
+    await drained(http, bot.url)  # every card posted: from here on the bot only waits
     pid = bot.process.pid
     cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
     await asyncio.sleep(seconds)
@@ -176,8 +194,11 @@ def machine() -> str:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    # The local Slack runs in this process: its work is the bench's, not the bot's.
+    workspace = Workspace()
+    slack, slack_api_url = await start_slack_api(workspace, bot_token=SLACK_TOKEN)
     with tempfile.TemporaryDirectory() as tmp:
-        bot = Bot(Path(tmp))
+        bot = Bot(Path(tmp), slack_api_url)
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=None)
         try:
@@ -188,6 +209,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 idle = await idle_cost(http, bot, args.idle, args.idle_seconds)
         finally:
             bot.stop()
+            await slack.cleanup()
     return {
         "machine": machine(),
         "submissions_per_s": round(rate),

@@ -303,7 +303,8 @@ async def healthz(request: web.Request) -> web.Response:
         name, passed, detail = await check()
         ok = ok and passed
         checks[name] = detail
-    body = {"ok": ok, "checks": checks, "waiting": service.waiting}
+    backlog = {topic: await service.store.outbox_pending(topic) for topic in service.topics}
+    body = {"ok": ok, "checks": checks, "waiting": service.waiting, "backlog": backlog}
     return web.json_response(body, status=200 if ok else 503)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import mcp_server
 from bot.app import create_app
 from bot.config import ConfigError, Settings
 from bot.dev import demo, run_dev
@@ -74,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     example = sub.add_parser("demo", help="send three example requests to a running bot and wait")
     example.add_argument("--url", help="the bot (APPROVAL_URL, else http://127.0.0.1:3000)")
     example.add_argument("--token", help="the agent token (APPROVAL_API_TOKEN)")
+
+    mcp = sub.add_parser("mcp", help="serve the request_approval tool to MCP clients")
+    mcp_server.add_arguments(mcp)
 
     audit = sub.add_parser("audit", help="print the audit trail")
     audit.add_argument("--since", type=parse_span, default=parse_span("1d"))
@@ -172,10 +176,29 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return demo(args.url or settings.url, args.token or settings.api_token)
 
 
+def _mcp(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        mcp_server.run(
+            "http" if args.http else "stdio",
+            host=args.host or mcp_server.DEFAULT_HOST,
+            port=mcp_server.DEFAULT_PORT if args.port is None else args.port,
+            wait=args.wait,
+            url=args.url or settings.url,
+            token=settings.api_token,
+        )
+    except (ModuleNotFoundError, ValueError) as exc:  # the extra is missing, or a bad --wait
+        print(f"approval-bot mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 COMMANDS = {
     "serve": _serve,
     "dev": _dev,
     "demo": _demo,
+    "mcp": _mcp,
     "list": _print_list,
     "decide": _decide,
     "audit": _audit,

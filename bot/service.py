@@ -421,6 +421,11 @@ class ApprovalService:
                 self._waiters.pop(approval_id, None)
 
     @property
+    def topics(self) -> list[str]:
+        """The outbox topics the store queues work for."""
+        return [*self.store.outbox_topics, *self.store.update_topics]
+
+    @property
     def waiting(self) -> int:
         """How many waits are open right now."""
         return sum(len(futures) for futures in self._waiters.values())

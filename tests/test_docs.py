@@ -38,3 +38,11 @@ def test_every_command_and_flag_is_documented(command: str) -> None:
 
 def test_the_two_quickstart_commands_are_there() -> None:
     assert "make run" in README and "make test" in README
+
+
+@pytest.mark.parametrize(
+    "example", sorted(p.name for p in (Path(__file__).parent.parent / "examples").glob("*.py"))
+)
+def test_every_example_is_in_the_readme_verbatim(example: str) -> None:
+    code = (Path(__file__).parent.parent / "examples" / example).read_text().rstrip("\n")
+    assert f"```python\n{code}\n```" in README, f"examples/{example} differs from the README"

@@ -65,6 +65,9 @@ class Page:
 class Store(Protocol):
     """What the service needs from storage; SQLite today, other engines behind the same calls."""
 
+    outbox_topics: tuple[str, ...]
+    update_topics: tuple[str, ...]
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]: ...

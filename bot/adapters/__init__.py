@@ -1,0 +1,18 @@
+"""Adapters that put agent frameworks' tool approvals through the approval bot.
+
+One module per framework, each imported on its own and only with that framework installed
+(`pip install 'approval-bot[langgraph]'` and so on); importing this package imports none:
+
+    bot.adapters.langgraph       LangGraph: run a graph, answering its `HumanInTheLoopMiddleware`
+                                 and agent-inbox interrupts (`run_with_approvals`)
+    bot.adapters.langchain       those interrupts' values read, and their resume values built
+    bot.adapters.openai_agents   OpenAI Agents SDK: `result.interruptions`
+    bot.adapters.pydantic_ai     Pydantic AI: `DeferredToolRequests`
+    bot.adapters.autogen         AutoGen (ag2): an `approval_required` tool middleware
+
+Frameworks that call plain functions as tools need no adapter: `bot.sdk.requires_approval`
+gates the function (for LangChain, put `@tool` above it). MCP clients use `approval-bot mcp`
+(`bot.mcp_server`).
+"""
+
+__all__: list[str] = []

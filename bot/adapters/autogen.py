@@ -1,0 +1,166 @@
+"""AutoGen (ag2): a tool middleware that asks Slack, where `approval_required` asks a terminal.
+
+`approval_required(client, message=…, denied_message=…, timeout=…)` has the shape of
+`ag2.middleware.approval_required`: pass it in `@tool(middleware=[…])`. Each call of the tool
+becomes one approval whose `toolCallId` is the call's id. Approve runs the call, Edit runs it with
+the edited arguments, Reject or Feedback returns the denial to the model as the tool's result.
+As in ag2, a wait that outlives `timeout` ends the turn with `HumanInputTimeoutError` (the card
+is withdrawn), and a bot that cannot be reached ends it with `HumanInputFailedError`: an approval
+nobody could give denies nothing and runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Collection, Mapping
+from copy import copy
+from typing import Any, Self, Unpack
+
+from ag2 import Context
+from ag2.events import ToolCallEvent, ToolResultEvent
+from ag2.exceptions import HumanInputFailedError, HumanInputTimeoutError
+from ag2.middleware import ToolExecution, ToolMiddleware, ToolResultType
+
+from bot.models import Decision, Priority
+from bot.sdk.client import ApprovalClient
+from bot.sdk.errors import ApprovalError, ApprovalTimeout, refusal
+from bot.sdk.wire import GateFields, decision_of
+
+__all__ = ["SlackApprovalRequired", "approval_required"]
+
+_PROMPT_NAMES = ("tool_name", "tool_arguments")
+_DENIAL_NAMES = ("tool_name", "tool_arguments", "comment")
+
+
+def approval_required(
+    client: ApprovalClient,
+    message: str | None = None,
+    denied_message: str | None = None,
+    *,
+    timeout: float | None = None,
+    channel: str | None = None,
+    priority: Priority | str | None = None,
+    **fields: Unpack[GateFields],
+) -> ToolMiddleware:
+    """Tool middleware that runs a call only once a human approves it in Slack.
+
+    `message` is the card's headline and may use `{tool_name}` and `{tool_arguments}`.
+    `denied_message` is what the model is told on a refusal and may also use `{comment}`, the
+    reviewer's reason; by default the model is told the call was refused and why. `timeout`
+    is how many seconds to wait for a decision (None: as long as it takes). Other keywords are
+    the card's fields, as for `ApprovalClient.request`.
+    """
+    return SlackApprovalRequired(
+        client,
+        message,
+        denied_message,
+        timeout=timeout,
+        channel=channel,
+        priority=priority,
+        **fields,
+    )
+
+
+class SlackApprovalRequired:
+    """The middleware `approval_required` returns; one instance may gate many tools."""
+
+    def __init__(
+        self,
+        client: ApprovalClient,
+        message: str | None = None,
+        denied_message: str | None = None,
+        *,
+        timeout: float | None = None,
+        channel: str | None = None,
+        priority: Priority | str | None = None,
+        **fields: Unpack[GateFields],
+    ) -> None:
+        _check_template("message", message, _PROMPT_NAMES)
+        _check_template("denied_message", denied_message, _DENIAL_NAMES)
+        self.client = client
+        self.message = message
+        self.denied_message = denied_message
+        self.timeout = timeout
+        self.fields: dict[str, Any] = {**fields, "channel": channel, "priority": priority}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        # ag2 deep-copies tools with their middleware; a copy must share the client and its
+        # HTTP session, which belong to the caller, not to the copy
+        return self
+
+    async def __call__(
+        self, call_next: ToolExecution, event: ToolCallEvent, context: Context
+    ) -> ToolResultType:
+        """Ask, wait, then run the call (edited if so decided) or return the denial."""
+        args = _arguments(event)
+        decision = await self._decide(event, args)
+        if not decision.approved:
+            return ToolResultEvent.from_call(event, result=self._denial(event, decision))
+        if decision.approved_args is not None and decision.approved_args != args:
+            event = _with_arguments(event, decision.approved_args)
+        return await call_next(event, context)
+
+    async def _decide(self, event: ToolCallEvent, args: dict[str, Any]) -> Decision:
+        prompt = None
+        if self.message is not None:
+            prompt = self.message.format(tool_name=event.name, tool_arguments=event.arguments)
+        try:
+            return await self.client.request(
+                event.name,
+                args,
+                timeout=self.timeout,
+                tool_call_id=event.id,
+                prompt=prompt,
+                **self.fields,
+            )
+        except ApprovalTimeout as exc:
+            return await self._give_up(exc)
+        except ApprovalError as exc:
+            raise HumanInputFailedError(exc) from exc
+
+    async def _give_up(self, timed_out: ApprovalTimeout) -> Decision:
+        """Withdraw the card; a decision that won the race to it still counts."""
+        approval_id = timed_out.approval.id
+        waited = self.timeout if self.timeout is not None else self.client.timeout or 0.0
+        try:
+            await self.client.cancel(approval_id, f"the agent stopped waiting after {waited:g}s")
+        except ApprovalError as exc:
+            if exc.status != 409:
+                raise HumanInputFailedError(exc) from exc
+            return decision_of(await self.client.get(approval_id))
+        raise HumanInputTimeoutError(waited)
+
+    def _denial(self, event: ToolCallEvent, decision: Decision) -> str:
+        if self.denied_message is None:
+            return refusal(decision, event.name)
+        return self.denied_message.format(
+            tool_name=event.name, tool_arguments=event.arguments, comment=decision.comment or ""
+        )
+
+
+def _arguments(event: ToolCallEvent) -> dict[str, Any]:
+    """The call's arguments as a JSON object; anything else is shown whole under `arguments`."""
+    try:
+        parsed = event.serialized_arguments
+    except ValueError:
+        return {"arguments": event.arguments}
+    return dict(parsed) if isinstance(parsed, dict) else {"arguments": parsed}
+
+
+def _with_arguments(event: ToolCallEvent, args: Mapping[str, Any]) -> ToolCallEvent:
+    """A copy of the call that runs with `args`; the tool reads them from the event it is given."""
+    edited = copy(event)
+    edited.arguments = json.dumps(dict(args))
+    edited.serialized_arguments = dict(args)
+    return edited
+
+
+def _check_template(name: str, template: str | None, allowed: Collection[str]) -> None:
+    """Fail when the middleware is built, not at the first call, on an unknown placeholder."""
+    if template is None:
+        return
+    for _, field, _, _ in string.Formatter().parse(template):
+        if field is not None and field not in allowed:
+            names = ", ".join(f"{{{a}}}" for a in allowed)
+            raise ValueError(f"{name} {template!r} may use {names}, not {{{field}}}")

@@ -1,0 +1,321 @@
+"""LangGraph: run a graph and answer its human-in-the-loop interrupts with decisions in Slack.
+
+    result = await run_with_approvals(agent, {"messages": [...]}, config, client)
+
+`run_with_approvals` invokes the graph, turns every pending interrupt into approvals (one card
+per tool call, all posted at once) and resumes with `Command(resume={interrupt_id: value})`
+until the graph finishes. It answers LangChain's `HumanInTheLoopMiddleware` (batched and
+per-call) and agent-inbox `HumanInterrupt`s, read and answered by `bot.adapters.langchain`.
+Each tool call keeps one `toolCallId` — the model's tool call id when the interrupt or the
+graph's last message has it, else one derived from the interrupt id — so running this again
+after a crash or an `ApprovalTimeout` resumes the same cards.
+
+Tools gated with `requires_approval` need none of this: put `@tool` above
+`@requires_approval(..., on_reject="message")`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypedDict, Unpack
+
+from bot.adapters.langchain import ReviewRequest, ToolReview, read_interrupt, resume_value
+from bot.models import Decision, OnTimeout, Priority, Requester
+from bot.sdk.client import ApprovalClient
+from bot.sdk.sync import SyncApprovalClient
+
+__all__ = [
+    "AsyncGraph",
+    "CardFields",
+    "GraphState",
+    "PendingInterrupt",
+    "SyncGraph",
+    "run_with_approvals",
+    "run_with_approvals_sync",
+]
+
+_PROMPT_FIELDS = ("tool_name", "tool_arguments")
+_MAX_CONTEXT = 10_000
+
+
+class CardFields(TypedDict, total=False):
+    """Request fields every card of a run shares (the rest come from the interrupt)."""
+
+    thread_ts: str | None
+    requester: Requester | Mapping[str, Any] | None
+    context: str | None
+    timeout_seconds: int | None
+    on_timeout: OnTimeout | str | None
+    metadata: Mapping[str, Any] | None
+
+
+class PendingInterrupt(Protocol):
+    """`langgraph.types.Interrupt` as far as this module reads it."""
+
+    @property
+    def value(self) -> Any: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+class GraphState(Protocol):
+    """`langgraph.types.StateSnapshot` as far as this module reads it."""
+
+    @property
+    def values(self) -> Any: ...
+
+    @property
+    def interrupts(self) -> Sequence[PendingInterrupt]: ...
+
+
+class AsyncGraph(Protocol):
+    """A compiled graph (or `RemoteGraph`) with a checkpointer."""
+
+    async def ainvoke(self, input: Any, config: Any) -> Any: ...
+
+    async def aget_state(self, config: Any) -> GraphState: ...
+
+
+class SyncGraph(Protocol):
+    """A compiled graph (or `RemoteGraph`) with a checkpointer, called without an event loop."""
+
+    def invoke(self, input: Any, config: Any) -> Any: ...
+
+    def get_state(self, config: Any) -> GraphState: ...
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One approval to ask for: the review it answers and its request fields."""
+
+    review: ToolReview
+    tool_call_id: str
+    fields: dict[str, Any]
+
+
+async def run_with_approvals(
+    graph: AsyncGraph,
+    input: Any,
+    config: Mapping[str, Any],
+    client: ApprovalClient,
+    *,
+    channel: str | None = None,
+    priority: Priority | str | None = None,
+    prompt: str | None = None,
+    timeout: float | None = None,
+    **fields: Unpack[CardFields],
+) -> Any:
+    """`graph.ainvoke(input, config)`, resumed after each round of Slack decisions until done.
+
+    `config` needs a `thread_id`. With `input=None` on a thread that is waiting, the waiting
+    interrupts are answered first: after a crash or an `ApprovalTimeout`, this resumes the
+    same cards. `prompt` may use `{tool_name}` and `{tool_arguments}`; the interrupt's
+    description goes on the card as context. Returns the graph's last result.
+    """
+    _check_prompt(prompt)
+    card = _card_fields(fields, channel, priority, prompt)
+    answered: set[str] = set()
+    result: Any = None
+    state = await graph.aget_state(config) if input is None else None
+    if state is None or not state.interrupts:
+        result = await graph.ainvoke(input, config)
+        state = await graph.aget_state(config)
+    while state.interrupts:
+        requests, asks = _plan(state, config, card, answered)
+        decisions = await _decide_all(client, asks, timeout)
+        result = await graph.ainvoke(_command(requests, decisions), config)
+        state = await graph.aget_state(config)
+    return result
+
+
+def run_with_approvals_sync(
+    graph: SyncGraph,
+    input: Any,
+    config: Mapping[str, Any],
+    client: SyncApprovalClient,
+    *,
+    channel: str | None = None,
+    priority: Priority | str | None = None,
+    prompt: str | None = None,
+    timeout: float | None = None,
+    **fields: Unpack[CardFields],
+) -> Any:
+    """`run_with_approvals` for code without an event loop: `graph.invoke`, a sync client."""
+    _check_prompt(prompt)
+    card = _card_fields(fields, channel, priority, prompt)
+    answered: set[str] = set()
+    result: Any = None
+    state = graph.get_state(config) if input is None else None
+    if state is None or not state.interrupts:
+        result = graph.invoke(input, config)
+        state = graph.get_state(config)
+    while state.interrupts:
+        requests, asks = _plan(state, config, card, answered)
+        decisions = client._call(_decide_all(client._client, asks, timeout))
+        result = graph.invoke(_command(requests, decisions), config)
+        state = graph.get_state(config)
+    return result
+
+
+def _check_prompt(prompt: str | None) -> None:
+    """Fail before any card is posted when the prompt names what no call supplies."""
+    if prompt is None:
+        return
+    for _, field, _, _ in string.Formatter().parse(prompt):
+        if field is not None and field not in _PROMPT_FIELDS:
+            raise ValueError(
+                f"prompt {prompt!r} may use {{tool_name}} and {{tool_arguments}}, not {{{field}}}"
+            )
+
+
+def _card_fields(
+    fields: Mapping[str, Any],
+    channel: str | None,
+    priority: Priority | str | None,
+    prompt: str | None,
+) -> dict[str, Any]:
+    unknown = set(fields) - CardFields.__annotations__.keys()
+    if unknown:
+        raise TypeError(
+            f"unknown card field(s): {', '.join(sorted(unknown))}; the tool name, arguments, "
+            "allowed decisions and schema come from the interrupt"
+        )
+    return {**fields, "channel": channel, "priority": priority, "prompt": prompt}
+
+
+def _plan(
+    state: GraphState,
+    config: Mapping[str, Any],
+    card: Mapping[str, Any],
+    answered: set[str],
+) -> tuple[list[tuple[str, ReviewRequest]], list[list[_Ask]]]:
+    """The interrupts to answer and, for each, the approvals to ask for."""
+    thread_id = (config.get("configurable") or {}).get("thread_id")
+    requests: list[tuple[str, ReviewRequest]] = []
+    asks: list[list[_Ask]] = []
+    for pending in state.interrupts:
+        if pending.id in answered:
+            raise RuntimeError(
+                f"interrupt {pending.id} is still waiting after it was answered; "
+                "the graph did not accept the answer"
+            )
+        answered.add(pending.id)
+        request = read_interrupt(pending.value, getattr(pending, "response_schema", None))
+        call_ids = _tool_call_ids(request, state.values, pending.id)
+        requests.append((pending.id, request))
+        asks.append(
+            [
+                _Ask(review, call_id, _request_fields(review, card, pending.id, thread_id))
+                for review, call_id in zip(request.reviews, call_ids, strict=True)
+            ]
+        )
+    return requests, asks
+
+
+def _request_fields(
+    review: ToolReview, card: Mapping[str, Any], interrupt_id: str, thread_id: Any
+) -> dict[str, Any]:
+    prompt = card.get("prompt")
+    arguments = json.dumps(review.args, ensure_ascii=False, default=str)
+    where = {"interruptId": interrupt_id}
+    if thread_id is not None:
+        where["threadId"] = str(thread_id)
+    return {
+        **card,
+        "prompt": prompt.format(tool_name=review.name, tool_arguments=arguments)
+        if prompt
+        else None,
+        "context": _context(card.get("context"), review.description),
+        "allowed_decisions": list(review.allowed_decisions),
+        "args_schema": review.args_schema,
+        "metadata": {**(card.get("metadata") or {}), "langgraph": where},
+    }
+
+
+def _context(given: str | None, description: str | None) -> str | None:
+    """The caller's context, then the interrupt's description, within the API's 10,000 chars."""
+    text = "\n\n".join(part for part in (given, description) if part)
+    return text[:_MAX_CONTEXT] if text else None
+
+
+def _tool_call_ids(request: ReviewRequest, values: Any, interrupt_id: str) -> list[str]:
+    """A stable `toolCallId` per review: the model's call id when known, else from the interrupt.
+
+    Batched and agent-inbox interrupts carry no call id; the calls they review are, in order,
+    among the tool calls of the graph's last AI message, matched by name and arguments.
+    """
+    calls = _last_tool_calls(values)
+    ids: list[str] = []
+    position = 0
+    for index, review in enumerate(request.reviews):
+        found = review.tool_call_id
+        for offset, call in enumerate(calls[position:]):
+            if found is None and call[1] == review.name and call[2] == review.args:
+                found, position = call[0], position + offset + 1
+                break
+        ids.append(found or f"lg_{interrupt_id}_{index}")
+    return ids
+
+
+def _last_tool_calls(values: Any) -> list[tuple[str, str, Any]]:
+    """(id, name, args) of the tool calls of the last message that has any."""
+    messages = values.get("messages") if isinstance(values, Mapping) else None
+    if not isinstance(messages, Sequence):
+        return []
+    for message in reversed(messages):
+        calls = _field(message, "tool_calls")
+        if calls:
+            return [
+                (str(_field(call, "id")), _field(call, "name"), _field(call, "args"))
+                for call in calls
+                if _field(call, "id")
+            ]
+    return []
+
+
+def _field(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+
+
+async def _decide_all(
+    client: ApprovalClient, asks: Sequence[Sequence[_Ask]], timeout: float | None
+) -> list[list[Decision]]:
+    """Every decision, asked for at once; the first failure cancels the other waits."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                [
+                    group.create_task(
+                        client.request(
+                            ask.review.name,
+                            ask.review.args,
+                            timeout=timeout,
+                            tool_call_id=ask.tool_call_id,
+                            **ask.fields,
+                        )
+                    )
+                    for ask in group_asks
+                ]
+                for group_asks in asks
+            ]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [[task.result() for task in row] for row in tasks]
+
+
+def _command(
+    requests: Sequence[tuple[str, ReviewRequest]], decisions: Sequence[Sequence[Decision]]
+) -> Any:
+    """`Command(resume={interrupt_id: value})` answering every interrupt of this round."""
+    from langgraph.types import Command
+
+    resume = {
+        interrupt_id: resume_value(request, row)
+        for (interrupt_id, request), row in zip(requests, decisions, strict=True)
+    }
+    return Command(resume=resume)

@@ -1,0 +1,207 @@
+"""Pydantic AI: decide deferred tool approvals (`DeferredToolRequests`) in Slack.
+
+A tool declared with `requires_approval=True` (or raising `ApprovalRequired`) ends the run with
+`DeferredToolRequests`. Each call in `.approvals` becomes one approval whose `toolCallId` is the
+model's call id, so asking again after a crash or a timeout resumes the same cards. Approve runs
+the call as proposed, Edit runs it with the edited arguments (`ToolApproved(override_args=…)`),
+and Reject or Feedback hands the model the reviewer's reason (`ToolDenied(message=…)`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import string
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Unpack
+
+from pydantic_ai import (
+    DeferredToolRequests,
+    DeferredToolResults,
+    RunContext,
+    ToolApproved,
+    ToolDenied,
+)
+from pydantic_ai.agent import AbstractAgent, AgentRunResult
+from pydantic_ai.messages import ToolCallPart
+
+from bot.models import Decision, Priority
+from bot.sdk.client import ApprovalClient
+from bot.sdk.errors import refusal
+from bot.sdk.wire import GateFields
+
+__all__ = ["DeferredHandler", "approval_handler", "resolve_deferred", "run_with_approvals"]
+
+#: what `HandleDeferredToolCalls(handler=…)` takes
+DeferredHandler = Callable[
+    [RunContext[Any], DeferredToolRequests], Awaitable[DeferredToolResults | None]
+]
+
+
+async def resolve_deferred(
+    client: ApprovalClient,
+    requests: DeferredToolRequests,
+    *,
+    channel: str | None = None,
+    priority: Priority | str | None = None,
+    prompt: str | None = None,
+    timeout: float | None = None,
+    **fields: Unpack[GateFields],
+) -> DeferredToolResults:
+    """Ask Slack about every call in `requests.approvals`; the results to resume the run with.
+
+    All cards are posted at once and decided in any order. `prompt` may use `{tool_name}` and
+    `{tool_arguments}`. `ApprovalTimeout` leaves the run paused: call this again to resume.
+    Calls waiting for external results (`requests.calls`) are left to the caller.
+    """
+    _check_prompt(prompt)
+    parts = list(requests.approvals)
+    submits = [_request(part, channel, priority, prompt, fields) for part in parts]
+    decisions = await _decide_all(client, submits, timeout)
+    results = DeferredToolResults(
+        approvals={
+            part.tool_call_id: _result(part, decision)
+            for part, decision in zip(parts, decisions, strict=True)
+        }
+    )
+    answered_by = getattr(results, "answered_by", None)  # newer releases record who decided
+    if isinstance(answered_by, dict):
+        for part, decision in zip(parts, decisions, strict=True):
+            answered_by[part.tool_call_id] = decision.decided_by
+    return results
+
+
+def approval_handler(
+    client: ApprovalClient,
+    *,
+    channel: str | None = None,
+    priority: Priority | str | None = None,
+    prompt: str | None = None,
+    timeout: float | None = None,
+    **fields: Unpack[GateFields],
+) -> DeferredHandler:
+    """A handler for `HandleDeferredToolCalls`: approvals are decided in Slack inside the run."""
+    _check_prompt(prompt)
+
+    async def handle(
+        ctx: RunContext[Any], requests: DeferredToolRequests
+    ) -> DeferredToolResults | None:
+        if not requests.approvals:
+            return None
+        return await resolve_deferred(
+            client,
+            requests,
+            channel=channel,
+            priority=priority,
+            prompt=prompt,
+            timeout=timeout,
+            **fields,
+        )
+
+    return handle
+
+
+async def run_with_approvals(
+    agent: AbstractAgent[Any, Any],
+    user_prompt: str | None,
+    client: ApprovalClient,
+    *,
+    run_options: Mapping[str, Any] | None = None,
+    channel: str | None = None,
+    priority: Priority | str | None = None,
+    prompt: str | None = None,
+    timeout: float | None = None,
+    **fields: Unpack[GateFields],
+) -> AgentRunResult[Any]:
+    """`agent.run(user_prompt)`, re-run with each round of Slack decisions until it is done.
+
+    The agent's output type must include `DeferredToolRequests`. `run_options` go to every
+    `agent.run` (`deps`, `model`, `usage_limits`, …). The loop stops when no approval is pending,
+    or when calls wait for external results, which it returns for the caller to supply.
+    """
+    _check_prompt(prompt)
+    options = dict(run_options or {})
+    if fields.get("requester") is None and agent.name:
+        fields["requester"] = {"agent": agent.name}
+    result = await agent.run(user_prompt, **options)
+    while (
+        isinstance(result.output, DeferredToolRequests)
+        and result.output.approvals
+        and not result.output.calls
+    ):
+        decided = await resolve_deferred(
+            client,
+            result.output,
+            channel=channel,
+            priority=priority,
+            prompt=prompt,
+            timeout=timeout,
+            **fields,
+        )
+        result = await agent.run(
+            message_history=result.all_messages(), deferred_tool_results=decided, **options
+        )
+    return result
+
+
+# -- one deferred call ------------------------------------------------------------------------
+
+
+def _request(
+    part: ToolCallPart,
+    channel: str | None,
+    priority: Priority | str | None,
+    prompt: str | None,
+    fields: Mapping[str, Any],
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The tool name, arguments and submit fields of one call."""
+    submit: dict[str, Any] = {
+        **fields,
+        "tool_call_id": part.tool_call_id,
+        "channel": channel,
+        "priority": priority,
+    }
+    if prompt is not None:
+        submit["prompt"] = prompt.format(
+            tool_name=part.tool_name, tool_arguments=part.args_as_json_str()
+        )
+    return part.tool_name, part.args_as_dict(), submit
+
+
+def _result(part: ToolCallPart, decision: Decision) -> bool | ToolApproved | ToolDenied:
+    """Approve as proposed, approve with the edited arguments, or deny with the reason."""
+    if not decision.approved:
+        return ToolDenied(refusal(decision, part.tool_name))
+    if decision.approved_args is None or decision.approved_args == part.args_as_dict():
+        return True
+    return ToolApproved(override_args=decision.approved_args)
+
+
+# -- shared checks ----------------------------------------------------------------------------
+
+
+async def _decide_all(
+    client: ApprovalClient,
+    requests: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
+    timeout: float | None,
+) -> list[Decision]:
+    """Every decision, asked for at once; the first failure cancels the other waits."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(client.request(name, args, timeout=timeout, **submit))
+                for name, args, submit in requests
+            ]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+def _check_prompt(prompt: str | None) -> None:
+    """Fail before any card is posted when the prompt names what no call supplies."""
+    if prompt is None:
+        return
+    for _, field, _, _ in string.Formatter().parse(prompt):
+        if field is not None and field not in ("tool_name", "tool_arguments"):
+            raise ValueError(
+                f"prompt {prompt!r} may use {{tool_name}} and {{tool_arguments}}, not {{{field}}}"
+            )

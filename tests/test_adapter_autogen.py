@@ -1,0 +1,255 @@
+"""The AutoGen (ag2) middleware: a scripted model, the real Agent, decisions in the fake Slack."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import pytest
+
+pytest.importorskip("ag2")
+
+from ag2 import Agent, tool
+from ag2.config import ModelProvider
+from ag2.events import (
+    BaseEvent,
+    ModelMessage,
+    ModelResponse,
+    TextInput,
+    ToolCallEvent,
+    ToolCallsEvent,
+    ToolResultsEvent,
+)
+from ag2.exceptions import HumanInputFailedError, HumanInputTimeoutError
+
+from bot.adapters.autogen import approval_required
+from bot.sdk import ApprovalClient
+from tests.conftest import AGENT_TOKEN, SlackRig, until
+
+
+class ScriptedConfig:
+    """A model config whose model calls the scripted tools, then reports what they returned."""
+
+    def __init__(self, *calls: tuple[str, str, dict[str, Any]]) -> None:
+        self.calls = calls
+
+    @property
+    def provider(self) -> ModelProvider:
+        raise NotImplementedError
+
+    @property
+    def model(self) -> str:
+        return "scripted"
+
+    def copy(self) -> ScriptedConfig:
+        return self
+
+    def create_files_client(self) -> Any:
+        raise NotImplementedError
+
+    def create(self) -> Any:
+        calls = self.calls
+
+        async def respond(messages: Sequence[BaseEvent], context: Any, **_: Any) -> ModelResponse:
+            answered = [m for m in messages if isinstance(m, ToolResultsEvent)]
+            if answered:
+                text = " | ".join(_texts(r.result.parts) for r in answered[-1].results)
+                message = ModelMessage(text)
+                await context.send(message)
+                return ModelResponse(message)
+            return ModelResponse(
+                tool_calls=ToolCallsEvent(
+                    [
+                        ToolCallEvent(name, arguments=json.dumps(args), id=i)
+                        for i, name, args in calls
+                    ]
+                )
+            )
+
+        return respond
+
+
+def _texts(parts: Iterable[Any]) -> str:
+    return "".join(part.content for part in parts if isinstance(part, TextInput))
+
+
+@pytest.fixture
+async def client(rig: SlackRig) -> AsyncIterator[ApprovalClient]:
+    async with ApprovalClient(rig.bot.url, AGENT_TOKEN) as agent_client:
+        yield agent_client
+
+
+def release_bot(config: ScriptedConfig, middleware: Any, ran: list[str]) -> Agent[str]:
+    @tool(middleware=[middleware])
+    def deploy_service(version: str) -> str:
+        """Send a build to production."""
+        ran.append(version)
+        return f"deployed {version}"
+
+    return Agent("release-bot", config=config, tools=[deploy_service])
+
+
+async def pending(rig: SlackRig) -> dict[str, Any]:
+    async def probe() -> list[dict[str, Any]] | None:
+        _, page = await rig.bot.call("GET", "/v1/approvals?status=pending")
+        return page["items"] or None
+
+    [record] = await until(probe)
+    return dict(record)
+
+
+async def answer_modal(
+    rig: SlackRig, approval_id: str, action: str, user: str, values: dict[str, str]
+) -> None:
+    await rig.click(approval_id, action, user)
+    [modal] = await until(lambda: _modals(rig, user))
+    await rig.slack.submit_view(modal.id, values)
+
+
+async def _modals(rig: SlackRig, user: str) -> list[Any]:
+    return [view for view in rig.workspace.open_modals(user) if not view.closed]
+
+
+def actions_of(message: Any) -> list[str]:
+    return [
+        element["action_id"]
+        for block in message.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+def deploy_call(call_id: str, version: str = "1.4.2") -> ScriptedConfig:
+    return ScriptedConfig((call_id, "deploy_service", {"version": version}))
+
+
+async def test_an_approved_call_runs_and_the_message_heads_the_card(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    ran: list[str] = []
+    gate = approval_required(client, "Run {tool_name} with {tool_arguments}?", channel="C0DEPLOY")
+    agent = release_bot(deploy_call("call_dep1"), gate, ran)
+    run = asyncio.create_task(agent.ask("Ship 1.4.2"))
+
+    record = await pending(rig)
+    buttons = actions_of(await rig.card(record["id"]))
+    assert not run.done() and ran == []
+    await rig.click(record["id"], "approve", "U0ALICE")
+    reply = await asyncio.wait_for(run, 10)
+
+    assert ran == ["1.4.2"]
+    assert reply.body == "deployed 1.4.2"
+    assert (record["toolName"], record["toolCallId"]) == ("deploy_service", "call_dep1")
+    assert record["prompt"] == 'Run deploy_service with {"version": "1.4.2"}?'
+    assert record["channel"] == "C0DEPLOY"
+    assert buttons == ["approve", "edit", "reject", "feedback"]
+
+
+async def test_edited_arguments_reach_the_tool(rig: SlackRig, client: ApprovalClient) -> None:
+    ran: list[str] = []
+    agent = release_bot(deploy_call("call_dep2"), approval_required(client), ran)
+    run = asyncio.create_task(agent.ask("Ship 1.4.2"))
+
+    record = await pending(rig)
+    await answer_modal(rig, record["id"], "edit", "U0ALICE", {"arg:version": "1.4.3"})
+    reply = await asyncio.wait_for(run, 10)
+
+    assert ran == ["1.4.3"]
+    assert reply.body == "deployed 1.4.3"
+
+
+@pytest.mark.parametrize(
+    ("denied_message", "expected"),
+    [
+        pytest.param(
+            None,
+            "The user rejected this tool call (deploy_service): not during the freeze",
+            id="default",
+        ),
+        pytest.param("Not allowed: {comment}", "Not allowed: not during the freeze", id="template"),
+    ],
+)
+async def test_a_rejection_reaches_the_model_as_the_tool_result(
+    rig: SlackRig, client: ApprovalClient, denied_message: str | None, expected: str
+) -> None:
+    ran: list[str] = []
+    gate = approval_required(client, denied_message=denied_message)
+    agent = release_bot(deploy_call("call_dep3"), gate, ran)
+    run = asyncio.create_task(agent.ask("Ship 1.4.2"))
+
+    record = await pending(rig)
+    await answer_modal(rig, record["id"], "reject", "U0BOB", {"reason": "not during the freeze"})
+    reply = await asyncio.wait_for(run, 10)
+
+    assert ran == []
+    assert reply.body == expected
+
+
+async def test_a_timeout_ends_the_turn_and_withdraws_the_card(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    ran: list[str] = []
+    agent = release_bot(deploy_call("call_slow"), approval_required(client, timeout=0.3), ran)
+
+    with pytest.raises(HumanInputTimeoutError):
+        await agent.ask("Ship 1.4.2")
+
+    _, page = await rig.bot.call("GET", "/v1/approvals")
+    [record] = page["items"]
+    assert (record["status"], record["decision"]["action"]) == ("cancelled", "cancel")
+    assert "stopped waiting after 0.3s" in record["decision"]["comment"]
+    assert ran == []
+
+
+async def test_an_unreachable_bot_ends_the_turn_and_runs_nothing() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ran: list[str] = []
+    async with ApprovalClient(f"http://127.0.0.1:{port}", AGENT_TOKEN) as nowhere:
+        agent = release_bot(deploy_call("call_gone"), approval_required(nowhere, timeout=0.5), ran)
+
+        with pytest.raises(HumanInputFailedError):
+            await agent.ask("Ship 1.4.2")
+
+    assert ran == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"message": "Ship {version}?"}, id="message"),
+        pytest.param({"denied_message": "No: {reason}"}, id="denied_message"),
+    ],
+)
+def test_an_unknown_placeholder_fails_when_the_middleware_is_built(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="may use"):
+        approval_required(ApprovalClient("http://127.0.0.1:9"), **kwargs)
+
+
+async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPROVAL_URL", rig.bot.url)
+    monkeypatch.setenv("APPROVAL_API_TOKEN", AGENT_TOKEN)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
+    example = importlib.import_module("examples.autogen_example")
+    monkeypatch.setattr(example.agent, "config", deploy_call("call_ex"))
+
+    run = asyncio.create_task(example.main())
+    record = await pending(rig)
+    await answer_modal(rig, record["id"], "reject", "U0BOB", {"reason": "wait for QA"})
+    output = await asyncio.wait_for(run, 10)
+
+    assert record["prompt"] == 'Run deploy_service with {"version": "1.4.2"}?'
+    assert output == "The user rejected this tool call (deploy_service): wait for QA"
+
+
+def test_the_core_never_imports_ag2() -> None:
+    probe = "import sys, bot.app, bot.cli, bot.sdk, bot.adapters; print(*sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "ag2" not in out.stdout.split()

@@ -1,0 +1,756 @@
+"""LangChain and LangGraph against the real bot and fake Slack, with scripted offline models."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.tools import InjectedToolCallId, tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, StateGraph
+from langgraph.types import interrupt
+from pydantic import Field
+
+from bot.adapters.langchain import (
+    InterruptKind,
+    ReviewRequest,
+    ToolReview,
+    UnsupportedInterrupt,
+    read_interrupt,
+    resume_value,
+)
+from bot.adapters.langgraph import run_with_approvals, run_with_approvals_sync
+from bot.models import Action, Decision, DecisionKind
+from bot.sdk import ApprovalClient, ApprovalError, ApprovalTimeout, SyncApprovalClient
+from bot.sdk import requires_approval as gate
+from tests.conftest import AGENT_TOKEN, SlackRig, until
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "langgraph_example.py"
+ALL = ["approve", "edit", "reject", "feedback"]
+
+# -- a scripted chat model and a human with a mouse ------------------------------------------
+
+
+class ScriptedModel(GenericFakeChatModel):
+    """Answers with the scripted messages in turn and remembers what it was shown."""
+
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedModel:
+        return self
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
+        self.seen.append(list(messages))
+        return super()._generate(messages, *args, **kwargs)
+
+
+def call(name: str, **args: Any) -> dict[str, Any]:
+    return {"id": f"call_{uuid.uuid4().hex[:12]}", "name": name, "args": args}
+
+
+def model_calling(*calls: dict[str, Any]) -> ScriptedModel:
+    return ScriptedModel(messages=iter([AIMessage("", tool_calls=list(calls)), AIMessage("Done.")]))
+
+
+def told(model: ScriptedModel) -> dict[str, str]:
+    """What the model read back from each tool call on its second turn, by tool call id."""
+    return {m.tool_call_id: str(m.content) for m in model.seen[-1] if isinstance(m, ToolMessage)}
+
+
+async def pending(rig: SlackRig, count: int = 1) -> list[dict[str, Any]]:
+    """The pending approvals once there are `count` of them, oldest first."""
+
+    async def probe() -> list[dict[str, Any]] | None:
+        _, body = await rig.bot.call("GET", "/v1/approvals?status=pending")
+        return body["items"] if len(body["items"]) >= count else None
+
+    return list(reversed(await until(probe)))
+
+
+async def all_approvals(rig: SlackRig) -> list[dict[str, Any]]:
+    _, body = await rig.bot.call("GET", "/v1/approvals")
+    return list(body["items"])
+
+
+async def decide(rig: SlackRig, record: dict[str, Any], how: str, text: str = "") -> None:
+    """Decide from the card as a person would: a click, and a modal where there is one."""
+    user = "U0ALICE"
+    await rig.click(record["id"], how, user)
+    if how == "approve":
+        return
+    [modal] = await until(lambda: _open_modals(rig, user))
+    if how == "edit":
+        await rig.slack.submit_view(modal.id, {"arg:version": text, "comment": "use the fix"})
+    else:
+        await rig.slack.submit_view(modal.id, {"reason" if how == "reject" else how: text})
+    await rig.decided(record["id"])
+
+
+async def _open_modals(rig: SlackRig, user: str) -> list[Any]:
+    return [v for v in rig.workspace.open_modals(user) if not v.closed]
+
+
+def actions_of(message: Any) -> list[str]:
+    return [
+        element["action_id"]
+        for block in message.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+@pytest.fixture
+async def client(rig: SlackRig) -> AsyncIterator[ApprovalClient]:
+    async with ApprovalClient(rig.bot.url, token=AGENT_TOKEN) as approvals:
+        yield approvals
+
+
+def thread() -> dict[str, Any]:
+    return {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+
+# -- @tool over @requires_approval -----------------------------------------------------------
+
+
+def gated_deploy(client: ApprovalClient, ran: list[dict[str, Any]]) -> Any:
+    @tool
+    @gate(client, prompt="Deploy {version}?", on_reject="message")
+    async def deploy(
+        version: str, tool_call_id: Annotated[str, InjectedToolCallId], replicas: int = 2
+    ) -> str:
+        """Deploy a build to production."""
+        ran.append({"version": version, "replicas": replicas})
+        return f"deployed {version} x{replicas}"
+
+    return deploy
+
+
+async def test_tool_over_requires_approval_keeps_the_tools_schema(
+    client: ApprovalClient,
+) -> None:
+    deploy = gated_deploy(client, [])
+
+    schema = deploy.tool_call_schema.model_json_schema()
+
+    assert deploy.name == "deploy" and deploy.description == "Deploy a build to production."
+    assert schema["properties"].keys() == {"version", "replicas"}  # the call id is injected
+    assert schema["required"] == ["version"]
+    assert schema["properties"]["replicas"]["type"] == "integer"
+
+
+@pytest.mark.parametrize(
+    ("how", "text", "ran", "answer"),
+    [
+        pytest.param(
+            "approve", "", [{"version": "1.4.2", "replicas": 2}], "deployed 1.4.2 x2", id="approve"
+        ),
+        pytest.param(
+            "edit", "1.4.3", [{"version": "1.4.3", "replicas": 2}], "deployed 1.4.3 x2", id="edit"
+        ),
+        pytest.param(
+            "reject",
+            "not during the freeze",
+            [],
+            "The user rejected this tool call (deploy): not during the freeze",
+            id="reject",
+        ),
+    ],
+)
+async def test_a_gated_langchain_tool_runs_as_slack_decides(
+    rig: SlackRig,
+    client: ApprovalClient,
+    how: str,
+    text: str,
+    ran: list[dict[str, Any]],
+    answer: str,
+) -> None:
+    calls: list[dict[str, Any]] = []
+    model_call = call("deploy", version="1.4.2")
+    model = model_calling(model_call)
+    agent = create_agent(model, tools=[gated_deploy(client, calls)])
+
+    run = asyncio.create_task(agent.ainvoke({"messages": [{"role": "user", "content": "ship"}]}))
+    [record] = await pending(rig)
+    await decide(rig, record, how, text)
+    result = await asyncio.wait_for(run, 5)
+
+    assert record["toolCallId"] == model_call["id"]  # the model's call id, injected
+    assert record["prompt"] == "Deploy 1.4.2?"
+    assert record["args"] == {"version": "1.4.2", "replicas": 2}
+    assert calls == ran
+    assert told(model) == {model_call["id"]: answer}
+    assert result["messages"][-1].content == "Done."
+
+
+async def test_a_plain_function_tool_gated_with_the_sync_client(rig: SlackRig) -> None:
+    model_call = call("restart", service="api")
+    model = model_calling(model_call)
+    with SyncApprovalClient(rig.bot.url, token=AGENT_TOKEN) as sync_client:
+
+        @tool
+        @gate(sync_client, on_reject="message")
+        def restart(service: str, tool_call_id: Annotated[str, InjectedToolCallId]) -> str:
+            """Restart a service."""
+            return f"restarted {service}"
+
+        agent = create_agent(model, tools=[restart])
+        run = asyncio.create_task(agent.ainvoke({"messages": []}))
+        [record] = await pending(rig)
+        await decide(rig, record, "feedback", "drain it first")
+        await asyncio.wait_for(run, 5)
+
+    assert record["toolCallId"] == model_call["id"] and record["args"] == {"service": "api"}
+    assert told(model) == {
+        model_call["id"]: "The user did not run this tool call (restart) and gave feedback "
+        "instead: drain it first"
+    }
+
+
+# -- HumanInTheLoopMiddleware through run_with_approvals -------------------------------------
+
+
+def hitl_agent(model: ScriptedModel, interrupt_on: Any, mode: str = "batched") -> Any:
+    @tool
+    def deploy(version: str) -> str:
+        """Deploy a build to production."""
+        return f"deployed {version}"
+
+    middleware = HumanInTheLoopMiddleware(
+        interrupt_on={"deploy": interrupt_on}, interrupt_mode=mode
+    )
+    return create_agent(
+        model, tools=[deploy], middleware=[middleware], checkpointer=InMemorySaver()
+    )
+
+
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+async def test_every_gated_call_of_a_turn_gets_a_card_and_its_own_decision(
+    rig: SlackRig, client: ApprovalClient, mode: str
+) -> None:
+    first, second, third = (call("deploy", version=v) for v in ("1.0", "2.0", "3.0"))
+    model = model_calling(first, second, third)
+    agent = hitl_agent(model, True, mode)
+    messages = {"messages": [{"role": "user", "content": "ship all three"}]}
+
+    run = asyncio.create_task(run_with_approvals(agent, messages, thread(), client))
+    records = {r["args"]["version"]: r for r in await pending(rig, 3)}
+    await decide(rig, records["1.0"], "approve")
+    await decide(rig, records["2.0"], "edit", "2.1")
+    await decide(rig, records["3.0"], "reject", "not on a Friday")
+    result = await asyncio.wait_for(run, 5)
+
+    assert {r["toolCallId"] for r in records.values()} == {first["id"], second["id"], third["id"]}
+    answers = told(model)
+    assert answers[first["id"]] == "deployed 1.0"
+    assert answers[second["id"]].endswith("deployed 2.1")  # after the middleware's edit note
+    assert 'with arguments {"version": "2.1"}' in answers[second["id"]]
+    assert answers[third["id"]] == (
+        "User rejected the tool call for `deploy` with reason: not on a Friday"
+    )
+    assert result["messages"][-1].content == "Done."
+    assert len(await all_approvals(rig)) == 3
+
+
+async def test_feedback_reaches_the_model_as_the_rejection_message(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    model_call = call("deploy", version="1.0")
+    model = model_calling(model_call)
+    agent = hitl_agent(model, True)
+
+    run = asyncio.create_task(run_with_approvals(agent, {"messages": []}, thread(), client))
+    [record] = await pending(rig)
+    await decide(rig, record, "feedback", "Deploy to staging first.")
+    await asyncio.wait_for(run, 5)
+
+    assert told(model) == {
+        model_call["id"]: "User rejected the tool call for `deploy` with reason: "
+        "Deploy to staging first."
+    }
+
+
+@pytest.mark.parametrize(
+    ("allowed", "buttons"),
+    [
+        pytest.param(["approve", "reject"], ["approve", "reject", "feedback"], id="no-edit"),
+        pytest.param(["approve", "edit"], ["approve", "edit"], id="no-reject"),
+        pytest.param(["approve", "respond"], ["approve", "feedback"], id="respond"),
+    ],
+)
+async def test_the_allowed_decisions_are_the_cards_buttons(
+    rig: SlackRig, client: ApprovalClient, allowed: list[str], buttons: list[str]
+) -> None:
+    agent = hitl_agent(model_calling(call("deploy", version="1.0")), {"allowed_decisions": allowed})
+
+    run = asyncio.create_task(run_with_approvals(agent, {"messages": []}, thread(), client))
+    [record] = await pending(rig)
+    shown = actions_of(await rig.card(record["id"]))
+    await decide(rig, record, "approve")
+    await asyncio.wait_for(run, 5)
+
+    assert record["allowedDecisions"] == buttons
+    assert shown == buttons
+
+
+async def test_per_call_interrupts_bring_the_tools_argument_schema_to_the_edit_form(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    agent = hitl_agent(model_calling(call("deploy", version="1.0")), True, "per_call")
+
+    run = asyncio.create_task(run_with_approvals(agent, {"messages": []}, thread(), client))
+    [record] = await pending(rig)
+    await decide(rig, record, "approve")
+    await asyncio.wait_for(run, 5)
+
+    schema = record["argsSchema"]
+    assert schema["type"] == "object" and schema["required"] == ["version"]
+    assert schema["properties"]["version"]["type"] == "string"
+    assert record["metadata"]["langgraph"]["interruptId"]
+
+
+async def test_a_run_that_timed_out_resumes_the_same_card(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    model_call = call("deploy", version="1.0")
+    model = model_calling(model_call)
+    agent, config = hitl_agent(model, True), thread()
+
+    with pytest.raises(ApprovalTimeout):
+        await run_with_approvals(agent, {"messages": []}, config, client, timeout=0.3)
+    [record] = await pending(rig)
+    await decide(rig, record, "approve")
+    result = await asyncio.wait_for(run_with_approvals(agent, None, config, client), 5)
+
+    assert [r["id"] for r in await all_approvals(rig)] == [record["id"]]
+    assert len(rig.workspace.history("C0OPS")) == 1  # one card, no second one
+    assert told(model) == {model_call["id"]: "deployed 1.0"}
+    assert result["messages"][-1].content == "Done."
+
+
+async def test_the_sync_runner_gets_the_same_answers(rig: SlackRig) -> None:
+    model_call = call("deploy", version="1.0")
+    model = model_calling(model_call)
+    agent = hitl_agent(model, True)
+
+    def work() -> Any:
+        with SyncApprovalClient(rig.bot.url, token=AGENT_TOKEN) as sync_client:
+            return run_with_approvals_sync(agent, {"messages": []}, thread(), sync_client)
+
+    run = asyncio.create_task(asyncio.to_thread(work))
+    [record] = await pending(rig)
+    await decide(rig, record, "edit", "1.1")
+    result = await asyncio.wait_for(run, 5)
+
+    assert told(model)[model_call["id"]].endswith("deployed 1.1")
+    assert result["messages"][-1].content == "Done."
+
+
+async def test_an_interrupt_that_is_no_tool_review_is_refused_before_any_card(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    class State(TypedDict):
+        answer: str
+
+    def ask(state: State) -> dict[str, Any]:
+        return {"answer": interrupt("What is your name?")}
+
+    graph = StateGraph(State).add_node("ask", ask).add_edge(START, "ask")
+    compiled = graph.compile(checkpointer=InMemorySaver())
+
+    with pytest.raises(UnsupportedInterrupt, match="What is your name"):
+        await run_with_approvals(compiled, {"answer": ""}, thread(), client)
+    assert await all_approvals(rig) == []
+
+
+def test_unknown_card_fields_and_prompt_placeholders_are_refused() -> None:
+    with pytest.raises(TypeError, match="allowed_decisions"):
+        asyncio.run(run_with_approvals(None, {}, {}, None, allowed_decisions=["approve"]))
+    with pytest.raises(ValueError, match="version"):
+        asyncio.run(run_with_approvals(None, {}, {}, None, prompt="Deploy {version}?"))
+
+
+# -- agent-inbox HumanInterrupt in a hand-built graph ----------------------------------------
+
+
+class InboxState(TypedDict):
+    version: str
+    outcome: str
+
+
+def inbox_graph(config: dict[str, bool] | None = None) -> Any:
+    """One node that asks with an agent-inbox `HumanInterrupt` and does what it is told."""
+
+    def review(state: InboxState) -> dict[str, Any]:
+        request = {
+            "action_request": {"action": "deploy", "args": {"version": state["version"]}},
+            "config": config
+            or {
+                "allow_accept": True,
+                "allow_edit": True,
+                "allow_respond": True,
+                "allow_ignore": True,
+            },
+            "description": "Ship it?",
+        }
+        response = interrupt([request])[0]
+        if response["type"] == "accept":
+            return {"outcome": f"deployed {state['version']}"}
+        if response["type"] == "edit":
+            return {"outcome": f"deployed {response['args']['args']['version']}"}
+        if response["type"] == "response":
+            return {"outcome": f"told: {response['args']}"}
+        return {"outcome": "ignored"}
+
+    graph = StateGraph(InboxState).add_node("review", review).add_edge(START, "review")
+    return graph.compile(checkpointer=InMemorySaver())
+
+
+@pytest.mark.parametrize(
+    ("how", "text", "outcome"),
+    [
+        pytest.param("approve", "", "deployed 1.0", id="accept"),
+        pytest.param("edit", "1.2", "deployed 1.2", id="edit"),
+        pytest.param("feedback", "wait for QA", "told: wait for QA", id="response"),
+        pytest.param("reject", "no", "ignored", id="ignore"),
+    ],
+)
+async def test_agent_inbox_interrupts_are_answered_with_human_responses(
+    rig: SlackRig, client: ApprovalClient, how: str, text: str, outcome: str
+) -> None:
+    run = asyncio.create_task(
+        run_with_approvals(inbox_graph(), {"version": "1.0", "outcome": ""}, thread(), client)
+    )
+    [record] = await pending(rig)
+    await decide(rig, record, how, text)
+    result = await asyncio.wait_for(run, 5)
+
+    assert result["outcome"] == outcome
+    assert record["context"] == "Ship it?"
+    assert record["toolCallId"] == f"lg_{record['metadata']['langgraph']['interruptId']}_0"
+
+
+# -- the example -----------------------------------------------------------------------------
+
+
+async def test_the_example_runs_end_to_end(
+    rig: SlackRig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("APPROVAL_URL", rig.bot.url)
+    monkeypatch.setenv("APPROVAL_API_TOKEN", AGENT_TOKEN)
+    spec = importlib.util.spec_from_file_location("langgraph_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    run = asyncio.create_task(example.main())
+    [record] = await pending(rig)
+    await decide(rig, record, "edit", "1.4.3")
+    await asyncio.wait_for(run, 5)
+
+    assert record["toolName"] == "deploy_service" and record["priority"] == "high"
+    assert "deployed 1.4.3" in capsys.readouterr().out
+
+
+# -- translation, without a graph ------------------------------------------------------------
+
+
+def decision(action: str, *, args: dict[str, Any] | None = None, comment: str | None = None) -> Any:
+    approved = action in ("approve", "edit") or (action == "timeout" and args is not None)
+    return Decision(
+        approved=approved,
+        action=Action(action),
+        approved_args=args,
+        decided_by="U0ALICE",
+        comment=comment,
+        decided_at=datetime.now(UTC),
+    )
+
+
+HITL = {
+    "action_requests": [
+        {"name": "deploy", "args": {"version": "1.0"}, "description": "Ship 1.0?"},
+        {"name": "rollback", "args": {}, "description": "Roll back?"},
+    ],
+    "review_configs": [
+        {"action_name": "deploy", "allowed_decisions": ["approve", "edit", "reject"]},
+        {"action_name": "rollback", "allowed_decisions": ["approve", "respond"]},
+    ],
+}
+PRE_1_0 = {
+    "action_requests": [
+        {"name": "deploy", "arguments": {"version": "1.0"}},
+        {"name": "deploy", "arguments": {"version": "2.0"}},
+    ],
+    "review_configs": [
+        {
+            "action_name": "deploy",
+            "allowed_decisions": ["approve", "reject"],
+            "description": "Ship?",
+        }
+    ],
+}
+PER_CALL_SCHEMA = {
+    "$defs": {
+        "ApproveDecision": {"properties": {"type": {"const": "approve"}}, "type": "object"},
+        "EditDecision": {
+            "properties": {
+                "type": {"const": "edit"},
+                "edited_action": {"$ref": "#/$defs/EditedAction"},
+            },
+            "type": "object",
+        },
+        "EditedAction": {
+            "properties": {"name": {"const": "deploy"}, "args": {"$ref": "#/$defs/deploy"}},
+            "type": "object",
+        },
+        "deploy": {
+            "properties": {"version": {"type": "string"}},
+            "required": ["version"],
+            "type": "object",
+        },
+    },
+    "discriminator": {
+        "mapping": {"approve": "#/$defs/ApproveDecision", "edit": "#/$defs/EditDecision"},
+        "propertyName": "type",
+    },
+    "oneOf": [{"$ref": "#/$defs/ApproveDecision"}, {"$ref": "#/$defs/EditDecision"}],
+}
+INBOX = {
+    "action_request": {"action": "deploy", "args": {"version": "1.0"}},
+    "config": {
+        "allow_accept": True,
+        "allow_edit": False,
+        "allow_respond": True,
+        "allow_ignore": True,
+    },
+    "description": "Ship it?",
+}
+
+
+def test_a_batched_request_reads_each_call_with_its_own_buttons() -> None:
+    request = read_interrupt(HITL)
+
+    assert request.kind is InterruptKind.HITL
+    deploy, rollback = request.reviews
+    assert (deploy.name, deploy.args, deploy.description) == (
+        "deploy",
+        {"version": "1.0"},
+        "Ship 1.0?",
+    )
+    assert list(deploy.allowed_decisions) == ["approve", "edit", "reject", "feedback"]
+    assert (rollback.name, rollback.args) == ("rollback", {})
+    assert list(rollback.allowed_decisions) == ["approve", "feedback"]
+    assert deploy.tool_call_id is None
+
+
+def test_the_pre_1_0_spelling_reads_the_same() -> None:
+    request = read_interrupt(PRE_1_0)
+
+    assert [r.args for r in request.reviews] == [{"version": "1.0"}, {"version": "2.0"}]
+    assert [r.description for r in request.reviews] == ["Ship?", "Ship?"]
+    assert [list(r.allowed_decisions) for r in request.reviews] == [
+        ["approve", "reject", "feedback"]
+    ] * 2
+
+
+def test_a_per_call_request_reads_its_call_id_buttons_and_argument_schema() -> None:
+    value = {
+        "type": "tool_approval",
+        "tool_call_id": "call_9",
+        "name": "deploy",
+        "args": {"version": "1.0"},
+        "description": "Ship?",
+    }
+
+    request = read_interrupt(value, PER_CALL_SCHEMA)
+    without_schema = read_interrupt(value)
+
+    [review] = request.reviews
+    assert request.kind is InterruptKind.TOOL_APPROVAL and review.tool_call_id == "call_9"
+    assert list(review.allowed_decisions) == ["approve", "edit"]
+    assert review.args_schema == PER_CALL_SCHEMA["$defs"]["deploy"]
+    assert list(without_schema.reviews[0].allowed_decisions) == ALL
+    assert without_schema.reviews[0].args_schema is None
+
+
+@pytest.mark.parametrize(
+    ("value", "single"),
+    [pytest.param([INBOX], False, id="list"), pytest.param(INBOX, True, id="one")],
+)
+def test_an_agent_inbox_request_maps_its_config_to_buttons(value: Any, single: bool) -> None:
+    request = read_interrupt(value)
+
+    [review] = request.reviews
+    assert (request.kind, request.single) == (InterruptKind.AGENT_INBOX, single)
+    assert (review.name, review.args, review.description) == (
+        "deploy",
+        {"version": "1.0"},
+        "Ship it?",
+    )
+    assert list(review.allowed_decisions) == ["approve", "reject", "feedback"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("What is your name?", id="text"),
+        pytest.param({"question": "why"}, id="other-dict"),
+        pytest.param([], id="empty-list"),
+        pytest.param([{"question": "why"}], id="other-list"),
+        pytest.param({"action_requests": [{"args": {}}]}, id="no-name"),
+        pytest.param({"action_requests": [{"name": "x", "args": "rm -rf"}]}, id="args-not-object"),
+        pytest.param(
+            {"action_request": {"action": "x", "args": {}}, "config": {"allow_accept": False}},
+            id="nothing-allowed",
+        ),
+    ],
+)
+def test_values_that_are_no_tool_review_are_refused(value: Any) -> None:
+    with pytest.raises(UnsupportedInterrupt):
+        read_interrupt(value)
+
+
+def review(allowed: Sequence[str], kind: InterruptKind = InterruptKind.HITL) -> ReviewRequest:
+    buttons = tuple(DecisionKind)  # what the card offered does not change the translation
+    one = ToolReview("deploy", {"version": "1.0"}, tuple(allowed), buttons)
+    return ReviewRequest(kind, (one,))
+
+
+HITL_ALL = ["approve", "edit", "reject", "respond"]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "made", "expected"),
+    [
+        pytest.param(HITL_ALL, decision("approve"), {"type": "approve"}, id="approve"),
+        pytest.param(
+            HITL_ALL,
+            decision("approve", args={"version": "1.0"}),
+            {"type": "approve"},
+            id="approve-same-args",
+        ),
+        pytest.param(
+            HITL_ALL,
+            decision("edit", args={"version": "1.1"}),
+            {"type": "edit", "edited_action": {"name": "deploy", "args": {"version": "1.1"}}},
+            id="edit",
+        ),
+        pytest.param(
+            ["edit", "reject"],
+            decision("approve", args={"version": "1.0"}),
+            {"type": "edit", "edited_action": {"name": "deploy", "args": {"version": "1.0"}}},
+            id="approve-without-approve",
+        ),
+        pytest.param(HITL_ALL, decision("reject"), {"type": "reject"}, id="reject"),
+        pytest.param(
+            HITL_ALL,
+            decision("reject", comment="freeze"),
+            {"type": "reject", "message": "freeze"},
+            id="reject-with-reason",
+        ),
+        pytest.param(
+            HITL_ALL,
+            decision("feedback", comment="staging first"),
+            {"type": "reject", "message": "staging first"},
+            id="feedback",
+        ),
+        pytest.param(
+            ["approve", "respond"],
+            decision("feedback", comment="staging first"),
+            {"type": "respond", "message": "staging first"},
+            id="feedback-as-respond",
+        ),
+        pytest.param(
+            HITL_ALL,
+            decision("timeout"),
+            {
+                "type": "reject",
+                "message": "Nobody approved this tool call (deploy) in time, so it did not run.",
+            },
+            id="timeout",
+        ),
+    ],
+)
+def test_decisions_become_middleware_decisions(
+    allowed: list[str], made: Decision, expected: dict[str, Any]
+) -> None:
+    assert resume_value(review(allowed), [made]) == {"decisions": [expected]}
+    assert resume_value(review(allowed, InterruptKind.TOOL_APPROVAL), [made]) == expected
+
+
+INBOX_ALL = ["accept", "edit", "respond", "ignore"]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "made", "expected"),
+    [
+        pytest.param(INBOX_ALL, decision("approve"), {"type": "accept", "args": None}, id="accept"),
+        pytest.param(
+            INBOX_ALL,
+            decision("edit", args={"version": "1.1"}),
+            {"type": "edit", "args": {"action": "deploy", "args": {"version": "1.1"}}},
+            id="edit",
+        ),
+        pytest.param(
+            INBOX_ALL,
+            decision("feedback", comment="wait"),
+            {"type": "response", "args": "wait"},
+            id="response",
+        ),
+        pytest.param(
+            INBOX_ALL,
+            decision("reject", comment="no"),
+            {"type": "ignore", "args": None},
+            id="ignore",
+        ),
+        pytest.param(
+            ["accept", "respond"],
+            decision("reject", comment="no"),
+            {"type": "response", "args": "no"},
+            id="reject-without-ignore",
+        ),
+        pytest.param(
+            ["accept", "respond"],
+            decision("cancel"),
+            {"type": "response", "args": "This tool call (deploy) was cancelled and did not run."},
+            id="cancel",
+        ),
+    ],
+)
+def test_decisions_become_human_responses(
+    allowed: list[str], made: Decision, expected: dict[str, Any]
+) -> None:
+    request = review(allowed, InterruptKind.AGENT_INBOX)
+    single = ReviewRequest(request.kind, request.reviews, single=True)
+
+    assert resume_value(request, [made]) == [expected]
+    assert resume_value(single, [made]) == expected
+
+
+@pytest.mark.parametrize(
+    ("allowed", "made"),
+    [
+        pytest.param(["approve", "reject"], decision("edit", args={"version": "9"}), id="edit"),
+        pytest.param(["approve", "edit"], decision("reject"), id="reject"),
+    ],
+)
+def test_a_decision_the_interrupt_cannot_carry_is_an_error(
+    allowed: list[str], made: Decision
+) -> None:
+    with pytest.raises(ApprovalError, match="cannot express"):
+        resume_value(review(allowed), [made])
+
+
+def test_one_decision_per_call() -> None:
+    with pytest.raises(ValueError, match="1 tool call"):
+        resume_value(review(HITL_ALL), [decision("approve"), decision("approve")])

@@ -1,0 +1,264 @@
+"""The Pydantic AI adapter: FunctionModel and TestModel, the real agent, decisions in fake Slack."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pydantic_ai")
+
+from pydantic_ai import Agent, DeferredToolRequests
+from pydantic_ai.capabilities import HandleDeferredToolCalls
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
+
+from bot.adapters.pydantic_ai import approval_handler, resolve_deferred, run_with_approvals
+from bot.sdk import ApprovalClient, ApprovalTimeout
+from tests.conftest import AGENT_TOKEN, SlackRig, until
+
+
+def scripted(*calls: tuple[str, str, dict[str, Any]]) -> FunctionModel:
+    """Calls the scripted tools on its first turn, then reports every tool return it was given."""
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        last = messages[-1]
+        returns = [
+            str(part.content)
+            for part in (last.parts if isinstance(last, ModelRequest) else [])
+            if isinstance(part, ToolReturnPart)
+        ]
+        if returns:
+            return ModelResponse(parts=[TextPart(" | ".join(returns))])
+        return ModelResponse(
+            parts=[ToolCallPart(name, args, tool_call_id=call_id) for call_id, name, args in calls]
+        )
+
+    return FunctionModel(respond)
+
+
+ran: list[dict[str, Any]] = []
+
+
+def release_bot(model: Any, *, inline: Any = None) -> Agent[None, Any]:
+    agent: Agent[None, Any] = Agent(
+        model,
+        name="release-bot",
+        output_type=str if inline else [str, DeferredToolRequests],
+        capabilities=[HandleDeferredToolCalls(handler=inline)] if inline else None,
+    )
+
+    @agent.tool_plain(requires_approval=True)
+    def deploy_service(version: str) -> str:
+        """Send a build to production."""
+        ran.append({"version": version})
+        return f"deployed {version}"
+
+    @agent.tool_plain(requires_approval=True)
+    def rollback(to: str) -> str:
+        """Go back to an earlier build."""
+        ran.append({"to": to})
+        return f"rolled back to {to}"
+
+    return agent
+
+
+@pytest.fixture(autouse=True)
+def clear_ran() -> None:
+    ran.clear()
+
+
+@pytest.fixture
+async def client(rig: SlackRig) -> AsyncIterator[ApprovalClient]:
+    async with ApprovalClient(rig.bot.url, AGENT_TOKEN) as agent_client:
+        yield agent_client
+
+
+async def pending(rig: SlackRig, count: int = 1) -> list[dict[str, Any]]:
+    async def probe() -> list[dict[str, Any]] | None:
+        _, page = await rig.bot.call("GET", "/v1/approvals?status=pending")
+        return page["items"] if len(page["items"]) >= count else None
+
+    return list(await until(probe))
+
+
+async def answer_modal(
+    rig: SlackRig, approval_id: str, action: str, user: str, values: dict[str, str]
+) -> None:
+    await rig.click(approval_id, action, user)
+    [modal] = await until(lambda: _modals(rig, user))
+    await rig.slack.submit_view(modal.id, values)
+
+
+async def _modals(rig: SlackRig, user: str) -> list[Any]:
+    return [view for view in rig.workspace.open_modals(user) if not view.closed]
+
+
+def actions_of(message: Any) -> list[str]:
+    return [
+        element["action_id"]
+        for block in message.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+async def test_an_approved_call_runs_as_proposed(rig: SlackRig, client: ApprovalClient) -> None:
+    agent = release_bot(scripted(("call_dep1", "deploy_service", {"version": "1.4.2"})))
+    run = asyncio.create_task(run_with_approvals(agent, "Ship 1.4.2", client, priority="high"))
+
+    [record] = await pending(rig)
+    buttons = actions_of(await rig.card(record["id"]))
+    assert not run.done() and ran == []
+    await rig.click(record["id"], "approve", "U0ALICE")
+    result = await asyncio.wait_for(run, 10)
+
+    assert ran == [{"version": "1.4.2"}]
+    assert result.output == "deployed 1.4.2"
+    assert (record["toolName"], record["toolCallId"]) == ("deploy_service", "call_dep1")
+    assert (record["priority"], record["requester"]["agent"]) == ("high", "release-bot")
+    assert buttons == ["approve", "edit", "reject", "feedback"]
+
+
+async def test_edited_arguments_reach_the_tool(rig: SlackRig, client: ApprovalClient) -> None:
+    agent = release_bot(scripted(("call_dep2", "deploy_service", {"version": "1.4.2"})))
+    run = asyncio.create_task(run_with_approvals(agent, "Ship 1.4.2", client))
+
+    [record] = await pending(rig)
+    await answer_modal(rig, record["id"], "edit", "U0ALICE", {"arg:version": "1.4.3"})
+    result = await asyncio.wait_for(run, 10)
+
+    assert ran == [{"version": "1.4.3"}]
+    assert result.output == "deployed 1.4.3"
+
+
+@pytest.mark.parametrize(
+    ("action", "values", "said"),
+    [
+        pytest.param("reject", {"reason": "not during the freeze"}, "rejected", id="reject"),
+        pytest.param("feedback", {"feedback": "staging first"}, "feedback", id="feedback"),
+    ],
+)
+async def test_a_refusal_reaches_the_model_with_its_reason(
+    rig: SlackRig, client: ApprovalClient, action: str, values: dict[str, str], said: str
+) -> None:
+    agent = release_bot(scripted(("call_dep3", "deploy_service", {"version": "1.4.2"})))
+    run = asyncio.create_task(run_with_approvals(agent, "Ship it", client))
+
+    [record] = await pending(rig)
+    await answer_modal(rig, record["id"], action, "U0BOB", values)
+    result = await asyncio.wait_for(run, 10)
+
+    assert ran == []
+    [reason] = values.values()
+    assert reason in result.output and said in result.output
+    assert "deploy_service" in result.output
+
+
+async def test_every_call_of_a_turn_is_decided_on_its_own(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    agent = release_bot(
+        scripted(
+            ("call_a", "deploy_service", {"version": "2.0.0"}),
+            ("call_b", "rollback", {"to": "1.4.1"}),
+        )
+    )
+    paused = await agent.run("Ship or undo")
+    assert isinstance(paused.output, DeferredToolRequests)
+
+    deciding = asyncio.create_task(resolve_deferred(client, paused.output))
+    records = {r["toolCallId"]: r for r in await pending(rig, 2)}
+    await rig.click(records["call_b"]["id"], "approve", "U0ALICE")
+    await answer_modal(rig, records["call_a"]["id"], "reject", "U0BOB", {"reason": "wrong one"})
+    results = await asyncio.wait_for(deciding, 10)
+    finished = await agent.run(message_history=paused.all_messages(), deferred_tool_results=results)
+
+    assert results.approvals["call_b"] is True
+    assert ran == [{"to": "1.4.1"}]
+    assert "wrong one" in finished.output and "rolled back to 1.4.1" in finished.output
+    if hasattr(results, "answered_by"):  # releases since 2.x record who answered
+        assert results.answered_by == {"call_a": "U0BOB", "call_b": "U0ALICE"}
+
+
+async def test_the_handler_decides_inside_the_run(rig: SlackRig, client: ApprovalClient) -> None:
+    handler = approval_handler(client, prompt="Let {tool_name} run?")
+    agent = release_bot(TestModel(call_tools=["rollback"]), inline=handler)
+    run = asyncio.create_task(agent.run("Undo the release"))
+
+    [record] = await pending(rig)
+    await answer_modal(rig, record["id"], "edit", "U0ALICE", {"arg:to": "1.3.9"})
+    result = await asyncio.wait_for(run, 10)
+
+    assert record["prompt"] == "Let rollback run?"
+    assert ran == [{"to": "1.3.9"}]
+    assert "rolled back to 1.3.9" in result.output
+
+
+async def test_a_timeout_leaves_the_run_paused_and_a_retry_resumes_the_same_card(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    agent = release_bot(scripted(("call_slow", "deploy_service", {"version": "1.4.2"})))
+    paused = await agent.run("Ship it")
+    assert isinstance(paused.output, DeferredToolRequests)
+
+    with pytest.raises(ApprovalTimeout):
+        await resolve_deferred(client, paused.output, timeout=0.2)
+    retry = asyncio.create_task(resolve_deferred(client, paused.output))
+    [record] = await pending(rig)
+    await rig.click(record["id"], "approve", "U0ALICE")
+    results = await asyncio.wait_for(retry, 10)
+
+    _, page = await rig.bot.call("GET", "/v1/approvals")
+    assert [item["id"] for item in page["items"]] == [record["id"]]
+    assert results.approvals == {"call_slow": True}
+
+
+async def test_an_unknown_prompt_placeholder_fails_before_any_card(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    agent = release_bot(scripted(("call_x", "deploy_service", {"version": "1.4.2"})))
+
+    with pytest.raises(ValueError, match="version"):
+        await run_with_approvals(agent, "Ship it", client, prompt="Ship {version}?")
+
+    _, page = await rig.bot.call("GET", "/v1/approvals")
+    assert page["items"] == []
+
+
+async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPROVAL_URL", rig.bot.url)
+    monkeypatch.setenv("APPROVAL_API_TOKEN", AGENT_TOKEN)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
+    example = importlib.import_module("examples.pydantic_ai_example")
+
+    model = scripted(("call_ex", "deploy_service", {"version": "1.4.2"}))
+    with example.agent.override(model=model):
+        run = asyncio.create_task(example.main())
+        [record] = await pending(rig)
+        await answer_modal(rig, record["id"], "edit", "U0ALICE", {"arg:version": "1.4.3"})
+        output = await asyncio.wait_for(run, 10)
+
+    assert record["args"] == {"version": "1.4.2"}
+    assert output == "deployed 1.4.3"
+
+
+def test_the_core_never_imports_pydantic_ai() -> None:
+    probe = (
+        "import sys, bot.app, bot.cli, bot.sdk, bot.adapters; print('pydantic_ai' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
