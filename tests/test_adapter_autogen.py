@@ -6,8 +6,6 @@ import asyncio
 import importlib
 import json
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -30,7 +28,14 @@ from ag2.exceptions import HumanInputFailedError, HumanInputTimeoutError
 
 from bot.adapters.autogen import approval_required
 from bot.sdk import ApprovalClient
-from tests.conftest import AGENT_TOKEN, SlackRig, until
+from tests.adapter_support import (
+    answer_modal,
+    approve_the_card,
+    modules_the_core_imports,
+    pending,
+    use_the_rig,
+)
+from tests.conftest import AGENT_TOKEN, SlackRig
 
 
 class ScriptedConfig:
@@ -95,36 +100,6 @@ def release_bot(config: ScriptedConfig, middleware: Any, ran: list[str]) -> Agen
     return Agent("release-bot", config=config, tools=[deploy_service])
 
 
-async def pending(rig: SlackRig) -> dict[str, Any]:
-    async def probe() -> list[dict[str, Any]] | None:
-        _, page = await rig.bot.call("GET", "/v1/approvals?status=pending")
-        return page["items"] or None
-
-    [record] = await until(probe)
-    return dict(record)
-
-
-async def answer_modal(
-    rig: SlackRig, approval_id: str, action: str, user: str, values: dict[str, str]
-) -> None:
-    await rig.click(approval_id, action, user)
-    [modal] = await until(lambda: _modals(rig, user))
-    await rig.slack.submit_view(modal.id, values)
-
-
-async def _modals(rig: SlackRig, user: str) -> list[Any]:
-    return [view for view in rig.workspace.open_modals(user) if not view.closed]
-
-
-def actions_of(message: Any) -> list[str]:
-    return [
-        element["action_id"]
-        for block in message.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
-
-
 def deploy_call(call_id: str, version: str = "1.4.2") -> ScriptedConfig:
     return ScriptedConfig((call_id, "deploy_service", {"version": version}))
 
@@ -137,10 +112,7 @@ async def test_an_approved_call_runs_and_the_message_heads_the_card(
     agent = release_bot(deploy_call("call_dep1"), gate, ran)
     run = asyncio.create_task(agent.ask("Ship 1.4.2"))
 
-    record = await pending(rig)
-    buttons = actions_of(await rig.card(record["id"]))
-    assert not run.done() and ran == []
-    await rig.click(record["id"], "approve", "U0ALICE")
+    record, buttons = await approve_the_card(rig, run, ran)
     reply = await asyncio.wait_for(run, 10)
 
     assert ran == ["1.4.2"]
@@ -156,7 +128,7 @@ async def test_edited_arguments_reach_the_tool(rig: SlackRig, client: ApprovalCl
     agent = release_bot(deploy_call("call_dep2"), approval_required(client), ran)
     run = asyncio.create_task(agent.ask("Ship 1.4.2"))
 
-    record = await pending(rig)
+    [record] = await pending(rig)
     await answer_modal(rig, record["id"], "edit", "U0ALICE", {"arg:version": "1.4.3"})
     reply = await asyncio.wait_for(run, 10)
 
@@ -183,7 +155,7 @@ async def test_a_rejection_reaches_the_model_as_the_tool_result(
     agent = release_bot(deploy_call("call_dep3"), gate, ran)
     run = asyncio.create_task(agent.ask("Ship 1.4.2"))
 
-    record = await pending(rig)
+    [record] = await pending(rig)
     await answer_modal(rig, record["id"], "reject", "U0BOB", {"reason": "not during the freeze"})
     reply = await asyncio.wait_for(run, 10)
 
@@ -234,14 +206,12 @@ def test_an_unknown_placeholder_fails_when_the_middleware_is_built(kwargs: dict[
 
 
 async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("APPROVAL_URL", rig.bot.url)
-    monkeypatch.setenv("APPROVAL_API_TOKEN", AGENT_TOKEN)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
+    use_the_rig(rig, monkeypatch)
     example = importlib.import_module("examples.autogen_example")
     monkeypatch.setattr(example.agent, "config", deploy_call("call_ex"))
 
     run = asyncio.create_task(example.main())
-    record = await pending(rig)
+    [record] = await pending(rig)
     await answer_modal(rig, record["id"], "reject", "U0BOB", {"reason": "wait for QA"})
     output = await asyncio.wait_for(run, 10)
 
@@ -250,6 +220,4 @@ async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.Mo
 
 
 def test_the_core_never_imports_ag2() -> None:
-    probe = "import sys, bot.app, bot.cli, bot.sdk, bot.adapters; print(*sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert "ag2" not in out.stdout.split()
+    assert "ag2" not in modules_the_core_imports()

@@ -33,7 +33,8 @@ from bot.adapters.langgraph import run_with_approvals, run_with_approvals_sync
 from bot.models import Action, Decision, DecisionKind
 from bot.sdk import ApprovalClient, ApprovalError, ApprovalTimeout, SyncApprovalClient
 from bot.sdk import requires_approval as gate
-from tests.conftest import AGENT_TOKEN, SlackRig, until
+from tests.adapter_support import actions_of, answer_modal, pending, use_the_rig
+from tests.conftest import AGENT_TOKEN, SlackRig
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "langgraph_example.py"
 ALL = ["approve", "edit", "reject", "feedback"]
@@ -67,16 +68,6 @@ def told(model: ScriptedModel) -> dict[str, str]:
     return {m.tool_call_id: str(m.content) for m in model.seen[-1] if isinstance(m, ToolMessage)}
 
 
-async def pending(rig: SlackRig, count: int = 1) -> list[dict[str, Any]]:
-    """The pending approvals once there are `count` of them, oldest first."""
-
-    async def probe() -> list[dict[str, Any]] | None:
-        _, body = await rig.bot.call("GET", "/v1/approvals?status=pending")
-        return body["items"] if len(body["items"]) >= count else None
-
-    return list(reversed(await until(probe)))
-
-
 async def all_approvals(rig: SlackRig) -> list[dict[str, Any]]:
     _, body = await rig.bot.call("GET", "/v1/approvals")
     return list(body["items"])
@@ -84,29 +75,15 @@ async def all_approvals(rig: SlackRig) -> list[dict[str, Any]]:
 
 async def decide(rig: SlackRig, record: dict[str, Any], how: str, text: str = "") -> None:
     """Decide from the card as a person would: a click, and a modal where there is one."""
-    user = "U0ALICE"
-    await rig.click(record["id"], how, user)
     if how == "approve":
+        await rig.click(record["id"], how, "U0ALICE")
         return
-    [modal] = await until(lambda: _open_modals(rig, user))
     if how == "edit":
-        await rig.slack.submit_view(modal.id, {"arg:version": text, "comment": "use the fix"})
+        values = {"arg:version": text, "comment": "use the fix"}
     else:
-        await rig.slack.submit_view(modal.id, {"reason" if how == "reject" else how: text})
+        values = {"reason" if how == "reject" else how: text}
+    await answer_modal(rig, record["id"], how, "U0ALICE", values)
     await rig.decided(record["id"])
-
-
-async def _open_modals(rig: SlackRig, user: str) -> list[Any]:
-    return [v for v in rig.workspace.open_modals(user) if not v.closed]
-
-
-def actions_of(message: Any) -> list[str]:
-    return [
-        element["action_id"]
-        for block in message.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
 
 
 @pytest.fixture
@@ -445,8 +422,7 @@ async def test_agent_inbox_interrupts_are_answered_with_human_responses(
 async def test_the_example_runs_end_to_end(
     rig: SlackRig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("APPROVAL_URL", rig.bot.url)
-    monkeypatch.setenv("APPROVAL_API_TOKEN", AGENT_TOKEN)
+    use_the_rig(rig, monkeypatch)
     spec = importlib.util.spec_from_file_location("langgraph_example", EXAMPLE)
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)

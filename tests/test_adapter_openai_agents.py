@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -26,7 +24,14 @@ from openai.types.responses import (
 
 from bot.adapters.openai_agents import EDIT_NOTE, resolve_interruptions, run_with_approvals
 from bot.sdk import ApprovalClient, ApprovalTimeout
-from tests.conftest import AGENT_TOKEN, SlackRig, until
+from tests.adapter_support import (
+    answer_modal,
+    approve_the_card,
+    modules_the_core_imports,
+    pending,
+    use_the_rig,
+)
+from tests.conftest import AGENT_TOKEN, SlackRig
 
 
 class ScriptedModel(Model):
@@ -109,31 +114,8 @@ def release_bot(model: Model) -> Agent[Any]:
     return Agent("release-bot", model=model, tools=[deploy_service, rollback])
 
 
-async def pending(rig: SlackRig, count: int = 1) -> list[dict[str, Any]]:
-    async def probe() -> list[dict[str, Any]] | None:
-        _, page = await rig.bot.call("GET", "/v1/approvals?status=pending")
-        return page["items"] if len(page["items"]) >= count else None
-
-    return list(await until(probe))
-
-
 async def reject(rig: SlackRig, approval_id: str, reason: str) -> None:
-    await rig.click(approval_id, "reject", "U0BOB")
-    [modal] = await until(lambda: _modals(rig, "U0BOB"))
-    await rig.slack.submit_view(modal.id, {"reason": reason})
-
-
-async def _modals(rig: SlackRig, user: str) -> list[Any]:
-    return [view for view in rig.workspace.open_modals(user) if not view.closed]
-
-
-def actions_of(message: Any) -> list[str]:
-    return [
-        element["action_id"]
-        for block in message.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
+    await answer_modal(rig, approval_id, "reject", "U0BOB", {"reason": reason})
 
 
 async def test_an_approved_call_runs_and_the_card_offers_no_edit(
@@ -144,10 +126,7 @@ async def test_an_approved_call_runs_and_the_card_offers_no_edit(
         run_with_approvals(release_bot(model), "Ship 1.4.2", client, channel="C0DEPLOY")
     )
 
-    [record] = await pending(rig)
-    buttons = actions_of(await rig.card(record["id"]))
-    assert not run.done() and ran == []
-    await rig.click(record["id"], "approve", "U0ALICE")
+    record, buttons = await approve_the_card(rig, run, ran)
     result = await asyncio.wait_for(run, 10)
 
     assert ran == [{"version": "1.4.2"}]
@@ -297,9 +276,7 @@ def test_releases_without_rejection_messages_still_reject() -> None:
 
 
 async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("APPROVAL_URL", rig.bot.url)
-    monkeypatch.setenv("APPROVAL_API_TOKEN", AGENT_TOKEN)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
+    use_the_rig(rig, monkeypatch)
     example = importlib.import_module("examples.openai_agents_example")
     model = ScriptedModel(("call_ex", "deploy_service", {"version": "1.4.2"}))
     monkeypatch.setattr(example.agent, "model", model)
@@ -314,6 +291,4 @@ async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.Mo
 
 
 def test_the_core_never_imports_the_openai_agents_sdk() -> None:
-    probe = "import sys, bot.app, bot.cli, bot.sdk, bot.adapters; print(*sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert "agents" not in out.stdout.split()
+    assert "agents" not in modules_the_core_imports()

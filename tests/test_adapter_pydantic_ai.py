@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,7 +26,14 @@ from pydantic_ai.models.test import TestModel
 
 from bot.adapters.pydantic_ai import approval_handler, resolve_deferred, run_with_approvals
 from bot.sdk import ApprovalClient, ApprovalTimeout
-from tests.conftest import AGENT_TOKEN, SlackRig, until
+from tests.adapter_support import (
+    answer_modal,
+    approve_the_card,
+    modules_the_core_imports,
+    pending,
+    use_the_rig,
+)
+from tests.conftest import AGENT_TOKEN, SlackRig
 
 
 def scripted(*calls: tuple[str, str, dict[str, Any]]) -> FunctionModel:
@@ -87,43 +92,11 @@ async def client(rig: SlackRig) -> AsyncIterator[ApprovalClient]:
         yield agent_client
 
 
-async def pending(rig: SlackRig, count: int = 1) -> list[dict[str, Any]]:
-    async def probe() -> list[dict[str, Any]] | None:
-        _, page = await rig.bot.call("GET", "/v1/approvals?status=pending")
-        return page["items"] if len(page["items"]) >= count else None
-
-    return list(await until(probe))
-
-
-async def answer_modal(
-    rig: SlackRig, approval_id: str, action: str, user: str, values: dict[str, str]
-) -> None:
-    await rig.click(approval_id, action, user)
-    [modal] = await until(lambda: _modals(rig, user))
-    await rig.slack.submit_view(modal.id, values)
-
-
-async def _modals(rig: SlackRig, user: str) -> list[Any]:
-    return [view for view in rig.workspace.open_modals(user) if not view.closed]
-
-
-def actions_of(message: Any) -> list[str]:
-    return [
-        element["action_id"]
-        for block in message.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
-
-
 async def test_an_approved_call_runs_as_proposed(rig: SlackRig, client: ApprovalClient) -> None:
     agent = release_bot(scripted(("call_dep1", "deploy_service", {"version": "1.4.2"})))
     run = asyncio.create_task(run_with_approvals(agent, "Ship 1.4.2", client, priority="high"))
 
-    [record] = await pending(rig)
-    buttons = actions_of(await rig.card(record["id"]))
-    assert not run.done() and ran == []
-    await rig.click(record["id"], "approve", "U0ALICE")
+    record, buttons = await approve_the_card(rig, run, ran)
     result = await asyncio.wait_for(run, 10)
 
     assert ran == [{"version": "1.4.2"}]
@@ -240,9 +213,7 @@ async def test_an_unknown_prompt_placeholder_fails_before_any_card(
 
 
 async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("APPROVAL_URL", rig.bot.url)
-    monkeypatch.setenv("APPROVAL_API_TOKEN", AGENT_TOKEN)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
+    use_the_rig(rig, monkeypatch)
     example = importlib.import_module("examples.pydantic_ai_example")
 
     model = scripted(("call_ex", "deploy_service", {"version": "1.4.2"}))
@@ -257,8 +228,4 @@ async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.Mo
 
 
 def test_the_core_never_imports_pydantic_ai() -> None:
-    probe = (
-        "import sys, bot.app, bot.cli, bot.sdk, bot.adapters; print('pydantic_ai' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert "pydantic_ai" not in modules_the_core_imports()

@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from bot.mcp_server import approval_result, create_server, main
 from bot.models import Action, Approval, Decision, Status
+from tests.adapter_support import answer_modal, pending
 from tests.conftest import AGENT_TOKEN, SlackRig, until
 
 ROOT = Path(__file__).parent.parent
@@ -63,27 +64,15 @@ async def call(session: Any, **arguments: Any) -> dict[str, Any]:
     return dict(answer)
 
 
-async def pending(rig: SlackRig) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        _, body = await rig.bot.call("GET", "/v1/approvals?status=pending")
-        return body["items"][0] if body["items"] else None
-
-    return dict(await until(probe))
-
-
 async def decide(rig: SlackRig, how: str, text: str = "") -> dict[str, Any]:
     """Decide the pending approval from its card, as alice."""
-    record = await pending(rig)
-    await rig.click(record["id"], how, "U0ALICE")
-    if how != "approve":
-        [modal] = await until(lambda: _open_modals(rig))
+    [record] = await pending(rig)
+    if how == "approve":
+        await rig.click(record["id"], how, "U0ALICE")
+    else:
         values = {"arg:version": text, "comment": "hotfix"} if how == "edit" else {"reason": text}
-        await rig.slack.submit_view(modal.id, values)
+        await answer_modal(rig, record["id"], how, "U0ALICE", values)
     return await rig.decided(record["id"])
-
-
-async def _open_modals(rig: SlackRig) -> list[Any]:
-    return [v for v in rig.workspace.open_modals("U0ALICE") if not v.closed]
 
 
 async def test_a_stdio_client_gets_the_decision_made_in_slack(

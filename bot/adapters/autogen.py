@@ -12,16 +12,16 @@ nobody could give denies nothing and runs nothing.
 from __future__ import annotations
 
 import json
-import string
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from copy import copy
 from typing import Any, Self, Unpack
 
 from ag2 import Context
 from ag2.events import ToolCallEvent, ToolResultEvent
 from ag2.exceptions import HumanInputFailedError, HumanInputTimeoutError
-from ag2.middleware import ToolExecution, ToolMiddleware, ToolResultType
+from ag2.middleware import ToolExecution, ToolResultType
 
+from bot.adapters._common import TOOL_PLACEHOLDERS, check_template, fill_prompt
 from bot.models import Decision, Priority
 from bot.sdk.client import ApprovalClient
 from bot.sdk.errors import ApprovalError, ApprovalTimeout, refusal
@@ -29,41 +29,18 @@ from bot.sdk.wire import GateFields, decision_of
 
 __all__ = ["SlackApprovalRequired", "approval_required"]
 
-_PROMPT_NAMES = ("tool_name", "tool_arguments")
-_DENIAL_NAMES = ("tool_name", "tool_arguments", "comment")
+_DENIAL_PLACEHOLDERS = (*TOOL_PLACEHOLDERS, "comment")
 
 
-def approval_required(
-    client: ApprovalClient,
-    message: str | None = None,
-    denied_message: str | None = None,
-    *,
-    timeout: float | None = None,
-    channel: str | None = None,
-    priority: Priority | str | None = None,
-    **fields: Unpack[GateFields],
-) -> ToolMiddleware:
+class SlackApprovalRequired:
     """Tool middleware that runs a call only once a human approves it in Slack.
 
     `message` is the card's headline and may use `{tool_name}` and `{tool_arguments}`.
     `denied_message` is what the model is told on a refusal and may also use `{comment}`, the
     reviewer's reason; by default the model is told the call was refused and why. `timeout`
     is how many seconds to wait for a decision (None: as long as it takes). Other keywords are
-    the card's fields, as for `ApprovalClient.request`.
+    the card's fields, as for `ApprovalClient.request`. One instance may gate many tools.
     """
-    return SlackApprovalRequired(
-        client,
-        message,
-        denied_message,
-        timeout=timeout,
-        channel=channel,
-        priority=priority,
-        **fields,
-    )
-
-
-class SlackApprovalRequired:
-    """The middleware `approval_required` returns; one instance may gate many tools."""
 
     def __init__(
         self,
@@ -76,8 +53,8 @@ class SlackApprovalRequired:
         priority: Priority | str | None = None,
         **fields: Unpack[GateFields],
     ) -> None:
-        _check_template("message", message, _PROMPT_NAMES)
-        _check_template("denied_message", denied_message, _DENIAL_NAMES)
+        check_template("message", message)
+        check_template("denied_message", denied_message, _DENIAL_PLACEHOLDERS)
         self.client = client
         self.message = message
         self.denied_message = denied_message
@@ -102,16 +79,13 @@ class SlackApprovalRequired:
         return await call_next(event, context)
 
     async def _decide(self, event: ToolCallEvent, args: dict[str, Any]) -> Decision:
-        prompt = None
-        if self.message is not None:
-            prompt = self.message.format(tool_name=event.name, tool_arguments=event.arguments)
         try:
             return await self.client.request(
                 event.name,
                 args,
                 timeout=self.timeout,
                 tool_call_id=event.id,
-                prompt=prompt,
+                prompt=fill_prompt(self.message, event.name, event.arguments),
                 **self.fields,
             )
         except ApprovalTimeout as exc:
@@ -156,11 +130,5 @@ def _with_arguments(event: ToolCallEvent, args: Mapping[str, Any]) -> ToolCallEv
     return edited
 
 
-def _check_template(name: str, template: str | None, allowed: Collection[str]) -> None:
-    """Fail when the middleware is built, not at the first call, on an unknown placeholder."""
-    if template is None:
-        return
-    for _, field, _, _ in string.Formatter().parse(template):
-        if field is not None and field not in allowed:
-            names = ", ".join(f"{{{a}}}" for a in allowed)
-            raise ValueError(f"{name} {template!r} may use {names}, not {{{field}}}")
+#: ag2's name for its own approval middleware: `@tool(middleware=[approval_required(client)])`
+approval_required = SlackApprovalRequired

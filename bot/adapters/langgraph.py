@@ -16,13 +16,11 @@ Tools gated with `requires_approval` need none of this: put `@tool` above
 
 from __future__ import annotations
 
-import asyncio
 import json
-import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, Unpack
 
+from bot.adapters._common import ToolRequest, check_template, decide_all, fill_prompt
 from bot.adapters.langchain import ReviewRequest, ToolReview, read_interrupt, resume_value
 from bot.models import Decision, OnTimeout, Priority, Requester
 from bot.sdk.client import ApprovalClient
@@ -38,7 +36,6 @@ __all__ = [
     "run_with_approvals_sync",
 ]
 
-_PROMPT_FIELDS = ("tool_name", "tool_arguments")
 _MAX_CONTEXT = 10_000
 
 
@@ -89,15 +86,6 @@ class SyncGraph(Protocol):
     def get_state(self, config: Any) -> GraphState: ...
 
 
-@dataclass(frozen=True)
-class _Ask:
-    """One approval to ask for: the review it answers and its request fields."""
-
-    review: ToolReview
-    tool_call_id: str
-    fields: dict[str, Any]
-
-
 async def run_with_approvals(
     graph: AsyncGraph,
     input: Any,
@@ -117,7 +105,7 @@ async def run_with_approvals(
     same cards. `prompt` may use `{tool_name}` and `{tool_arguments}`; the interrupt's
     description goes on the card as context. Returns the graph's last result.
     """
-    _check_prompt(prompt)
+    check_template("prompt", prompt)
     card = _card_fields(fields, channel, priority, prompt)
     answered: set[str] = set()
     result: Any = None
@@ -127,7 +115,7 @@ async def run_with_approvals(
         state = await graph.aget_state(config)
     while state.interrupts:
         requests, asks = _plan(state, config, card, answered)
-        decisions = await _decide_all(client, asks, timeout)
+        decisions = await _decide_round(client, asks, timeout)
         result = await graph.ainvoke(_command(requests, decisions), config)
         state = await graph.aget_state(config)
     return result
@@ -146,7 +134,7 @@ def run_with_approvals_sync(
     **fields: Unpack[CardFields],
 ) -> Any:
     """`run_with_approvals` for code without an event loop: `graph.invoke`, a sync client."""
-    _check_prompt(prompt)
+    check_template("prompt", prompt)
     card = _card_fields(fields, channel, priority, prompt)
     answered: set[str] = set()
     result: Any = None
@@ -156,21 +144,10 @@ def run_with_approvals_sync(
         state = graph.get_state(config)
     while state.interrupts:
         requests, asks = _plan(state, config, card, answered)
-        decisions = client._call(_decide_all(client._client, asks, timeout))
+        decisions = client._call(_decide_round(client._client, asks, timeout))
         result = graph.invoke(_command(requests, decisions), config)
         state = graph.get_state(config)
     return result
-
-
-def _check_prompt(prompt: str | None) -> None:
-    """Fail before any card is posted when the prompt names what no call supplies."""
-    if prompt is None:
-        return
-    for _, field, _, _ in string.Formatter().parse(prompt):
-        if field is not None and field not in _PROMPT_FIELDS:
-            raise ValueError(
-                f"prompt {prompt!r} may use {{tool_name}} and {{tool_arguments}}, not {{{field}}}"
-            )
 
 
 def _card_fields(
@@ -193,11 +170,11 @@ def _plan(
     config: Mapping[str, Any],
     card: Mapping[str, Any],
     answered: set[str],
-) -> tuple[list[tuple[str, ReviewRequest]], list[list[_Ask]]]:
+) -> tuple[list[tuple[str, ReviewRequest]], list[list[ToolRequest]]]:
     """The interrupts to answer and, for each, the approvals to ask for."""
     thread_id = (config.get("configurable") or {}).get("thread_id")
     requests: list[tuple[str, ReviewRequest]] = []
-    asks: list[list[_Ask]] = []
+    asks: list[list[ToolRequest]] = []
     for pending in state.interrupts:
         if pending.id in answered:
             raise RuntimeError(
@@ -210,31 +187,35 @@ def _plan(
         requests.append((pending.id, request))
         asks.append(
             [
-                _Ask(review, call_id, _request_fields(review, card, pending.id, thread_id))
+                _tool_request(review, call_id, card, pending.id, thread_id)
                 for review, call_id in zip(request.reviews, call_ids, strict=True)
             ]
         )
     return requests, asks
 
 
-def _request_fields(
-    review: ToolReview, card: Mapping[str, Any], interrupt_id: str, thread_id: Any
-) -> dict[str, Any]:
-    prompt = card.get("prompt")
+def _tool_request(
+    review: ToolReview,
+    tool_call_id: str,
+    card: Mapping[str, Any],
+    interrupt_id: str,
+    thread_id: Any,
+) -> ToolRequest:
+    """The approval to ask for about one review: the card's fields filled in for this call."""
     arguments = json.dumps(review.args, ensure_ascii=False, default=str)
     where = {"interruptId": interrupt_id}
     if thread_id is not None:
         where["threadId"] = str(thread_id)
-    return {
+    fields = {
         **card,
-        "prompt": prompt.format(tool_name=review.name, tool_arguments=arguments)
-        if prompt
-        else None,
+        "tool_call_id": tool_call_id,
+        "prompt": fill_prompt(card.get("prompt") or None, review.name, arguments),
         "context": _context(card.get("context"), review.description),
         "allowed_decisions": list(review.allowed_decisions),
         "args_schema": review.args_schema,
         "metadata": {**(card.get("metadata") or {}), "langgraph": where},
     }
+    return ToolRequest(review.name, review.args, fields)
 
 
 def _context(given: str | None, description: str | None) -> str | None:
@@ -282,30 +263,12 @@ def _field(item: Any, name: str) -> Any:
     return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
 
 
-async def _decide_all(
-    client: ApprovalClient, asks: Sequence[Sequence[_Ask]], timeout: float | None
+async def _decide_round(
+    client: ApprovalClient, asks: Sequence[Sequence[ToolRequest]], timeout: float | None
 ) -> list[list[Decision]]:
-    """Every decision, asked for at once; the first failure cancels the other waits."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                [
-                    group.create_task(
-                        client.request(
-                            ask.review.name,
-                            ask.review.args,
-                            timeout=timeout,
-                            tool_call_id=ask.tool_call_id,
-                            **ask.fields,
-                        )
-                    )
-                    for ask in group_asks
-                ]
-                for group_asks in asks
-            ]
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return [[task.result() for task in row] for row in tasks]
+    """Every decision of a round, asked for at once, in rows like `asks` (one per interrupt)."""
+    decisions = iter(await decide_all(client, [ask for row in asks for ask in row], timeout))
+    return [[next(decisions) for _ in row] for row in asks]
 
 
 def _command(

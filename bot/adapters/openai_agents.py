@@ -9,10 +9,8 @@ arguments (possible over the admin API) reaches the model as a refusal naming th
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
-import string
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
@@ -26,6 +24,7 @@ from agents import (
     TResponseInputItem,
 )
 
+from bot.adapters._common import ToolRequest, check_template, decide_all, fill_prompt
 from bot.models import Decision, DecisionKind, Priority
 from bot.sdk.client import ApprovalClient
 from bot.sdk.errors import refusal
@@ -56,15 +55,12 @@ async def resolve_interruptions(
     All cards are posted at once and decided in any order. `prompt` may use `{tool_name}` and
     `{tool_arguments}`. `ApprovalTimeout` leaves the run paused: call this again to resume.
     """
-    _check_prompt(prompt)
+    check_template("prompt", prompt)
     _check_decisions(fields.get("allowed_decisions"))
     state = result.to_state()
     items = list(result.interruptions)
-    decisions = await _decide_all(
-        client,
-        [_request(item, channel, priority, prompt, fields) for item in items],
-        timeout,
-    )
+    card = {**fields, "channel": channel, "priority": priority}
+    decisions = await decide_all(client, [_request(item, prompt, card) for item in items], timeout)
     for item, decision in zip(items, decisions, strict=True):
         _apply(state, item, decision)
     return state
@@ -87,7 +83,7 @@ async def run_with_approvals(
     `run_options` go to every `Runner.run` (`context`, `max_turns`, `run_config`, …); the other
     keywords are the cards' fields, as in `resolve_interruptions`.
     """
-    _check_prompt(prompt)
+    check_template("prompt", prompt)
     _check_decisions(fields.get("allowed_decisions"))
     options = dict(run_options or {})
     result = await Runner.run(agent, input, **options)
@@ -108,31 +104,21 @@ async def run_with_approvals(
 # -- one approval item ----------------------------------------------------------------------
 
 
-def _request(
-    item: ToolApprovalItem,
-    channel: str | None,
-    priority: Priority | str | None,
-    prompt: str | None,
-    fields: Mapping[str, Any],
-) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _request(item: ToolApprovalItem, prompt: str | None, card: Mapping[str, Any]) -> ToolRequest:
     """The tool name, arguments and submit fields of one interruption."""
     tool_name = _tool_name(item)
     raw = _raw_arguments(item)
-    args = _arguments(raw)
     submit: dict[str, Any] = {
-        **fields,
+        **card,
         "tool_call_id": _call_id(item) or new_tool_call_id(),
-        "channel": channel,
-        "priority": priority,
-        "allowed_decisions": fields.get("allowed_decisions") or list(_DECISIONS),
-        "context": "\n\n".join(filter(None, [fields.get("context"), EDIT_NOTE])),
+        "prompt": fill_prompt(prompt, tool_name, raw),
+        "allowed_decisions": card.get("allowed_decisions") or list(_DECISIONS),
+        "context": "\n\n".join(filter(None, [card.get("context"), EDIT_NOTE])),
     }
-    if prompt is not None:
-        submit["prompt"] = prompt.format(tool_name=tool_name, tool_arguments=raw)
-    if fields.get("requester") is None:
+    if card.get("requester") is None:
         agent_name = getattr(getattr(item, "agent", None), "name", None)
         submit["requester"] = {"agent": agent_name} if agent_name else None
-    return tool_name, args, submit
+    return ToolRequest(tool_name, _arguments(raw), submit)
 
 
 def _tool_name(item: ToolApprovalItem) -> str:
@@ -195,34 +181,6 @@ def _apply(state: RunState[Any], item: ToolApprovalItem, decision: Decision) -> 
 
 
 # -- shared checks ----------------------------------------------------------------------------
-
-
-async def _decide_all(
-    client: ApprovalClient,
-    requests: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
-    timeout: float | None,
-) -> list[Decision]:
-    """Every decision, asked for at once; the first failure cancels the other waits."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(client.request(name, args, timeout=timeout, **submit))
-                for name, args, submit in requests
-            ]
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return [task.result() for task in tasks]
-
-
-def _check_prompt(prompt: str | None) -> None:
-    """Fail before any card is posted when the prompt names what no call supplies."""
-    if prompt is None:
-        return
-    for _, field, _, _ in string.Formatter().parse(prompt):
-        if field is not None and field not in ("tool_name", "tool_arguments"):
-            raise ValueError(
-                f"prompt {prompt!r} may use {{tool_name}} and {{tool_arguments}}, not {{{field}}}"
-            )
 
 
 def _check_decisions(allowed: Sequence[DecisionKind | str] | None) -> None:

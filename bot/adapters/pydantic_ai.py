@@ -9,9 +9,7 @@ and Reject or Feedback hands the model the reviewer's reason (`ToolDenied(messag
 
 from __future__ import annotations
 
-import asyncio
-import string
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Unpack
 
 from pydantic_ai import (
@@ -24,6 +22,7 @@ from pydantic_ai import (
 from pydantic_ai.agent import AbstractAgent, AgentRunResult
 from pydantic_ai.messages import ToolCallPart
 
+from bot.adapters._common import ToolRequest, check_template, decide_all, fill_prompt
 from bot.models import Decision, Priority
 from bot.sdk.client import ApprovalClient
 from bot.sdk.errors import refusal
@@ -53,10 +52,11 @@ async def resolve_deferred(
     `{tool_arguments}`. `ApprovalTimeout` leaves the run paused: call this again to resume.
     Calls waiting for external results (`requests.calls`) are left to the caller.
     """
-    _check_prompt(prompt)
+    check_template("prompt", prompt)
     parts = list(requests.approvals)
-    submits = [_request(part, channel, priority, prompt, fields) for part in parts]
-    decisions = await _decide_all(client, submits, timeout)
+    card = {**fields, "channel": channel, "priority": priority}
+    submits = [_request(part, prompt, card) for part in parts]
+    decisions = await decide_all(client, submits, timeout)
     results = DeferredToolResults(
         approvals={
             part.tool_call_id: _result(part, decision)
@@ -80,7 +80,7 @@ def approval_handler(
     **fields: Unpack[GateFields],
 ) -> DeferredHandler:
     """A handler for `HandleDeferredToolCalls`: approvals are decided in Slack inside the run."""
-    _check_prompt(prompt)
+    check_template("prompt", prompt)
 
     async def handle(
         ctx: RunContext[Any], requests: DeferredToolRequests
@@ -118,7 +118,7 @@ async def run_with_approvals(
     `agent.run` (`deps`, `model`, `usage_limits`, …). The loop stops when no approval is pending,
     or when calls wait for external results, which it returns for the caller to supply.
     """
-    _check_prompt(prompt)
+    check_template("prompt", prompt)
     options = dict(run_options or {})
     if fields.get("requester") is None and agent.name:
         fields["requester"] = {"agent": agent.name}
@@ -146,25 +146,14 @@ async def run_with_approvals(
 # -- one deferred call ------------------------------------------------------------------------
 
 
-def _request(
-    part: ToolCallPart,
-    channel: str | None,
-    priority: Priority | str | None,
-    prompt: str | None,
-    fields: Mapping[str, Any],
-) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _request(part: ToolCallPart, prompt: str | None, card: Mapping[str, Any]) -> ToolRequest:
     """The tool name, arguments and submit fields of one call."""
-    submit: dict[str, Any] = {
-        **fields,
+    submit = {
+        **card,
         "tool_call_id": part.tool_call_id,
-        "channel": channel,
-        "priority": priority,
+        "prompt": fill_prompt(prompt, part.tool_name, part.args_as_json_str()),
     }
-    if prompt is not None:
-        submit["prompt"] = prompt.format(
-            tool_name=part.tool_name, tool_arguments=part.args_as_json_str()
-        )
-    return part.tool_name, part.args_as_dict(), submit
+    return ToolRequest(part.tool_name, part.args_as_dict(), submit)
 
 
 def _result(part: ToolCallPart, decision: Decision) -> bool | ToolApproved | ToolDenied:
@@ -174,34 +163,3 @@ def _result(part: ToolCallPart, decision: Decision) -> bool | ToolApproved | Too
     if decision.approved_args is None or decision.approved_args == part.args_as_dict():
         return True
     return ToolApproved(override_args=decision.approved_args)
-
-
-# -- shared checks ----------------------------------------------------------------------------
-
-
-async def _decide_all(
-    client: ApprovalClient,
-    requests: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
-    timeout: float | None,
-) -> list[Decision]:
-    """Every decision, asked for at once; the first failure cancels the other waits."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(client.request(name, args, timeout=timeout, **submit))
-                for name, args, submit in requests
-            ]
-    except ExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return [task.result() for task in tasks]
-
-
-def _check_prompt(prompt: str | None) -> None:
-    """Fail before any card is posted when the prompt names what no call supplies."""
-    if prompt is None:
-        return
-    for _, field, _, _ in string.Formatter().parse(prompt):
-        if field is not None and field not in ("tool_name", "tool_arguments"):
-            raise ValueError(
-                f"prompt {prompt!r} may use {{tool_name}} and {{tool_arguments}}, not {{{field}}}"
-            )
