@@ -142,6 +142,8 @@ async def _body(request: web.Request, model: type[BaseModel], *, optional: bool 
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise BadRequest("the body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     try:
@@ -256,9 +258,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     service = request.app[_SERVICE]
     broadcast = request.app[_SETTINGS].broadcast
     raw = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")
-    if raw is not None and not raw.isdigit():
-        raise BadRequest(f"Last-Event-ID must be an event id, not {raw!r}")
     if raw is not None:
+        # ASCII digits only ("²" is a digit to str.isdigit) and within a 64-bit row id
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) < 2**63):
+            raise BadRequest(f"Last-Event-ID must be an event id, not {raw[:40]!r}")
         last = int(raw)
     else:
         last = await service.store.last_event_id()

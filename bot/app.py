@@ -20,7 +20,7 @@ from bot.events import WEBHOOK_TOPIC, Broadcast, WebhookSender
 from bot.outbox import OutboxWorker
 from bot.policy import load_routing
 from bot.service import ApprovalService, Router
-from bot.store import SQLiteStore
+from bot.store import Store, open_store
 
 __all__ = ["BOT", "Bot", "Extension", "create_app"]
 
@@ -32,7 +32,7 @@ class Bot:
     """The running parts, reachable from the app as `app[BOT]`."""
 
     settings: Settings
-    store: SQLiteStore
+    store: Store
     service: ApprovalService
     broadcast: Broadcast
     api: ApiSettings
@@ -79,7 +79,7 @@ def create_app(
     """The whole bot as one aiohttp app; the store opens when the app starts."""
     app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
     # Webhooks get state changes; an extension's topics also get updates of pending approvals.
-    store = SQLiteStore(
+    store = open_store(
         settings.db,
         outbox_topics=[WEBHOOK_TOPIC] if settings.webhook_url else [],
         update_topics=[topic for extension in extensions for topic in extension.topics],

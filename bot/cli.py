@@ -24,7 +24,7 @@ from bot.errors import BotError
 from bot.models import Status, format_time, utcnow
 from bot.service import ApprovalService
 from bot.slack_setup import SlackSurface
-from bot.store import SQLiteStore
+from bot.store import open_store
 
 __all__ = ["main", "parse_span"]
 
@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _with_service(settings: Settings, work: Any) -> Any:
-    store = SQLiteStore(settings.db)
+    store = open_store(settings.db)
     await store.open()
     try:
         return await work(ApprovalService(store, default_channel=settings.channel))

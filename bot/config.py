@@ -80,7 +80,7 @@ class Settings(BaseModel):
     slack_signing_secret: str | None = None
     slack_app_token: Annotated[str | None, _prefixed("xapp-")] = None
     slack_api_url: HttpUrl = None
-    db: str = "./approvals.db"
+    db: str = "./approvals.db"  # a SQLite file, or a postgresql:// URL shared by replicas
     api_token: str | None = None
     admin_token: str | None = None
     channel: str | None = None

@@ -3,6 +3,14 @@
 The store writes an outbox row in the same transaction as the event it delivers, so work
 survives a crash between commit and delivery; the worker is woken on commit and otherwise
 sleeps until the next retry falls due.
+
+Items are sorted into lanes (by default one lane for the whole topic; the Slack cards use one
+lane per channel). A lane delivers its items one at a time, in order; lanes run side by side,
+so a long queue for one channel never delays another. When the other side names a time to
+come back (`Retry-After`), the lane waits that long and tries the same item again, keeping
+its order. Any other failure sends the item back to the store with a backoff and the lane
+moves on; handlers replay each item against the current state, so an item that was
+overtaken meanwhile finds nothing left to do.
 """
 
 from __future__ import annotations
@@ -10,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from bot.errors import BotError
@@ -32,6 +41,10 @@ class Retry(Exception):
         self.after = after
 
 
+async def _one_lane(item: OutboxItem) -> str:
+    return ""
+
+
 @dataclass
 class OutboxWorker:
     """Delivers the items of one topic; `wake()` after a commit, `run()` for the bot's life."""
@@ -39,10 +52,21 @@ class OutboxWorker:
     store: Store
     topic: str
     handle: Callable[[OutboxItem], Awaitable[None]]
+    #: the lane of an item: items of one lane are delivered in order, lanes side by side
+    lane: Callable[[OutboxItem], Awaitable[str]] = _one_lane
+    #: items claimed and not yet delivered, per lane (shared with whoever reports on it)
+    backlog: Counter[str] = field(default_factory=Counter)
     base_delay: float = 1.0
     max_delay: float = 600.0
     batch: int = 50
+    #: while items are in flight the store cannot tell when the next retry is due: look again
+    poll: float = 1.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _lanes: dict[str, deque[OutboxItem]] = field(default_factory=dict, init=False)
+    _claimed: set[int] = field(default_factory=set, init=False)
+    #: items that left their lane since the last claim query: its rows may predate that
+    _left: set[int] = field(default_factory=set, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     def wake(self) -> None:
         """New work may be due."""
@@ -56,45 +80,114 @@ class OutboxWorker:
         """Seconds before try number `attempts + 1`: exponential, capped."""
         return float(min(self.max_delay, self.base_delay * 2 ** min(attempts, 20)))
 
-    async def drain(self) -> int:
-        """Deliver everything due now; returns how many items were handled."""
-        handled = 0
-        while items := await self.store.outbox_claim(self.topic, utcnow(), self.batch):
+    async def claim(self) -> int:
+        """Queue every item due now in its lane, starting lanes as needed; returns how many."""
+        added = 0
+        while True:
+            limit = len(self._claimed) + self.batch
+            self._left.clear()
+            items = await self.store.outbox_claim(self.topic, utcnow(), limit)
             for item in items:
+                if item.id not in self._claimed and item.id not in self._left:
+                    await self._enqueue(item)
+                    added += 1
+            if len(items) < limit:
+                return added
+
+    async def _enqueue(self, item: OutboxItem) -> None:
+        try:
+            lane = await self.lane(item)
+        except Exception as exc:  # the handler meets the same problem and retries it
+            log.warning("%s item %d has no lane: %s", self.topic, item.id, exc)
+            lane = ""
+        self._claimed.add(item.id)
+        self.backlog[lane] += 1
+        if lane in self._lanes:
+            self._lanes[lane].append(item)
+            return
+        self._lanes[lane] = deque([item])
+        task = asyncio.create_task(self._deliver(lane), name=f"{self.topic}-lane")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, lane: str) -> None:
+        """Work through one lane until it is empty."""
+        queue = self._lanes[lane]
+        try:
+            while queue:
                 try:
-                    await self.handle(item)
-                except Exception as exc:  # any failure is retried; the item is never dropped
-                    retry = exc if isinstance(exc, Retry) else Retry(f"{type(exc).__name__}: {exc}")
-                    delay = retry.after if retry.after is not None else self.backoff(item.attempts)
-                    log.warning(
-                        "%s delivery for %s failed (try %d): %s; again in %.1fs",
-                        self.topic,
-                        item.approval_id,
-                        item.attempts + 1,
-                        retry.reason,
-                        delay,
-                    )
-                    due = utcnow() + timedelta(seconds=delay)
-                    await self.store.outbox_retry(item.id, due, retry.reason)
+                    wait = await self._attempt(queue[0])
+                except BotError as exc:  # the store failed: keep the item, try it again soon
+                    log.warning("%s outbox unavailable: %s", self.topic, exc.message)
+                    await asyncio.sleep(5)
+                    continue
+                if wait is None:
+                    self._release(lane, queue.popleft())
                 else:
-                    await self.store.outbox_done(item.id)
-                    handled += 1
-            if len(items) < self.batch:
-                break
-        return handled
+                    queue[0] = replace(queue[0], attempts=queue[0].attempts + 1)
+                    await asyncio.sleep(wait)
+        except Exception:
+            log.exception("%s lane %r stopped; its items wait for the next claim", self.topic, lane)
+        finally:
+            while queue:  # still in the store: claimed again on the next round
+                self._release(lane, queue.popleft())
+            del self._lanes[lane]
+            self._wake.set()  # with nothing in flight, the store knows the next due time again
+
+    def _release(self, lane: str, item: OutboxItem) -> None:
+        self._claimed.discard(item.id)
+        self._left.add(item.id)
+        self.backlog[lane] -= 1
+        if self.backlog[lane] <= 0:
+            del self.backlog[lane]
+
+    async def _attempt(self, item: OutboxItem) -> float | None:
+        """Deliver `item` once; on failure, record when to try again.
+
+        Returns the seconds the lane waits before trying `item` again when the failure named
+        them (`Retry.after`); None when the item leaves the lane (delivered, or due later).
+        """
+        try:
+            await self.handle(item)
+        except Exception as exc:  # any failure is retried; the item is never dropped
+            retry = exc if isinstance(exc, Retry) else Retry(f"{type(exc).__name__}: {exc}")
+            delay = retry.after if retry.after is not None else self.backoff(item.attempts)
+            log.warning(
+                "%s delivery for %s failed (try %d): %s; again in %.1fs",
+                self.topic,
+                item.approval_id,
+                item.attempts + 1,
+                retry.reason,
+                delay,
+            )
+            due = utcnow() + timedelta(seconds=delay)
+            await self.store.outbox_retry(item.id, due, retry.reason)
+            return retry.after
+        await self.store.outbox_done(item.id)
+        return None
 
     async def run(self) -> None:
-        """Drain, then sleep until woken or the next retry is due."""
-        while True:
-            self._wake.clear()
-            try:
-                await self.drain()
-                next_due = await self.store.outbox_next_due(self.topic)
-            except BotError as exc:
-                log.warning("%s outbox unavailable: %s", self.topic, exc.message)
-                next_due = utcnow() + timedelta(seconds=5)
-            delay = None if next_due is None else (next_due - utcnow()).total_seconds()
-            if delay is not None and delay <= 0:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        """Claim due work, then sleep until woken or the next retry is due."""
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.claim()
+                    next_due = await self.store.outbox_next_due(self.topic)
+                except BotError as exc:
+                    log.warning("%s outbox unavailable: %s", self.topic, exc.message)
+                    next_due = utcnow() + timedelta(seconds=5)
+                delay = None if next_due is None else (next_due - utcnow()).total_seconds()
+                if self._claimed:
+                    # The earliest due item is one in flight; a retry may fall due meanwhile.
+                    delay = self.poll
+                elif delay is not None and delay <= 0:
+                    continue
+                # asyncio.timeout, unlike wait_for, never swallows a cancel that races the wake.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -3,14 +3,20 @@ when the approval is decided.
 
 The approval is stored first; posting happens from the durable outbox, so a 429, a Slack
 outage or a restart delays a card but never loses or doubles it. Each item is replayed against
-the approval's current state: a card already posted is never posted again.
+the approval's current state: a card already posted is never posted again, and a card posted
+after its decision shows the decision.
+
+The outbox gives each channel its own lane (`CardPoster.lane`), and every `chat.postMessage`
+waits for its channel's turn in a `ChannelPacer`, so posts stay under Slack's per-channel
+limit; a 429 holds only the channel that got it. `chat.update` is another, wider limit and is
+not paced. A card posted while many more wait for its channel says so.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -27,10 +33,11 @@ from bot.cards import (
 from bot.cards.text import escape_mrkdwn
 from bot.models import Approval, Priority, SlackRef
 from bot.outbox import Retry
+from bot.pacing import BACKLOG_NOTE_AT, ChannelPacer, backlog_note
 from bot.service import ApprovalService
 from bot.store import OutboxItem
 
-__all__ = ["SLACK_TOPIC", "CardPoster", "default_mention", "translate_slack_error"]
+__all__ = ["SLACK_TOPIC", "CardPoster", "default_mention", "retry_after", "translate_slack_error"]
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +72,25 @@ def card_progress(approval: Approval) -> Progress | None:
     )
 
 
+def retry_after(exc: SlackApiError) -> float | None:
+    """The seconds of a `Retry-After` header, if Slack sent one."""
+    headers = exc.response.headers
+    after = headers.get("Retry-After") or headers.get("retry-after")
+    if isinstance(after, list):
+        after = after[0] if after else None
+    try:
+        return max(0.0, float(after)) if after else None
+    except ValueError:
+        return None
+
+
 def translate_slack_error(exc: Exception) -> Retry | None:
     """A Retry for failures that may pass (429, 5xx, network); None for a permanent refusal."""
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code
         error = str(exc.response.get("error", ""))
         if status == 429 or status >= 500 or error in TRANSIENT:
-            after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-                "retry-after"
-            )
-            seconds = float(after[0] if isinstance(after, list) else after) if after else None
-            return Retry(f"Slack answered {status} {error}".strip(), after=seconds)
+            return Retry(f"Slack answered {status} {error}".strip(), after=retry_after(exc))
         return None
     if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
         return Retry(f"{type(exc).__name__}: {exc}")
@@ -89,6 +104,15 @@ class CardPoster:
     service: ApprovalService
     client: AsyncWebClient
     mention_for: Callable[[Approval], str | None] = default_mention
+    pacer: ChannelPacer = field(default_factory=ChannelPacer)
+    #: outbox items queued per channel (the worker's `backlog`), for the note on busy channels
+    backlog: Mapping[str, int] = field(default_factory=dict)
+    #: queued items behind a card from which the card mentions the backlog
+    note_backlog_at: int = BACKLOG_NOTE_AT
+
+    async def lane(self, item: OutboxItem) -> str:
+        """The outbox lane of an item: its approval's channel, so each channel keeps its order."""
+        return (await self.service.get(item.approval_id)).channel
 
     async def __call__(self, item: OutboxItem) -> None:
         approval = await self.service.get(item.approval_id)
@@ -112,13 +136,13 @@ class CardPoster:
             await self.service.audit(approval.id, "card_failed", None, error=str(reason))
 
     def render(self, approval: Approval, notes: tuple[str, ...] = ()) -> Message:
-        """The card as it should look now."""
+        """The card as it should look now; `notes` go under a pending card's own notes."""
         if approval.is_pending:
             return render_card(
                 approval,
                 mention=self.mention_for(approval),
                 progress=card_progress(approval),
-                notes=notes or self.notes(approval),
+                notes=(*self.notes(approval), *notes),
             )
         return render_decided_card(approval)
 
@@ -155,34 +179,64 @@ class CardPoster:
                 f"<!subteam^{target}> no decision yet on {escape_mrkdwn(approval.tool_name)}; "
                 "please take a look."
             )
-            await self.client.chat_postMessage(
+            await self.post_message(
                 channel=approval.slack.channel, thread_ts=approval.slack.ts, text=text
             )
             return
         if any(channel == target for channel, _ in await self.cards(approval)):
             return
         message = self.render(approval)
-        response = await self.client.chat_postMessage(
+        response = await self.post_message(
             channel=target, text=message["text"], blocks=message["blocks"], unfurl_links=False
         )
         await self.service.store.add_card_copy(
             approval.id, str(response["channel"]), str(response["ts"])
         )
 
+    async def post_message(self, *, channel: str, **fields: Any) -> Any:
+        """`chat.postMessage` in `channel`'s turn."""
+        await self.pacer.wait(channel)
+        return await self._send(channel, fields)
+
+    async def _send(self, channel: str, fields: dict[str, Any]) -> Any:
+        """`chat.postMessage` now, its turn taken; a 429 holds the channel for `Retry-After`."""
+        try:
+            response = await self.client.chat_postMessage(channel=channel, **fields)
+        except SlackApiError as exc:
+            self.pacer.sent(channel)
+            if exc.response.status_code == 429:
+                after = retry_after(exc)
+                self.pacer.hold(channel, self.pacer.interval if after is None else after)
+            raise
+        self.pacer.sent(channel)
+        self.pacer.learn(channel, str(response["channel"]))
+        return response
+
+    def backlog_notes(self, approval: Approval) -> tuple[str, ...]:
+        """A note when many more items queue behind this card in its channel."""
+        waiting = self.backlog.get(approval.channel, 0) - 1  # the card itself is counted
+        if waiting < self.note_backlog_at:
+            return ()
+        return (backlog_note(waiting, self.pacer),)
+
     async def post(self, approval: Approval) -> None:
         """Post the card (in its thread, if any) and remember where it went."""
-        message = self.render(approval)
         thread_ts = approval.thread_ts or await self._run_thread(approval)
-        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
-        response = await self.client.chat_postMessage(
-            channel=approval.channel,
-            text=message["text"],
-            blocks=message["blocks"],
-            unfurl_links=False,
-            unfurl_media=False,
-            metadata={"event_type": "approval_card", "event_payload": {"id": approval.id}},
-            **extra,
-        )
+        await self.pacer.wait(approval.channel)
+        # Drawn once it is this card's turn: a decision taken meanwhile shows right away, and
+        # the backlog note counts what still waits behind it.
+        approval = await self.service.get(approval.id)
+        message = self.render(approval, self.backlog_notes(approval))
+        fields: dict[str, Any] = {
+            "text": message["text"],
+            "blocks": message["blocks"],
+            "unfurl_links": False,
+            "unfurl_media": False,
+            "metadata": {"event_type": "approval_card", "event_payload": {"id": approval.id}},
+        }
+        if thread_ts:
+            fields["thread_ts"] = thread_ts
+        response = await self._send(approval.channel, fields)
         channel, ts = str(response["channel"]), str(response["ts"])
         permalink = None
         try:
@@ -204,7 +258,7 @@ class CardPoster:
             )
         assert approval.slack.channel and approval.slack.ts
         reply = render_decision_reply(approval)
-        await self.client.chat_postMessage(
+        await self.post_message(
             channel=approval.slack.channel,
             thread_ts=approval.slack.ts,
             text=reply["text"],
@@ -220,6 +274,6 @@ class CardPoster:
             return ts
         agent = approval.requester.agent or "an agent"
         text = f":robot_face: Approvals for run `{escape_mrkdwn(run_id)}` of {escape_mrkdwn(agent)}"
-        response = await self.client.chat_postMessage(channel=approval.channel, text=text)
+        response = await self.post_message(channel=approval.channel, text=text)
         await store.set_run_thread(approval.channel, run_id, str(response["ts"]))
         return await store.run_thread(approval.channel, run_id)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -451,23 +451,34 @@ class ApprovalService:
                 log.exception("observer %r failed on %s", observer, approval.id)
 
     async def changed_elsewhere(self, approval_id: str) -> None:
-        """Another process (the CLI) changed this approval: wake its waiters from the store."""
+        """Another process (the CLI, another replica) changed this approval: wake its waiters
+        from the store, and the timers, SSE streams and outbox workers of this one."""
         try:
             approval = await self.store.get(approval_id)
         except BotError:
             return
         if approval.is_pending:
             self._timer_wake.set()
+            self._notify(approval, "changed")
         else:
             self._resolve(approval)
+
+    async def recheck(self) -> None:
+        """Reports of changes elsewhere may have been missed: re-read what is waited for here."""
+        self._timer_wake.set()
+        for approval_id in list(self._waiters):
+            await self.changed_elsewhere(approval_id)
 
     async def start(self) -> None:
         """Listen for changes made by other processes on the same store."""
         tasks: set[asyncio.Task[None]] = set()
 
-        def changed(approval_id: str) -> None:
-            task = asyncio.get_running_loop().create_task(self.changed_elsewhere(approval_id))
+        def spawn(work: Coroutine[Any, Any, None]) -> None:
+            task = asyncio.get_running_loop().create_task(work)
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-        await self.store.watch(changed)
+        await self.store.watch(
+            lambda approval_id: spawn(self.changed_elsewhere(approval_id)),
+            on_reconnect=lambda: spawn(self.recheck()),
+        )

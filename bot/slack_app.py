@@ -1,7 +1,9 @@
 """The Slack surface: Bolt listeners that parse a payload, call the service, and answer.
 
-Every click is acknowledged first (Slack allows 3 s), then decided through the service; a
-click that is not allowed, or comes late, gets an ephemeral note and changes nothing.
+Every click is read, then acknowledged (Slack allows 3 s), then decided through the service; a
+click that is not allowed, or comes late, gets an ephemeral note and changes nothing. A payload
+without what its listener needs (a Slack user, a button value…) is answered 400 and never acted
+on.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -28,12 +31,17 @@ from bot.cards import (
     REJECT_MODAL,
     VIEW_ARGS_ACTION,
     EditErrors,
+    Unreadable,
     arg_block_id,
+    is_user_id,
     parse_edit_submission,
     parse_feedback_submission,
     parse_reject_submission,
     read_approval_id,
     read_args_page,
+    read_click,
+    read_text,
+    read_user,
     render_approval_list,
     render_args_modal,
     render_decided_notice,
@@ -69,9 +77,11 @@ def thread_command(text: str) -> tuple[bool, str | None] | None:
 
 
 def _where(body: dict[str, Any]) -> str | None:
-    container = body.get("container") or {}
-    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    return str(channel) if channel else None
+    container, channel = body.get("container"), body.get("channel")
+    found = (container.get("channel_id") if isinstance(container, dict) else None) or (
+        channel.get("id") if isinstance(channel, dict) else None
+    )
+    return found if isinstance(found, str) and found else None
 
 
 @dataclass
@@ -111,21 +121,21 @@ class Listeners:
             text = f"Nothing changed: {exc.message}"
         await self.tell(client, body, text)
 
-    async def pending(self, body: dict[str, Any], kind: DecisionKind) -> Approval:
+    async def pending(self, approval_id: str, user: str, kind: DecisionKind) -> Approval:
         """The approval a click is about, still pending and open to this person."""
-        approval = await self.service.get(body["actions"][0]["value"])
+        approval = await self.service.get(approval_id)
         if not approval.is_pending:
             raise AlreadyDecided(approval)
-        await self.service.authorize(approval, body["user"]["id"], kind)
+        await self.service.authorize(approval, user, kind)
         return approval
 
     # -- buttons ----------------------------------------------------------------------------
 
     async def approve(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        user, approval_id = read_click(body)
         await ack()
-        user = body["user"]["id"]
         try:
-            approval = await self.pending(body, DecisionKind.APPROVE)
+            approval = await self.pending(approval_id, user, DecisionKind.APPROVE)
             if user in approval.progress.approved_by:
                 done = len(approval.progress.approved_by)
                 required = approval.policy.required_approvals
@@ -151,7 +161,8 @@ class Listeners:
 
     async def refresh_home(self, client: AsyncWebClient, body: dict[str, Any]) -> None:
         """After a click in App Home, show the viewer their updated list."""
-        if (body.get("view") or {}).get("type") == "home":
+        view = body.get("view")
+        if isinstance(view, dict) and view.get("type") == "home":
             await self.publish_home(client, body["user"]["id"])
 
     async def publish_home(self, client: AsyncWebClient, user: str) -> None:
@@ -195,6 +206,8 @@ class Listeners:
         await ack(text=message["text"], blocks=message["blocks"], response_type="ephemeral")
 
     async def open_modal(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        user, approval_id = read_click(body)
+        trigger_id = read_text(body, "trigger_id")
         await ack()
         action = body["actions"][0]["action_id"]
         kind, render = {
@@ -203,29 +216,34 @@ class Listeners:
             FEEDBACK_ACTION: (DecisionKind.FEEDBACK, render_feedback_modal),
         }[action]
         try:
-            approval = await self.pending(body, kind)
+            approval = await self.pending(approval_id, user, kind)
         except BotError as exc:
             await self.explain(client, body, exc)
             return
-        await client.views_open(trigger_id=body["trigger_id"], view=render(approval))
+        await client.views_open(trigger_id=trigger_id, view=render(approval))
 
     async def view_args(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        _, approval_id = read_click(body)
+        trigger_id = read_text(body, "trigger_id")
         await ack()
         try:
-            approval = await self.service.get(body["actions"][0]["value"])
+            approval = await self.service.get(approval_id)
         except BotError as exc:
             await self.explain(client, body, exc)
             return
-        await client.views_open(trigger_id=body["trigger_id"], view=render_args_modal(approval))
+        await client.views_open(trigger_id=trigger_id, view=render_args_modal(approval))
 
     async def args_page(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        _, value = read_click(body)
+        view = body.get("view")
+        if not isinstance(view, dict) or not isinstance(view.get("id"), str):
+            raise Unreadable("the click comes from no view")
         await ack()
         try:
-            approval_id, page = read_args_page(body["actions"][0]["value"])
+            approval_id, page = read_args_page(value)
             approval = await self.service.get(approval_id)
         except (ValueError, BotError):
             return
-        view = body["view"]
         await client.views_update(
             view_id=view["id"], hash=view.get("hash"), view=render_args_modal(approval, page)
         )
@@ -236,11 +254,12 @@ class Listeners:
         self, ack: AsyncAck, body: dict[str, Any], kind: DecisionKind
     ) -> Approval | None:
         """The approval a modal is about, or None after answering the modal itself."""
+        user = read_user(body)
         try:
             approval = await self.service.get(read_approval_id(body["view"]["private_metadata"]))
             if not approval.is_pending:
                 raise AlreadyDecided(approval)
-            await self.service.authorize(approval, body["user"]["id"], kind)
+            await self.service.authorize(approval, user, kind)
         except AlreadyDecided as exc:
             await ack(response_action="update", view=render_decided_notice(exc.approval))
             return None
@@ -324,18 +343,23 @@ class Listeners:
     async def thread_reply(
         self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        if event.get("subtype") or event.get("bot_id") or not event.get("thread_ts"):
+        if event.get("subtype") or event.get("bot_id"):
+            return
+        user, channel, thread_ts = event.get("user"), event.get("channel"), event.get("thread_ts")
+        if not is_user_id(user):
+            return  # only a person's reply can decide
+        if not (isinstance(channel, str) and isinstance(thread_ts, str) and thread_ts):
             return
         if not self._first_delivery(str(body.get("event_id") or event.get("ts"))):
             return
-        command = thread_command(str(event.get("text") or ""))
+        text = event.get("text")
+        command = thread_command(text) if isinstance(text, str) else None
         if command is None:
             return
         approved, reason = command
-        user, channel = str(event["user"]), str(event["channel"])
         note = {"user": {"id": user}, "container": {"channel_id": channel}}
         try:
-            approval = await self.service.store.find_by_card(channel, str(event["thread_ts"]))
+            approval = await self.service.store.find_by_card(channel, thread_ts)
             if not approval.is_pending:
                 raise AlreadyDecided(approval)
             kind = DecisionKind.APPROVE if approved else DecisionKind.REJECT
@@ -366,6 +390,21 @@ class Listeners:
         except SlackApiError as exc:
             log.warning("could not react to %s: %s", event["ts"], exc.response.get("error"))
 
+    async def refuse(self, error: Exception, response: BoltResponse | None) -> BoltResponse | None:
+        """Bolt's error hook: an unreadable payload is a 400, not a 500 with a traceback."""
+        if response is None:  # acknowledged already; only the log can tell
+            log.error("a Slack listener failed after its ack", exc_info=error)
+            return None
+        if isinstance(error, BotError):
+            status = error.status
+        elif isinstance(error, LookupError | TypeError | ValueError | AttributeError):
+            status = 400
+        else:
+            log.error("a Slack request failed", exc_info=error)
+            return None
+        log.warning("Slack request refused with %d: %.200r", status, error)
+        return BoltResponse(status=status, body="")
+
     def _first_delivery(self, event_id: str) -> bool:
         # Slack redelivers events it thinks were missed; act on each once.
         if event_id in self._seen_events:
@@ -379,6 +418,7 @@ class Listeners:
 def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
     """Attach every action, view, event and command handler; `manifest.yml` declares them."""
     listeners = Listeners(service, UserNames(app.client), app.client)
+    app.error(listeners.refuse)
     handlers: dict[str, dict[str, Any]] = {
         "action": {
             APPROVE_ACTION: listeners.approve,

@@ -1,10 +1,12 @@
 """Plugging Slack into the bot: the Web API client, the Bolt app at `POST /slack/events` (or
-Socket Mode), the card outbox worker, and Slack's place in `/healthz`."""
+Socket Mode), the card outbox worker with its per-channel pacing, and Slack's place in
+`/healthz`."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -12,16 +14,14 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Bot
 from bot.config import Settings
 from bot.errors import Unavailable
 from bot.outbox import OutboxWorker
+from bot.pacing import ChannelPacer
 from bot.poster import SLACK_TOPIC, CardPoster
 from bot.slack_app import register_listeners
 from bot.slack_lookups import SlackGroups
@@ -32,13 +32,16 @@ log = logging.getLogger(__name__)
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: 429 waits for Retry-After, 5xx is retried, then the outbox backs off."""
+    """The Web API client: connection errors and 5xx are retried, then the outbox backs off.
+
+    A 429 is not retried inside the call: that would sleep for `Retry-After` while holding the
+    caller. It raises instead, so the card poster holds just that channel and moves on.
+    """
     client = AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
         timeout=10,
     )
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
     return client
 
@@ -83,6 +86,10 @@ class SlackSurface:
     #: is served by this same app (`approval-bot dev`), which is not listening yet at start
     verify_on_start: bool = True
     topics: tuple[str, ...] = (SLACK_TOPIC,)
+    #: the posting pace per channel, shared by everything that posts cards
+    pacer: ChannelPacer = field(default_factory=ChannelPacer)
+    #: card outbox items queued per channel (kept by the worker; read by cards and App Home)
+    backlog: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.client = make_client(self.settings)
@@ -114,7 +121,10 @@ class SlackSurface:
             log.info("Slack: %s", detail)
         bot.api.health_checks.append(reachability.check)
 
-        worker = OutboxWorker(bot.store, SLACK_TOPIC, CardPoster(bot.service, self.client))
+        poster = CardPoster(bot.service, self.client, pacer=self.pacer, backlog=self.backlog)
+        worker = OutboxWorker(
+            bot.store, SLACK_TOPIC, poster, lane=poster.lane, backlog=self.backlog
+        )
         bot.service.observers.append(worker)
         bot.workers.append(worker)
         bot.spawn(worker.run(), "slack-cards")

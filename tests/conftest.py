@@ -1,14 +1,21 @@
-"""Shared fixtures: a real SQLite file, the real service, and the real bot on 127.0.0.1."""
+"""Shared fixtures: a real store (SQLite file, PostgreSQL database), the real service, and the
+real bot on 127.0.0.1."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import os
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -16,7 +23,7 @@ from aiohttp.test_utils import TestServer
 from bot.app import BOT, create_app
 from bot.config import Settings
 from bot.service import ApprovalService
-from bot.store import SQLiteStore
+from bot.store import SQLiteStore, Store, open_store
 
 AGENT_TOKEN = "agent-token"
 ADMIN_TOKEN = "admin-token"
@@ -27,9 +34,72 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "approvals.db"
 
 
+# -- the store, on each engine: a SQLite file, and a fresh database on a PostgreSQL server ----
+
+PG_SCRIPT = Path(__file__).parent.parent / "scripts" / "pg-test-server"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server's URL: `APPROVAL_TEST_PG_URL`, else a throwaway cluster for the
+    session (`scripts/pg-test-server`). Fails, never skips, when there is none."""
+    if url := os.environ.get("APPROVAL_TEST_PG_URL"):
+        yield url
+        return
+    started = subprocess.run(
+        [str(PG_SCRIPT), "start"], capture_output=True, text=True, timeout=600, check=False
+    )
+    if started.returncode != 0:
+        pytest.fail(
+            "the PostgreSQL tests need a server: scripts/pg-test-server start failed "
+            f"({started.stderr.strip() or started.returncode}); install Debian's postgresql "
+            "package or set APPROVAL_TEST_PG_URL",
+            pytrace=False,
+        )
+    exported = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in started.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    try:
+        yield exported["APPROVAL_TEST_PG_URL"]
+    finally:
+        subprocess.run(
+            [str(PG_SCRIPT), "stop", exported["APPROVAL_TEST_PG_DIR"]], timeout=60, check=False
+        )
+
+
+@contextlib.contextmanager
+def pg_database(server: str) -> Iterator[str]:
+    """A new, empty database on `server` (its URL), dropped afterwards."""
+    name = f"test_{secrets.token_hex(6)}"
+    try:
+        with psycopg.connect(server, autocommit=True, connect_timeout=10) as admin:
+            admin.execute(f"CREATE DATABASE {name}".encode())
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"the PostgreSQL test server is unreachable: {exc}", pytrace=False)
+    try:
+        yield urlparse(server)._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)".encode())
+
+
+@pytest.fixture(
+    params=[pytest.param("sqlite", id="sqlite"), pytest.param("postgres", id="postgres")]
+)
+def store_url(request: pytest.FixtureRequest, db_path: Path) -> Iterator[str]:
+    """`APPROVAL_DB` for one test, on each engine in turn."""
+    if request.param == "sqlite":
+        yield str(db_path)
+        return
+    with pg_database(request.getfixturevalue("pg_server")) as url:
+        yield url
+
+
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(db_path)
+async def store(store_url: str) -> AsyncIterator[Store]:
+    store = open_store(store_url)
     await store.open()
     yield store
     await store.close()

@@ -14,7 +14,7 @@ from bot.service import ApprovalService
 from tests.test_service import request
 
 
-def run_cli(*args: str, db_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, db_path: Path | str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         env={"APPROVAL_DB": str(db_path), "PATH": os.environ.get("PATH", ""), **env},
@@ -26,14 +26,14 @@ def run_cli(*args: str, db_path: Path, **env: str) -> subprocess.CompletedProces
 
 
 async def test_list_shows_approvals_with_status_filter(
-    service: ApprovalService, db_path: Path
+    service: ApprovalService, store_url: str
 ) -> None:
     pending, _ = await service.submit(request(toolName="send_email"))
     decided, _ = await service.submit(request(toolName="deploy_service"))
     await service.decide(decided.id, approved=True, decided_by="U0ALICE", decided_by_name="alice")
 
-    table = run_cli("list", db_path=db_path)
-    only_pending = run_cli("list", "--status", "pending", "--format", "json", db_path=db_path)
+    table = run_cli("list", db_path=store_url)
+    only_pending = run_cli("list", "--status", "pending", "--format", "json", db_path=store_url)
 
     assert table.returncode == 0, table.stderr
     assert pending.id in table.stdout and decided.id in table.stdout
@@ -42,14 +42,14 @@ async def test_list_shows_approvals_with_status_filter(
 
 
 async def test_decide_approves_once_then_reports_the_conflict(
-    service: ApprovalService, db_path: Path
+    service: ApprovalService, store_url: str
 ) -> None:
     approval, _ = await service.submit(request())
 
     first = run_cli(
-        "decide", approval.id, "--approve", "--comment", "ok", "--as", "bob", db_path=db_path
+        "decide", approval.id, "--approve", "--comment", "ok", "--as", "bob", db_path=store_url
     )
-    second = run_cli("decide", approval.id, "--reject", db_path=db_path)
+    second = run_cli("decide", approval.id, "--reject", db_path=store_url)
 
     assert first.returncode == 0, first.stderr
     decided = await service.get(approval.id)
@@ -58,21 +58,21 @@ async def test_decide_approves_once_then_reports_the_conflict(
     assert second.returncode == 1 and "already approved by bob" in second.stderr
 
 
-async def test_decide_unknown_id_fails_clearly(db_path: Path, service: ApprovalService) -> None:
-    result = run_cli("decide", "apr_nope", "--approve", db_path=db_path)
+async def test_decide_unknown_id_fails_clearly(store_url: str, service: ApprovalService) -> None:
+    result = run_cli("decide", "apr_nope", "--approve", db_path=store_url)
     assert result.returncode == 1 and "not_found" in result.stderr
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 async def test_audit_exports_every_state_change(
-    service: ApprovalService, db_path: Path, fmt: str
+    service: ApprovalService, store_url: str, fmt: str
 ) -> None:
     approval, _ = await service.submit(request())
     await service.decide(
         approval.id, approved=True, decided_by="U0ALICE", approved_args={"version": "2.0.0"}
     )
 
-    result = run_cli("audit", "--since", "1h", "--format", fmt, db_path=db_path)
+    result = run_cli("audit", "--since", "1h", "--format", fmt, db_path=store_url)
 
     assert result.returncode == 0, result.stderr
     rows = (

@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from bot.errors import AlreadyDecided, Invalid, InvalidEdit
 from bot.models import Action, Approval, ApprovalRequest, Status, utcnow
 from bot.service import TIMEOUT_ACTOR, ApprovalService
-from bot.store import SQLiteStore
+from bot.store import SQLiteStore, open_store
 
 SCHEMA = {
     "type": "object",
@@ -209,15 +207,15 @@ async def test_timer_loop_expires_without_being_asked(service: ApprovalService) 
         timers.cancel()
 
 
-async def test_a_reconnecting_agent_gets_a_decision_made_before_a_restart(db_path: Path) -> None:
-    first = SQLiteStore(db_path)
+async def test_a_reconnecting_agent_gets_a_decision_made_before_a_restart(store_url: str) -> None:
+    first = open_store(store_url)
     await first.open()
     service = ApprovalService(first, default_channel="C0OPS")
     approval, _ = await service.submit(request())
     await service.decide(approval.id, approved=True, decided_by="U0ALICE")
     await first.close()
 
-    second = SQLiteStore(db_path)
+    second = open_store(store_url)
     await second.open()
     try:
         restarted = ApprovalService(second)
@@ -228,7 +226,7 @@ async def test_a_reconnecting_agent_gets_a_decision_made_before_a_restart(db_pat
 
 
 async def test_a_decision_from_another_process_wakes_waiters(
-    service: ApprovalService, db_path: Path
+    service: ApprovalService, store_url: str
 ) -> None:
     await service.start()
     approval, _ = await service.submit(request())
@@ -244,7 +242,7 @@ async def test_a_decision_from_another_process_wakes_waiters(
         "--approve",
         "--as",
         "oncall",
-        env={"APPROVAL_DB": str(db_path), "PATH": ""},
+        env={"APPROVAL_DB": store_url, "PATH": ""},
     )
     assert await cli.wait() == 0
 
@@ -252,15 +250,12 @@ async def test_a_decision_from_another_process_wakes_waiters(
     assert decided.decision is not None and decided.decision.decided_by == "oncall"
 
 
-def test_observer_failure_does_not_undo_a_decision(service: ApprovalService) -> None:
+async def test_observer_failure_does_not_undo_a_decision(service: ApprovalService) -> None:
     class Broken:
         def approval_changed(self, approval: Approval, kind: str) -> None:
             raise RuntimeError("boom")
 
-    async def scenario() -> Approval:
-        service.observers.append(Broken())
-        approval, _ = await service.submit(request())
-        return await service.decide(approval.id, approved=True, decided_by="U0ALICE")
-
-    run: Callable[[Any], Approval] = asyncio.run
-    assert run(scenario()).status is Status.APPROVED
+    service.observers.append(Broken())
+    approval, _ = await service.submit(request())
+    decided = await service.decide(approval.id, approved=True, decided_by="U0ALICE")
+    assert decided.status is Status.APPROVED

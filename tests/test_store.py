@@ -9,7 +9,7 @@ import pytest
 
 from bot.errors import AlreadyDecided, BadRequest, Conflict, NotFound, Unavailable
 from bot.models import Action, Approval, Decision, Status, args_fingerprint, utcnow
-from bot.store import SQLiteStore
+from bot.store import SQLiteStore, open_store
 
 
 def make_approval(tool_call_id: str = "call_1", args: dict[str, object] | None = None) -> Approval:
@@ -91,15 +91,15 @@ async def test_one_decision_wins_among_100_concurrent_deciders(store: SQLiteStor
     assert len(decided_events) == 1
 
 
-async def test_decisions_and_pending_approvals_survive_a_reopen(db_path: Path) -> None:
-    store = SQLiteStore(db_path)
+async def test_decisions_and_pending_approvals_survive_a_reopen(store_url: str) -> None:
+    store = open_store(store_url)
     await store.open()
     decided = await insert(store, make_approval("call_a"))
     pending = await insert(store, make_approval("call_b"))
     await store.decide(decided.id, Status.APPROVED, approve("U0ALICE"))
     await store.close()
 
-    reopened = SQLiteStore(db_path)
+    reopened = open_store(store_url)
     await reopened.open()
     try:
         assert (await reopened.get(decided.id)).status is Status.APPROVED
@@ -109,8 +109,11 @@ async def test_decisions_and_pending_approvals_survive_a_reopen(db_path: Path) -
         await reopened.close()
 
 
-async def test_events_are_append_only(store: SQLiteStore, db_path: Path) -> None:
+async def test_events_are_append_only(db_path: Path) -> None:  # PostgreSQL: test_store_postgres
+    store = SQLiteStore(db_path)
+    await store.open()
     await insert(store, make_approval())
+    await store.close()
     conn = sqlite3.connect(db_path)
     try:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -163,20 +166,25 @@ async def test_pages_are_newest_first_and_cursor_continues(store: SQLiteStore) -
     ids = [a.tool_call_id for page in (first, second, last) for a in page.items]
     assert ids == [f"call_{i}" for i in (4, 3, 2, 1, 0)]
     assert last.next is None
-    with pytest.raises(BadRequest):
-        await store.find(status=None, tool_name=None, limit=2, cursor="nonsense")
+    for junk in ("nonsense", "²", "9" * 19, "9" * 5000, "-1", " 1"):
+        with pytest.raises(BadRequest):
+            await store.find(status=None, tool_name=None, limit=2, cursor=junk)
 
 
-async def test_outbox_rows_are_written_with_their_event(db_path: Path) -> None:
-    store = SQLiteStore(db_path, outbox_topics=["webhook"])
+async def test_outbox_rows_are_written_with_their_event(store_url: str) -> None:
+    store = open_store(store_url, outbox_topics=["webhook"])
     await store.open()
     try:
         approval = await insert(store, make_approval())
         await store.decide(approval.id, Status.APPROVED, approve("U0ALICE"))
-        items = await store.outbox_claim("webhook", utcnow(), 10)
-        assert [(await store.event(i.event_id)).kind for i in items] == ["submitted", "approved"]
-        await store.outbox_done(items[0].id)
-        assert await store.outbox_pending("webhook") == 1
+        assert await store.outbox_pending("webhook") == 2
+        kinds = []
+        while items := await store.outbox_claim("webhook", utcnow(), 10):
+            # in order: PostgreSQL hands out an approval's next item once the one before is done
+            kinds.append((await store.event(items[0].event_id)).kind)
+            await store.outbox_done(items[0].id)
+        assert kinds == ["submitted", "approved"]
+        assert await store.outbox_pending("webhook") == 0
     finally:
         await store.close()
 

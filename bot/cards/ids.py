@@ -7,7 +7,8 @@ The Slack listeners and the app manifest test use these exact strings.
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, TypeGuard
 
 __all__ = [
     "ACTION_IDS",
@@ -27,12 +28,17 @@ __all__ = [
     "REJECT_ACTION",
     "REJECT_MODAL",
     "VIEW_ARGS_ACTION",
+    "Unreadable",
     "args_page_value",
     "block_id",
+    "is_user_id",
     "private_metadata",
     "read_approval_id",
     "read_args_page",
+    "read_click",
     "read_private_metadata",
+    "read_text",
+    "read_user",
 ]
 
 #: button on the card: approve with the original arguments
@@ -82,15 +88,20 @@ def private_metadata(approval_id: str, **extra: Any) -> str:
     return json.dumps({"id": approval_id, **extra}, separators=(",", ":"))
 
 
-def read_private_metadata(text: str) -> dict[str, Any]:
+def read_private_metadata(text: object) -> dict[str, Any]:
     """Decode `private_metadata`; raises ValueError when it is not ours."""
-    data = json.loads(text)
+    if not isinstance(text, str):
+        raise ValueError("private_metadata is not a string")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ValueError("private_metadata is nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         raise ValueError("private_metadata carries no approval id")
     return data
 
 
-def read_approval_id(text: str) -> str:
+def read_approval_id(text: object) -> str:
     """The approval id inside a modal's `private_metadata`."""
     approval_id: str = read_private_metadata(text)["id"]
     return approval_id
@@ -101,10 +112,52 @@ def args_page_value(approval_id: str, page: int) -> str:
     return private_metadata(approval_id, page=page)
 
 
-def read_args_page(value: str) -> tuple[str, int]:
+def read_args_page(value: object) -> tuple[str, int]:
     """`(approval_id, page)` from an `args_page` button value."""
     data = read_private_metadata(value)
     page = data.get("page")
     if not isinstance(page, int) or isinstance(page, bool):
         raise ValueError("args_page value carries no page")
     return data["id"], page
+
+
+# -- what a payload must carry before anything acts on it -----------------------------------
+
+#: a Slack user id (`W…` on Enterprise Grid); nobody else can decide
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,254}")
+
+
+class Unreadable(ValueError):
+    """A payload without what its listener needs: answered 400, never acted on."""
+
+
+def is_user_id(value: object) -> TypeGuard[str]:
+    """True for a Slack user id (`U0ALICE`), false for anything else a payload may carry."""
+    return isinstance(value, str) and _USER_ID.fullmatch(value) is not None
+
+
+def read_user(body: dict[str, Any]) -> str:
+    """The id of the person who acted (`user.id`), or `Unreadable`."""
+    user = body.get("user")
+    user_id = user.get("id") if isinstance(user, dict) else None
+    if not is_user_id(user_id):
+        raise Unreadable("the payload names no Slack user")
+    return user_id
+
+
+def read_text(body: dict[str, Any], key: str) -> str:
+    """A non-empty string field (`trigger_id`…), or `Unreadable`."""
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise Unreadable(f"the payload has no {key}")
+    return value
+
+
+def read_click(body: dict[str, Any]) -> tuple[str, str]:
+    """(user, button value) of a `block_actions` click, or `Unreadable`."""
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions else None
+    value = action.get("value") if isinstance(action, dict) else None
+    if not isinstance(value, str):
+        raise Unreadable("the click carries no button value")
+    return read_user(body), value

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.errors import BadRequest
 from bot.models import Approval, Decision, SlackRef, Status
 
-__all__ = ["Event", "OutboxItem", "Page", "Store"]
+__all__ = ["Event", "OutboxItem", "Page", "Store", "read_cursor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +63,21 @@ class Page:
     next: str | None
 
 
+def read_cursor(cursor: str) -> int:
+    """The listing position in a `next` cursor; `BadRequest` for anything this API never sent."""
+    # ASCII digits only ("²".isdigit() is true) and within a signed 64-bit integer.
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+        raise BadRequest(f"cursor {cursor[:40]!r} is not one this API returned")
+    return int(cursor)
+
+
 class Store(Protocol):
-    """What the service needs from storage; SQLite today, other engines behind the same calls."""
+    """What the service needs from storage: SQLite (one process) or PostgreSQL (replicas).
+
+    `watch` reports approvals changed by other processes; `on_reconnect` is called when such
+    reports may have been missed. `extend` applies once per approval; `outbox_claim` and `due`
+    hand each item to one worker at a time, whichever process asks.
+    """
 
     outbox_topics: tuple[str, ...]
     update_topics: tuple[str, ...]
@@ -113,4 +127,6 @@ class Store(Protocol):
     async def set_run_thread(self, channel: str, run_id: str, ts: str) -> None: ...
     async def escalations(self, approval_id: str) -> int: ...
     async def outbox_pending(self, topic: str) -> int: ...
-    async def watch(self, callback: Callable[[str], None]) -> None: ...
+    async def watch(
+        self, callback: Callable[[str], None], on_reconnect: Callable[[], None] | None = None
+    ) -> None: ...

@@ -30,9 +30,9 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from bot.errors import AlreadyDecided, BadRequest, Conflict, NotFound, Unavailable
+from bot.errors import AlreadyDecided, Conflict, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
-from bot.store.base import Event, OutboxItem, Page
+from bot.store.base import Event, OutboxItem, Page, read_cursor
 from bot.store.migrations import MIGRATIONS
 
 __all__ = ["SQLiteStore"]
@@ -170,8 +170,13 @@ class SQLiteStore:
             return f"\0approval-bot-{digest}"
         return os.path.join(tempfile.gettempdir(), f"approval-bot-{digest}.sock")
 
-    async def watch(self, callback: Callable[[str], None]) -> None:
-        """Call `callback(approval_id)` when another process changes an approval in this file."""
+    async def watch(
+        self, callback: Callable[[str], None], on_reconnect: Callable[[], None] | None = None
+    ) -> None:
+        """Call `callback(approval_id)` when another process changes an approval in this file.
+
+        `on_reconnect` is never called: a local datagram socket has no connection to lose.
+        """
 
         class Receiver(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: Any) -> None:
@@ -346,10 +351,8 @@ class SQLiteStore:
             clauses.append("a.tool_name = ?")
             params.append(tool_name)
         if cursor is not None:
-            if not cursor.isdigit():
-                raise BadRequest(f"cursor {cursor!r} is not one this API returned")
             clauses.append("a.seq < ?")
-            params.append(int(cursor))
+            params.append(read_cursor(cursor))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"{self._SELECT}{where} ORDER BY a.seq DESC LIMIT ?"
 
@@ -463,12 +466,16 @@ class SQLiteStore:
         return result
 
     async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval:
-        """Escalation: push a pending approval's expiry once more and count it."""
+        """Escalation: push a pending approval's expiry once and count it.
+
+        Once only: an approval already escalated (or decided) gets `AlreadyDecided` with the
+        current record, as in the PostgreSQL store where several replicas may try.
+        """
 
         def extend(conn: sqlite3.Connection) -> Approval:
             changed = conn.execute(
                 "UPDATE approvals SET expires_at = ?, escalations = escalations + 1"
-                " WHERE id = ? AND status = 'pending'",
+                " WHERE id = ? AND status = 'pending' AND escalations = 0",
                 (_epoch(expires_at), approval_id),
             ).rowcount
             if changed != 1:

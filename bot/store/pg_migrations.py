@@ -1,0 +1,117 @@
+"""The PostgreSQL schema, as numbered migrations. Append new ones; never edit one that shipped.
+
+The tables and columns are the SQLite ones (`migrations.py`) in PostgreSQL's types: times are
+`timestamptz`, documents `json` (kept verbatim, so argument order survives), flags `boolean`.
+Version 2 adds what only several replicas need: leases on expiry and outbox work.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+_SCHEMA = """
+CREATE TABLE approvals (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    tool_call_id text NOT NULL UNIQUE,
+    fingerprint text NOT NULL,
+    status text NOT NULL,
+    tool_name text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz,
+    escalations integer NOT NULL DEFAULT 0,
+    slack_channel text,
+    slack_ts text,
+    slack_permalink text,
+    request json NOT NULL,
+    current_args json,
+    edited_by text
+);
+CREATE INDEX approvals_status ON approvals (status, seq);
+CREATE INDEX approvals_expiry ON approvals (expires_at) WHERE status = 'pending';
+CREATE INDEX approvals_card ON approvals (slack_channel, slack_ts);
+
+CREATE TABLE decisions (
+    approval_id text PRIMARY KEY REFERENCES approvals (id),
+    approved boolean NOT NULL,
+    action text NOT NULL,
+    approved_args json,
+    decided_by text NOT NULL,
+    decided_by_name text,
+    approvers json NOT NULL,
+    comment text,
+    decided_at timestamptz NOT NULL
+);
+
+CREATE TABLE events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    approval_id text NOT NULL,
+    kind text NOT NULL,
+    status text,
+    actor text,
+    at timestamptz NOT NULL,
+    args_before json,
+    args_after json,
+    detail json NOT NULL DEFAULT '{}',
+    record json
+);
+CREATE INDEX events_at ON events (at);
+
+CREATE TABLE outbox (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topic text NOT NULL,
+    approval_id text NOT NULL,
+    event_id bigint NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    due_at timestamptz NOT NULL,
+    last_error text
+);
+CREATE INDEX outbox_due ON outbox (topic, due_at);
+-- an approval's items are delivered in order: a claim looks for an older sibling here
+CREATE INDEX outbox_order ON outbox (topic, approval_id, id);
+
+-- Append-only: the audit trail cannot be rewritten through SQL either.
+CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'events are append-only';
+END
+$$;
+CREATE TRIGGER events_no_change BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_append_only();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_append_only();
+
+CREATE TABLE run_threads (
+    channel text NOT NULL,
+    run_id text NOT NULL,
+    ts text NOT NULL,
+    PRIMARY KEY (channel, run_id)
+);
+
+CREATE TABLE votes (
+    approval_id text NOT NULL REFERENCES approvals (id),
+    "user" text NOT NULL,
+    at timestamptz NOT NULL,
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (approval_id, "user")
+);
+
+CREATE TABLE card_copies (
+    approval_id text NOT NULL REFERENCES approvals (id),
+    channel text NOT NULL,
+    ts text NOT NULL,
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (approval_id, channel)
+);
+"""
+
+_LEASES = """
+-- A replica that takes an overdue approval holds it until then; the others skip it.
+ALTER TABLE approvals ADD COLUMN expiry_claimed_until timestamptz;
+-- The replica (store origin) working on an outbox item; `due_at` is then its lease's end.
+ALTER TABLE outbox ADD COLUMN claimed_by text;
+CREATE INDEX outbox_claimed ON outbox (claimed_by) WHERE claimed_by IS NOT NULL;
+"""
+
+#: Numbered migrations; `migrations` records which ran. Append, never edit.
+MIGRATIONS: list[str] = [_SCHEMA, _LEASES]

@@ -1,0 +1,820 @@
+"""The PostgreSQL engine: every statement the bot runs there, for any number of replicas sharing
+one database (the schema is in `pg_migrations.py`). Same calls and same answers as `sqlite.py`.
+
+Connections come from a psycopg pool in autocommit; a write is one explicit transaction. What
+several replicas need on top of the embedded engine:
+
+- **Wake-ups everywhere.** Every change that matters to another replica (a submission, a
+  decision, a vote, an escalation) sends `NOTIFY approval_bot, '<origin> <approval id>'` in its
+  own transaction, so it is heard only once it has committed. Each replica `LISTEN`s on one
+  more connection and hands ids changed by the others to the `watch` callback. When that
+  connection drops, it reconnects and calls `on_reconnect`: a NOTIFY sent meanwhile is lost,
+  so the watcher re-reads the rows it cares about instead.
+- **Background work done once.** Outbox items and overdue approvals are claimed with
+  `FOR UPDATE SKIP LOCKED` and a lease (`outbox.due_at`, `approvals.expiry_claimed_until`
+  moved forward), so the other replicas skip them. The store renews the leases of items still
+  being worked on; those of a replica that died lapse, and another replica takes them over.
+  An approval's outbox items are delivered one after the other, oldest first.
+- **Events in commit order.** Event ids are handed out under a transaction-scoped advisory lock,
+  so they become visible in id order and `events_since(last)` never skips a late commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
+from psycopg.types.json import Json
+from psycopg_pool import AsyncConnectionPool
+
+from bot.errors import AlreadyDecided, Conflict, NotFound, Unavailable
+from bot.models import Approval, Decision, SlackRef, Status
+from bot.store.base import Event, OutboxItem, Page, read_cursor
+from bot.store.pg_migrations import MIGRATIONS
+
+__all__ = ["CHANNEL", "PostgresStore"]
+
+log = logging.getLogger(__name__)
+
+Connection = psycopg.AsyncConnection[TupleRow]
+
+#: the LISTEN/NOTIFY channel; payload `<origin> <approval id>`
+CHANNEL = "approval_bot"
+
+# Request fields kept verbatim in `approvals.request`; state lives in its own columns.
+_STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
+
+
+def _lock_key(name: str) -> int:
+    """A stable advisory-lock key of our own (signed 64 bits, as PostgreSQL wants it)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+_MIGRATION_LOCK = _lock_key("approval-bot:migrations")
+_EVENT_LOCK = _lock_key("approval-bot:events")
+
+
+def _json(value: Any) -> Json | None:
+    return None if value is None else Json(value)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _describe(url: str) -> str:
+    """`host:port/dbname` of a connection URL: for messages, never with the password."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the PostgreSQL URL in APPROVAL_DB (unreadable)"
+    host = parts.get("host") or "localhost"
+    return f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
+
+
+class PostgresStore:
+    """The shared store: one PostgreSQL database, a pool per replica, LISTEN for the others."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        outbox_topics: Iterable[str] = (),
+        update_topics: Iterable[str] = (),
+        pool_size: int = 10,
+        lease: float = 15.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        #: topics that get every state change; `update_topics` also get changes of a pending
+        #: approval (a vote, an edit, an escalation) so its card can show them
+        self.outbox_topics = tuple(outbox_topics)
+        self.update_topics = tuple(update_topics)
+        #: seconds another replica keeps away from work this one claimed (renewed meanwhile)
+        self.lease = lease
+        self.connect_timeout = connect_timeout
+        self.pool_size = pool_size
+        #: tags this store's NOTIFYs, so its own changes are not reported back to it
+        self.origin = secrets.token_hex(8)
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        #: backend pid of the LISTEN connection (None while reconnecting)
+        self.listen_pid: int | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _unavailable(self, exc: Exception) -> Unavailable:
+        return Unavailable(f"the database {_describe(self.url)} cannot be used: {exc}")
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        if self._pool is None:
+            raise Unavailable("the store is not open")
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise self._unavailable(exc) from exc
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        # Pipelined: statements whose results are not read yet travel together (BEGIN with
+        # the first query, an INSERT with the SELECT after it), so a decision costs three
+        # round trips, not six.
+        async with self._connection() as conn, conn.pipeline(), conn.transaction():
+            yield conn
+
+    async def _connect(self) -> Connection:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=max(1, round(self.connect_timeout))
+            )
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    @staticmethod
+    async def _utc(conn: Connection) -> None:
+        await conn.execute("SET TIME ZONE 'UTC'")
+
+    async def open(self) -> None:
+        """Connect, run pending migrations (one replica at a time), start the pool."""
+        async with await self._connect() as conn:
+            await self._migrate(conn)
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            self.url,
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=self.pool_size,
+            configure=self._utc,
+            timeout=self.connect_timeout,
+            open=False,
+            name="approval-bot",
+        )
+        try:
+            await pool.open(wait=True, timeout=self.connect_timeout)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise self._unavailable(exc) from exc
+        self._pool = pool
+        self._tasks.append(asyncio.get_running_loop().create_task(self._renew_leases()))
+
+    async def _migrate(self, conn: Connection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations"
+                " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cursor = await conn.execute("SELECT version FROM migrations")
+            done = {row[0] for row in await cursor.fetchall()}
+            for version, ddl in enumerate(MIGRATIONS, start=1):
+                if version not in done:
+                    await conn.execute(ddl)
+                    await conn.execute("INSERT INTO migrations (version) VALUES (%s)", (version,))
+
+    async def close(self) -> None:
+        """Stop listening and renewing, then close every connection."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # -- changes made by other replicas -----------------------------------------------------
+
+    async def watch(
+        self, callback: Callable[[str], None], on_reconnect: Callable[[], None] | None = None
+    ) -> None:
+        """Call `callback(approval_id)` when another replica or process changes an approval.
+
+        Returns once listening. After the listening connection is lost it reconnects (with
+        backoff) and calls `on_reconnect()`: changes made in between were not reported.
+        """
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(self._listen(callback, on_reconnect, ready))
+        self._tasks.append(task)
+        await asyncio.wait(
+            {ready, task}, timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not ready.done():
+            task.cancel()
+            raise Unavailable(f"could not LISTEN on {_describe(self.url)}")
+
+    async def _listen(
+        self,
+        callback: Callable[[str], None],
+        on_reconnect: Callable[[], None] | None,
+        ready: asyncio.Future[None],
+        heartbeat: float = 10.0,
+    ) -> None:
+        delay = 0.05
+        while True:
+            try:
+                async with await self._connect() as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listen_pid = conn.info.backend_pid
+                    delay = 0.05
+                    if not ready.done():
+                        ready.set_result(None)
+                    elif on_reconnect is not None:
+                        log.info("listening for other replicas again")
+                        on_reconnect()
+                    while True:
+                        async for note in conn.notifies(timeout=heartbeat):
+                            origin, _, approval_id = note.payload.partition(" ")
+                            if origin != self.origin and approval_id:
+                                callback(approval_id)
+                        # Quiet for a while: make sure the connection is still alive.
+                        await asyncio.wait_for(conn.execute("SELECT 1"), heartbeat)
+            except (Unavailable, psycopg.Error, OSError, TimeoutError) as exc:
+                self.listen_pid = None
+                log.warning("lost the connection listening for other replicas (%s)", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # -- rows -------------------------------------------------------------------------------
+
+    _SELECT = """
+        SELECT a.id, a.status, a.expires_at, a.slack_channel, a.slack_ts, a.slack_permalink,
+               a.request, d.approved, d.action, d.approved_args, d.decided_by,
+               d.decided_by_name, d.approvers, d.comment, d.decided_at, a.seq, a.created_at,
+               a.current_args, a.edited_by, a.escalations,
+               (SELECT coalesce(json_agg(v."user" ORDER BY v.at, v.seq), '[]'::json)
+                  FROM votes v WHERE v.approval_id = a.id)
+        FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
+    """
+
+    @staticmethod
+    def _approval(row: Sequence[Any]) -> Approval:
+        data = dict(row[6])
+        data.update(
+            id=row[0],
+            status=row[1],
+            createdAt=row[16],
+            expiresAt=row[2],
+            slack={"channel": row[3], "ts": row[4], "permalink": row[5]},
+            progress={
+                "approvedBy": row[20],
+                "args": row[17],
+                "editedBy": row[18],
+                "escalated": row[19] > 0,
+            },
+        )
+        if row[8] is not None:
+            data["decision"] = {
+                "approved": row[7],
+                "action": row[8],
+                "approvedArgs": row[9],
+                "decidedBy": row[10],
+                "decidedByName": row[11],
+                "approvers": row[12],
+                "comment": row[13],
+                "decidedAt": row[14],
+            }
+        return Approval.model_validate(data)
+
+    async def _fetch(self, conn: Connection, approval_id: str, *, lock: bool = False) -> Approval:
+        # `lock`: hold the approval's row until commit (one vote at a time, across replicas)
+        sql = self._SELECT + " WHERE a.id = %s" + (" FOR UPDATE OF a" if lock else "")
+        row = await (await conn.execute(sql, (approval_id,))).fetchone()
+        if row is None:
+            raise NotFound(f"no approval with id {approval_id!r}")
+        return self._approval(row)
+
+    async def _append_event(
+        self,
+        conn: Connection,
+        approval: Approval,
+        kind: str,
+        *,
+        status: Status | None,
+        actor: str | None,
+        args_before: dict[str, Any] | None = None,
+        args_after: dict[str, Any] | None = None,
+        detail: dict[str, Any] | None = None,
+        update: bool = False,
+    ) -> int:
+        if status is not None:
+            topics = self.outbox_topics + self.update_topics
+        else:
+            topics = self.update_topics if update else ()
+        # One round trip: the event, its outbox rows and the NOTIFY (sent at commit, to every
+        # replica, only for changes they act on). The advisory lock is held to commit, so
+        # event ids become visible in the order they are handed out.
+        cursor = await conn.execute(
+            """
+            WITH locked AS (
+                SELECT pg_advisory_xact_lock(%(lock)s)
+            ), event AS (
+                INSERT INTO events (approval_id, kind, status, actor, at, args_before,
+                                    args_after, detail, record)
+                SELECT %(approval_id)s, %(kind)s, %(status)s::text, %(actor)s::text, %(at)s,
+                       %(before)s::json, %(after)s::json, %(detail)s::json, %(record)s::json
+                FROM locked
+                RETURNING id
+            ), queued AS (
+                INSERT INTO outbox (topic, approval_id, event_id, due_at)
+                SELECT topic, %(approval_id)s, event.id, %(at)s
+                FROM event, unnest(%(topics)s::text[]) AS topic
+            )
+            SELECT event.id, CASE WHEN %(announce)s THEN pg_notify(%(channel)s, %(payload)s) END
+            FROM event
+            """,
+            {
+                "lock": _EVENT_LOCK,
+                "approval_id": approval.id,
+                "kind": kind,
+                "status": status.value if status else None,
+                "actor": actor,
+                "at": _now(),
+                "before": _json(args_before),
+                "after": _json(args_after),
+                "detail": Json(detail or {}),
+                "record": _json(approval.to_wire()) if status else None,
+                "topics": list(topics),
+                "announce": status is not None or update,
+                "channel": CHANNEL,
+                "payload": f"{self.origin} {approval.id}",
+            },
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    # -- approvals --------------------------------------------------------------------------
+
+    async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]:
+        """Store a new approval; the same toolCallId with the same args returns the first one."""
+        wire = approval.to_wire()
+        request = {k: v for k, v in wire.items() if k not in _STATE_FIELDS}
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
+                " created_at, expires_at, request) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (tool_call_id) DO NOTHING RETURNING id",
+                (
+                    approval.id,
+                    approval.tool_call_id,
+                    fingerprint,
+                    approval.status.value,
+                    approval.tool_name,
+                    approval.created_at,
+                    approval.expires_at,
+                    Json(request),
+                ),
+            )
+            if await cursor.fetchone() is None:  # submitted before, maybe through another replica
+                cursor = await conn.execute(
+                    "SELECT id, fingerprint FROM approvals WHERE tool_call_id = %s",
+                    (approval.tool_call_id,),
+                )
+                row = await cursor.fetchone()
+                assert row is not None
+                if row[1] != fingerprint:
+                    raise Conflict(
+                        f"toolCallId {approval.tool_call_id!r} was already submitted with "
+                        f"other arguments (approval {row[0]})"
+                    )
+                return await self._fetch(conn, row[0]), False
+            stored = await self._fetch(conn, approval.id)
+            await self._append_event(
+                conn,
+                stored,
+                "submitted",
+                status=Status.PENDING,
+                actor=approval.requester.agent,
+                args_after=approval.args,
+            )
+            return stored, True
+
+    async def get(self, approval_id: str) -> Approval:
+        """The approval, or `NotFound`."""
+        async with self._connection() as conn:
+            return await self._fetch(conn, approval_id)
+
+    async def find(
+        self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        """Approvals newest first, filtered, one page at a time."""
+        clauses: list[str] = []
+        params: list[str | int] = []
+        if status is not None:
+            clauses.append("a.status = %s")
+            params.append(status.value)
+        if tool_name is not None:
+            clauses.append("a.tool_name = %s")
+            params.append(tool_name)
+        if cursor is not None:
+            clauses.append("a.seq < %s")
+            params.append(read_cursor(cursor))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"{self._SELECT}{where} ORDER BY a.seq DESC LIMIT %s"
+        async with self._connection() as conn:
+            rows = await (await conn.execute(sql, (*params, limit + 1))).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page([self._approval(r) for r in rows], str(rows[-1][15]) if more and rows else None)
+
+    async def _decide(
+        self, conn: Connection, approval_id: str, status: Status, decision: Decision
+    ) -> tuple[Approval, int]:
+        cursor = await conn.execute(
+            """
+            WITH decided AS (
+                UPDATE approvals SET status = %(status)s
+                WHERE id = %(id)s AND status = 'pending' RETURNING id
+            )
+            INSERT INTO decisions (approval_id, approved, action, approved_args, decided_by,
+                                   decided_by_name, approvers, comment, decided_at)
+            SELECT decided.id, %(approved)s, %(action)s, %(args)s::json, %(by)s,
+                   %(name)s::text, %(approvers)s::json, %(comment)s::text, %(at)s
+            FROM decided
+            RETURNING approval_id
+            """,
+            {
+                "status": status.value,
+                "id": approval_id,
+                "approved": decision.approved,
+                "action": decision.action.value,
+                "args": _json(decision.approved_args),
+                "by": decision.decided_by,
+                "name": decision.decided_by_name,
+                "approvers": Json(decision.approvers),
+                "comment": decision.comment,
+                "at": decision.decided_at,
+            },
+        )
+        approval = await self._fetch(conn, approval_id)  # read together with the update
+        if await cursor.fetchone() is None:  # the compare-and-set lost: somebody decided first
+            raise AlreadyDecided(approval)
+        event_id = await self._append_event(
+            conn,
+            approval,
+            status.value,
+            status=status,
+            actor=decision.decided_by,
+            args_before=approval.args,
+            args_after=decision.approved_args,
+            detail={"action": decision.action.value, "comment": decision.comment},
+        )
+        return approval, event_id
+
+    async def decide(
+        self, approval_id: str, status: Status, decision: Decision
+    ) -> tuple[Approval, int]:
+        """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided."""
+        async with self._transaction() as conn:
+            return await self._decide(conn, approval_id, status, decision)
+
+    async def vote(
+        self,
+        approval_id: str,
+        user: str,
+        args: dict[str, Any] | None,
+        required: int,
+        decide: Callable[[Approval], Decision],
+    ) -> tuple[Approval, bool]:
+        """Count `user`'s approval of `args` (None: the current ones); decide at `required`.
+
+        Approving other arguments than the current ones is an edit: it restarts the count
+        with `user` as the first approver. `decide` builds the final decision from the record.
+        """
+        async with self._transaction() as conn:
+            # One vote at a time per approval, whichever replica counts it.
+            approval = await self._fetch(conn, approval_id, lock=True)
+            if not approval.is_pending:
+                raise AlreadyDecided(approval)
+            current = approval.current_args
+            if args is not None and args != current:
+                await conn.execute(
+                    "UPDATE approvals SET current_args = %s, edited_by = %s WHERE id = %s",
+                    (Json(args), user, approval_id),
+                )
+                await conn.execute("DELETE FROM votes WHERE approval_id = %s", (approval_id,))
+                await self._append_event(
+                    conn,
+                    approval,
+                    "edited",
+                    status=None,
+                    actor=user,
+                    args_before=current,
+                    args_after=args,
+                    update=True,
+                )
+            await conn.execute(
+                'INSERT INTO votes (approval_id, "user", at) VALUES (%s, %s, %s)'
+                " ON CONFLICT DO NOTHING",
+                (approval_id, user, _now()),
+            )
+            approval = await self._fetch(conn, approval_id)
+            if len(approval.progress.approved_by) >= required:
+                status = Status.APPROVED
+                decided, _ = await self._decide(conn, approval_id, status, decide(approval))
+                return decided, True
+            await self._append_event(conn, approval, "voted", status=None, actor=user, update=True)
+            return approval, False
+
+    async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval:
+        """Escalation: push a pending approval's expiry once and count it.
+
+        Once only, however many replicas try: the one that finds it already escalated (or
+        decided) gets `AlreadyDecided` with the current record.
+        """
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                # A new expiry, free for whichever replica finds it due first.
+                "UPDATE approvals SET expires_at = %s, escalations = escalations + 1,"
+                " expiry_claimed_until = NULL"
+                " WHERE id = %s AND status = 'pending' AND escalations = 0 RETURNING id",
+                (expires_at, approval_id),
+            )
+            approval = await self._fetch(conn, approval_id)
+            if await cursor.fetchone() is None:
+                raise AlreadyDecided(approval)
+            await self._append_event(
+                conn,
+                approval,
+                "escalated",
+                status=None,
+                actor=actor,
+                detail={"expiresAt": approval.to_wire()["expiresAt"]},
+                update=True,
+            )
+            return approval
+
+    async def escalations(self, approval_id: str) -> int:
+        """How often an approval's expiry was extended."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT escalations FROM approvals WHERE id = %s", (approval_id,)
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"no approval with id {approval_id!r}")
+        return int(row[0])
+
+    async def record(
+        self, approval_id: str, kind: str, actor: str | None, detail: dict[str, Any]
+    ) -> int:
+        """Append an audit event that changes no state (a refused click, a posted card…)."""
+        async with self._transaction() as conn:
+            approval = await self._fetch(conn, approval_id)
+            return await self._append_event(
+                conn, approval, kind, status=None, actor=actor, detail=detail
+            )
+
+    async def set_slack_ref(self, approval_id: str, ref: SlackRef) -> Approval:
+        """Remember where the card was posted."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE approvals SET slack_channel = %s, slack_ts = %s, slack_permalink = %s"
+                " WHERE id = %s",
+                (ref.channel, ref.ts, ref.permalink, approval_id),
+            )
+            return await self._fetch(conn, approval_id)
+
+    async def find_by_card(self, channel: str, ts: str) -> Approval:
+        """The approval whose card is the message `ts` in `channel`, or `NotFound`."""
+        sql = f"{self._SELECT} WHERE a.slack_channel = %s AND a.slack_ts = %s"
+        async with self._connection() as conn:
+            row = await (await conn.execute(sql, (channel, ts))).fetchone()
+        if row is None:
+            raise NotFound(f"no approval card at {channel}/{ts}")
+        return self._approval(row)
+
+    async def card_copies(self, approval_id: str) -> list[tuple[str, str]]:
+        """(channel, ts) of every copy of the card posted besides the original."""
+        sql = "SELECT channel, ts FROM card_copies WHERE approval_id = %s ORDER BY seq"
+        async with self._connection() as conn:
+            rows = await (await conn.execute(sql, (approval_id,))).fetchall()
+        return [(str(c), str(t)) for c, t in rows]
+
+    async def add_card_copy(self, approval_id: str, channel: str, ts: str) -> None:
+        """Remember a copy of the card (e.g. re-posted to an escalation channel)."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO card_copies (approval_id, channel, ts) VALUES (%s, %s, %s)"
+                " ON CONFLICT (approval_id, channel) DO UPDATE SET ts = excluded.ts",
+                (approval_id, channel, ts),
+            )
+
+    async def run_thread(self, channel: str, run_id: str) -> str | None:
+        """The ts of the thread that gathers an agent run's cards in `channel`, if posted."""
+        sql = "SELECT ts FROM run_threads WHERE channel = %s AND run_id = %s"
+        async with self._connection() as conn:
+            row = await (await conn.execute(sql, (channel, run_id))).fetchone()
+        return str(row[0]) if row else None
+
+    async def set_run_thread(self, channel: str, run_id: str, ts: str) -> None:
+        """Remember the thread of an agent run (the first one remembered stays)."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO run_threads (channel, run_id, ts) VALUES (%s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (channel, run_id, ts),
+            )
+
+    async def decided_by(self, user: str, limit: int) -> list[Approval]:
+        """The approvals `user` decided, newest first."""
+        where = (
+            " WHERE a.status != 'pending' AND (d.decided_by = %s OR EXISTS"
+            ' (SELECT 1 FROM votes v WHERE v.approval_id = a.id AND v."user" = %s))'
+            " ORDER BY d.decided_at DESC LIMIT %s"
+        )
+        sql = self._SELECT + where
+        async with self._connection() as conn:
+            rows = await (await conn.execute(sql, (user, user, limit))).fetchall()
+        return [self._approval(r) for r in rows]
+
+    async def due(self, now: datetime, limit: int = 100) -> list[Approval]:
+        """Pending approvals whose expiry has passed, claimed for a while by this replica.
+
+        The others skip them until the claim lapses, so each expiry is worked on once (and
+        applied once: deciding is a compare-and-set anyway).
+        """
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                """
+                WITH due AS (
+                    SELECT id FROM approvals
+                    WHERE status = 'pending' AND expires_at <= %(now)s
+                      AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= %(now)s)
+                    ORDER BY expires_at LIMIT %(limit)s
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE approvals a SET expiry_claimed_until = %(until)s
+                FROM due WHERE a.id = due.id RETURNING a.id
+                """,
+                {"now": now, "limit": limit, "until": now + timedelta(seconds=self.lease)},
+            )
+            ids = [row[0] for row in await cursor.fetchall()]
+            if not ids:
+                return []
+            sql = f"{self._SELECT} WHERE a.id = ANY(%s) ORDER BY a.expires_at"
+            rows = await (await conn.execute(sql, (ids,))).fetchall()
+        return [self._approval(r) for r in rows]
+
+    async def next_expiry(self) -> datetime | None:
+        """When the next pending approval expires (or its claim by a replica lapses)."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT min(greatest(expires_at, expiry_claimed_until)) FROM approvals"
+                " WHERE status = 'pending' AND expires_at IS NOT NULL"
+            )
+            row = await cursor.fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    # -- events -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(row: Sequence[Any]) -> Event:
+        return Event(
+            id=row[0],
+            approval_id=row[1],
+            kind=row[2],
+            status=Status(row[3]) if row[3] else None,
+            actor=row[4],
+            at=row[5],
+            args_before=row[6],
+            args_after=row[7],
+            detail=row[8],
+            record=row[9],
+        )
+
+    _EVENT_COLUMNS = (
+        "SELECT id, approval_id, kind, status, actor, at, args_before, args_after, detail, record"
+        " FROM events"
+    )
+
+    async def events_since(
+        self, after: int, limit: int = 500, *, states_only: bool = False
+    ) -> list[Event]:
+        """Audit events with id > `after`, oldest first."""
+        filter_ = " AND status IS NOT NULL" if states_only else ""
+        sql = f"{self._EVENT_COLUMNS} WHERE id > %s{filter_} ORDER BY id LIMIT %s"
+        async with self._connection() as conn:
+            rows = await (await conn.execute(sql, (after, limit))).fetchall()
+        return [self._event(r) for r in rows]
+
+    async def events_between(self, since: datetime, until: datetime | None = None) -> list[Event]:
+        """Audit events in a time window, oldest first."""
+        sql = f"{self._EVENT_COLUMNS} WHERE at >= %s AND at <= %s ORDER BY id"
+        bounds = (since, until or datetime.max.replace(tzinfo=UTC))
+        async with self._connection() as conn:
+            rows = await (await conn.execute(sql, bounds)).fetchall()
+        return [self._event(r) for r in rows]
+
+    async def last_event_id(self) -> int:
+        """The newest audit event's id (0 when there is none)."""
+        async with self._connection() as conn:
+            row = await (await conn.execute("SELECT max(id) FROM events")).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    async def event(self, event_id: int) -> Event:
+        """One audit event by id."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(f"{self._EVENT_COLUMNS} WHERE id = %s", (event_id,))
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"no event {event_id}")
+        return self._event(row)
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    async def outbox_claim(self, topic: str, now: datetime, limit: int) -> list[OutboxItem]:
+        """Work due for `topic`, oldest first, leased to this replica until done or retried.
+
+        Other replicas skip a leased item; the lease is renewed while this store is open and
+        lapses if this replica dies, so another one takes the item over. Items this replica
+        holds already come back too (last), as a SQLite claim returns items still in flight:
+        a worker that dropped one finds it again.
+        """
+        async with self._transaction() as conn:
+            # An item waits while an older item of its approval and topic is queued, so a
+            # card is posted before it is rewritten even when replicas work side by side.
+            cursor = await conn.execute(
+                """
+                WITH claimed AS (
+                    SELECT o.id, o.due_at FROM outbox o
+                    WHERE o.topic = %(topic)s
+                      AND (o.due_at <= %(now)s OR o.claimed_by = %(me)s)
+                      AND NOT EXISTS (
+                        SELECT 1 FROM outbox older WHERE older.topic = o.topic
+                        AND older.approval_id = o.approval_id AND older.id < o.id)
+                    ORDER BY o.due_at, o.id LIMIT %(limit)s
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE outbox SET due_at = %(until)s, claimed_by = %(me)s
+                FROM claimed WHERE outbox.id = claimed.id
+                RETURNING outbox.id, outbox.topic, outbox.approval_id, outbox.event_id,
+                          outbox.attempts, claimed.due_at
+                """,
+                {
+                    "topic": topic,
+                    "now": now,
+                    "me": self.origin,
+                    "limit": limit,
+                    "until": now + timedelta(seconds=self.lease),
+                },
+            )
+            rows = sorted(await cursor.fetchall(), key=lambda row: (row[5], row[0]))
+        return [OutboxItem(*row[:5]) for row in rows]
+
+    async def outbox_done(self, item_id: int) -> None:
+        """Delivered: forget the item."""
+        async with self._connection() as conn:
+            await conn.execute("DELETE FROM outbox WHERE id = %s", (item_id,))
+
+    async def outbox_retry(self, item_id: int, due: datetime, error: str) -> None:
+        """Failed: try again at `due`, on whichever replica claims it first."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, due_at = %s, last_error = %s,"
+                " claimed_by = NULL WHERE id = %s",
+                (due, error[:1000], item_id),
+            )
+
+    async def outbox_next_due(self, topic: str) -> datetime | None:
+        """When the next item of `topic` falls due (or a lease on one lapses)."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT min(o.due_at) FROM outbox o WHERE o.topic = %s AND NOT EXISTS ("
+                " SELECT 1 FROM outbox older WHERE older.topic = o.topic"
+                " AND older.approval_id = o.approval_id AND older.id < o.id)",
+                (topic,),
+            )
+            row = await cursor.fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    async def outbox_pending(self, topic: str) -> int:
+        """How many items of `topic` wait for delivery."""
+        async with self._connection() as conn:
+            cursor = await conn.execute("SELECT count(*) FROM outbox WHERE topic = %s", (topic,))
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _renew_leases(self) -> None:
+        """Keep this replica's claimed items away from the others while it works on them."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                async with self._connection() as conn:
+                    await conn.execute(
+                        "UPDATE outbox SET due_at = %s WHERE claimed_by = %s",
+                        (_now() + timedelta(seconds=self.lease), self.origin),
+                    )
+            except Unavailable as exc:
+                log.warning("outbox leases not renewed: %s", exc.message)
