@@ -49,7 +49,8 @@ class Broadcast:
         """True when notified within `timeout` seconds."""
         event = self._event
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
             return True
         return False
 

@@ -352,8 +352,10 @@ class ApprovalService:
             delay = None if next_at is None else (next_at - self.clock()).total_seconds()
             if delay is not None and delay <= 0:
                 continue
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel at shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timer_wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._timer_wake.wait()
 
     # -- who may decide --------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,7 @@ from bot.cards.card import outcome_line
 from bot.cards.text import escape_mrkdwn
 from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotAllowed, NotFound
 from bot.models import Action, Approval, DecisionKind, Status
+from bot.pacing import backlog_lines
 from bot.service import ApprovalService
 from bot.slack_lookups import UserNames
 
@@ -91,6 +93,8 @@ class Listeners:
     service: ApprovalService
     names: UserNames
     client: AsyncWebClient
+    #: card posts queued per channel (shared with the poster), for App Home
+    backlog: Mapping[str, int] = field(default_factory=dict)
     #: what was registered, by kind ("action", "view", "event", "command")
     registered: dict[str, list[str]] = field(default_factory=dict)
     _seen_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -171,7 +175,9 @@ class Listeners:
         pending = [a for a in page.items if await self.service.can_act(a, user)]
         recent = await self.service.store.decided_by(user, 10)
         try:
-            await client.views_publish(user_id=user, view=render_home(pending, recent))
+            notes = backlog_lines(self.backlog)  # channels whose cards queue behind Slack's limit
+            view = render_home(pending, recent, notes=notes)
+            await client.views_publish(user_id=user, view=view)
         except SlackApiError as exc:
             log.warning("App Home for %s not published: %s", user, exc.response.get("error"))
 

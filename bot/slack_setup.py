@@ -4,15 +4,20 @@ Socket Mode), the card outbox worker with its per-channel pacing, and Slack's pl
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request import payload_utils
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -29,6 +34,43 @@ from bot.slack_lookups import SlackGroups
 __all__ = ["SlackReachability", "SlackSurface", "make_client"]
 
 log = logging.getLogger(__name__)
+
+
+#: Bolt reads every payload kind with these for each listener, middleware and error handler
+_BOLT_READERS = (
+    payload_utils.to_options,
+    payload_utils.to_shortcut,
+    payload_utils.to_action,
+    payload_utils.to_view,
+    payload_utils.to_command,
+    payload_utils.to_event,
+    payload_utils.to_message,
+    payload_utils.to_step,
+)
+
+
+def signed_by_slack(secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
+    """Slack's `v0` signature over the raw bytes (any bytes), within its 5-minute window."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    if not timestamp.isascii() or not timestamp.isdigit():
+        return False
+    if abs(time.time() - int(timestamp)) > 300:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), headers.get("X-Slack-Signature", "").encode())
+
+
+def bolt_can_read(body: Any) -> bool:
+    """False for a payload Bolt would crash on (an empty `actions`, an `event` that is null…)."""
+    if not isinstance(body, dict):
+        return False
+    try:
+        for read in _BOLT_READERS:
+            read(body)
+    except (LookupError, TypeError, AttributeError, ValueError):
+        return False
+    return True
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
@@ -102,15 +144,29 @@ class SlackSurface:
 
     def install(self, app: web.Application, bot: Bot) -> None:
         bot.service.groups = SlackGroups(self.client)
-        register_listeners(self.bolt, bot.service)
+        listeners = register_listeners(self.bolt, bot.service)
+        listeners.backlog = self.backlog
         if not self.socket_mode:
             app.router.add_post("/slack/events", self.dispatch)
 
     async def dispatch(self, request: web.Request) -> web.Response:
-        """`POST /slack/events`: Bolt verifies the signature, then routes the payload."""
-        return await to_aiohttp_response(
-            await self.bolt.async_dispatch(await to_bolt_request(request))
-        )
+        """`POST /slack/events`: check the signature, read the payload, then let Bolt route it.
+
+        Bolt parses the body before it checks the signature, and answers 500 to a body it
+        cannot read; so both happen here first: 401 when unsigned, 400 when unreadable.
+        """
+        body = await request.read()
+        if not signed_by_slack(self.settings.slack_signing_secret or "", body, request.headers):
+            return web.json_response({"error": "invalid_signature"}, status=401)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
+            log.warning("unreadable Slack request refused: %.200r", exc)
+            return web.json_response({"error": "bad_request"}, status=400)
+        if not bolt_can_read(bolt_request.body):
+            log.warning("Slack payload Bolt cannot read refused")
+            return web.json_response({"error": "bad_request"}, status=400)
+        return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
 
     async def start(self, app: web.Application, bot: Bot) -> None:
         reachability = SlackReachability(self.client)

@@ -236,3 +236,15 @@ async def test_at_slacks_real_pace_one_card_a_second(rig: SlackRig) -> None:
     assert 8.5 < span(posted) < 11  # (12 - 3) cards at one a second
     # The burst went out as the queue formed; the fourth card waited a second behind eight.
     assert "8 more requests were queued" in notes_of(await rig.card(records[3]["id"]))
+
+
+def test_app_home_says_which_channels_are_backed_up() -> None:
+    from bot.cards import render_home
+
+    lines = backlog_lines({"C0DEPLOY": 12, "C0OPS": 1, "<!here>": 7})
+    view = render_home([], [], notes=lines)
+    shown = json.dumps(view["blocks"])
+
+    assert "12 requests queued for <#C0DEPLOY>" in shown
+    assert "C0OPS" not in shown  # one queued card is no backlog
+    assert "<!here>" not in shown and "&lt;!here&gt;" in shown  # names are escaped

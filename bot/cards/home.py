@@ -58,11 +58,18 @@ def _entry(approval: Approval, *, buttons: bool) -> list[Block]:
     return blocks
 
 
-def render_home(pending: Sequence[Approval], recent: Sequence[Approval]) -> View:
-    """The App Home tab: what the viewer can act on, with buttons, then their recent decisions."""
+def render_home(
+    pending: Sequence[Approval], recent: Sequence[Approval], *, notes: Sequence[str] = ()
+) -> View:
+    """The App Home tab: what the viewer can act on, with buttons, then their recent decisions.
+
+    `notes` are trusted mrkdwn lines shown under the first header (e.g. a channel's backlog).
+    """
     blocks: list[Block] = [
         {"type": "header", "text": plain("Waiting for you", 150)},
     ]
+    if notes:
+        blocks.append(context(list(notes)))
     if not pending:
         blocks.append(section("Nothing waits for your decision. :tada:"))
     for approval in pending[:MAX_LISTED]:

@@ -53,5 +53,6 @@ class ChangeFeed:
         if pending or timeout <= 0:
             return pending
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(published.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await published.wait()
         return self.since(seq)

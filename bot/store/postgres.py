@@ -238,7 +238,8 @@ class PostgresStore:
                             if origin != self.origin and approval_id:
                                 callback(approval_id)
                         # Quiet for a while: make sure the connection is still alive.
-                        await asyncio.wait_for(conn.execute("SELECT 1"), heartbeat)
+                        async with asyncio.timeout(heartbeat):
+                            await conn.execute("SELECT 1")
             except (Unavailable, psycopg.Error, OSError, TimeoutError) as exc:
                 self.listen_pid = None
                 log.warning("lost the connection listening for other replicas (%s)", exc)

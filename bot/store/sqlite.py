@@ -102,9 +102,16 @@ class SQLiteStore:
         return conn
 
     async def _run(self, executor: ThreadPoolExecutor, fn: Callable[[sqlite3.Connection], T]) -> T:
+        # The wait for a lock counts from the call, not from when the thread gets to it: calls
+        # queued behind one that waits out a stale lock fail with it instead of in turn.
+        deadline = time.monotonic() + self.busy_timeout
+
         def call() -> T:
             try:
-                return fn(self._connect())
+                conn = self._connect()
+                remaining = max(0.0, deadline - time.monotonic())
+                conn.execute(f"PRAGMA busy_timeout = {int(remaining * 1000)}")
+                return fn(conn)
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
                     raise Unavailable(
