@@ -6,7 +6,7 @@ PORT   ?= 3000
 # every adapter's framework, so the whole suite runs; `pip install approval-bot` needs none
 EXTRAS ?= dev,langgraph,mcp,openai-agents,pydantic-ai,autogen
 
-.PHONY: run test check lint types unit bench clean
+.PHONY: run test check lint types unit bench bench-peers clean
 
 $(BIN)/approval-bot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,11 @@ types: $(BIN)/approval-bot
 unit: $(BIN)/approval-bot
 	$(BIN)/pytest -q
 
-bench: $(BIN)/approval-bot         ## print the latency and idle-cost figures
+bench: $(BIN)/approval-bot         ## the benchmark suite: a table, bench/results.json, bench/latency.png
 	$(BIN)/python -m bench
+
+bench-peers: $(BIN)/approval-bot   ## resume latency side by side with awaithumans and a polling client
+	$(BIN)/python -m bench peers
 
 clean:
 	rm -rf $(VENV) build *.egg-info
