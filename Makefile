@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 3000
 # every adapter's framework, so the whole suite runs; `pip install approval-bot` needs none
+PEERS  ?= .venv-peers
 EXTRAS ?= dev,langgraph,mcp,openai-agents,pydantic-ai,autogen
 
 .PHONY: run test check lint types unit bench bench-peers clean
@@ -34,8 +35,13 @@ unit: $(BIN)/approval-bot
 bench: $(BIN)/approval-bot         ## the benchmark suite: a table, bench/results.json, bench/latency.png
 	$(BIN)/python -m bench
 
-bench-peers: $(BIN)/approval-bot   ## resume latency side by side with awaithumans and a polling client
-	$(BIN)/python -m bench peers
+bench-peers: $(BIN)/approval-bot $(PEERS)/bin/awaithumans   ## resume latency vs awaithumans and a 3 s poller
+	$(BIN)/python -m pip install --quiet 'awaithumans==0.1.12'
+	$(BIN)/python -m bench peers --awaithumans $(PEERS)/bin/awaithumans
+
+$(PEERS)/bin/awaithumans:           # awaithumans' server and its dependencies, apart from the bot's
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet 'awaithumans[server]==0.1.12'
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(PEERS) build *.egg-info

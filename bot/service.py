@@ -415,6 +415,7 @@ class ApprovalService:
             approval = await self.store.get(approval_id)
             if not approval.is_pending:
                 return approval
+            del approval  # a parked wait holds only its future (thousands may be parked)
             done, _ = await asyncio.wait({future}, timeout=timeout)
             return future.result() if done else await self.store.get(approval_id)
         finally:
