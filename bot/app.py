@@ -118,13 +118,13 @@ def create_app(
         if settings.config and router is None:
             _reload_on_sighup(service, settings.config)
         yield
-        for close in bot.closers:
-            await close()
-        for task in bot.tasks:
+        for task in bot.tasks:  # workers first, so nothing uses what closes next
             task.cancel()
         for task in bot.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for close in bot.closers:
+            await close()
         await bot.session.close()
         await store.close()
 

@@ -1,19 +1,12 @@
-"""Slack's request signing: ``v0=`` + hex HMAC-SHA256 of ``v0:{timestamp}:{body}``."""
+"""Signing requests as Slack does (the formula lives in `bot.slack_signature`)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 
+from bot.slack_signature import sign
+
 __all__ = ["sign", "signed_headers"]
-
-
-def sign(signing_secret: str, body: bytes, timestamp: int) -> str:
-    """The ``X-Slack-Signature`` value Slack would send for ``body`` at ``timestamp``."""
-    base = b"v0:" + str(timestamp).encode() + b":" + body
-    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
-    return f"v0={digest}"
 
 
 def signed_headers(
