@@ -22,7 +22,6 @@ from bot.errors import (
     BotError,
     Forbidden,
     Invalid,
-    NotFound,
     PayloadTooLarge,
     Unauthorized,
 )
@@ -55,7 +54,6 @@ class ApiSettings:
     admin_token: str | None = None
     broadcast: Broadcast = field(default_factory=Broadcast)
     health_checks: list[HealthCheck] = field(default_factory=list)
-    max_body: int = MAX_BODY
 
 
 _HTTP_CODES = {
@@ -126,14 +124,10 @@ def _authorize(request: web.Request, *, admin: bool = False) -> None:
 
 
 async def _body(request: web.Request, model: type[BaseModel], *, optional: bool = False) -> Any:
-    limit = request.app[_SETTINGS].max_body
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
-    raw = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        raw += chunk
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+    try:
+        raw = await request.read()  # the app's client_max_size is MAX_BODY
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body is over the limit of {MAX_BODY} bytes") from None
     if not raw.strip():
         if optional:
             return model()
@@ -309,10 +303,6 @@ async def healthz(request: web.Request) -> web.Response:
     backlog = {topic: await service.store.outbox_pending(topic) for topic in service.topics}
     body = {"ok": ok, "checks": checks, "waiting": service.waiting, "backlog": backlog}
     return web.json_response(body, status=200 if ok else 503)
-
-
-async def not_found(request: web.Request) -> web.Response:
-    raise NotFound(f"no route {request.method} {request.path}")
 
 
 def add_api_routes(app: web.Application, service: ApprovalService, settings: ApiSettings) -> None:

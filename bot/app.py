@@ -14,15 +14,16 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
-from bot.api import ApiSettings, add_api_routes, error_middleware
+from bot.api import MAX_BODY, ApiSettings, add_api_routes, error_middleware
 from bot.config import ConfigError, Settings
 from bot.events import WEBHOOK_TOPIC, Broadcast, WebhookSender
 from bot.outbox import OutboxWorker
 from bot.policy import load_routing
+from bot.poster import SLACK_TOPIC
 from bot.service import ApprovalService, Router
 from bot.store import Store, open_store
 
-__all__ = ["BOT", "Bot", "Extension", "create_app"]
+__all__ = ["BOT", "Bot", "Extension", "create_app", "queued_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,10 @@ def create_app(
     extensions: Sequence[Extension] = (),
 ) -> web.Application:
     """The whole bot as one aiohttp app; the store opens when the app starts."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
-    # Webhooks get state changes; an extension's topics also get updates of pending approvals.
-    store = open_store(
-        settings.db,
-        outbox_topics=[WEBHOOK_TOPIC] if settings.webhook_url else [],
-        update_topics=[topic for extension in extensions for topic in extension.topics],
-    )
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    states, updates = queued_topics(settings)
+    extra = [t for extension in extensions for t in extension.topics if t not in updates]
+    store = open_store(settings.db, outbox_topics=states, update_topics=updates + extra)
     broadcast = Broadcast()
     service = ApprovalService(store, default_channel=settings.channel)
     if router is not None:
@@ -137,8 +135,13 @@ def create_app(
     return app
 
 
-def _extra_topics(extensions: list[Extension] | None) -> list[str]:
-    return [topic for extension in extensions or [] for topic in getattr(extension, "topics", ())]
+def queued_topics(settings: Settings) -> tuple[list[str], list[str]]:
+    """The outbox topics any process writing this database queues work for: (state changes,
+    state changes and updates of pending approvals). The CLI deciding on the bot's database
+    queues the same, so the running bot's card and webhook follow its decisions."""
+    states = [WEBHOOK_TOPIC] if settings.webhook_url else []
+    updates = [SLACK_TOPIC] if settings.slack_bot_token else []
+    return states, updates
 
 
 def _reload_on_sighup(service: ApprovalService, path: str) -> None:

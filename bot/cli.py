@@ -17,11 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from bot import mcp_server
-from bot.app import create_app
+from bot.app import BOT, create_app, queued_topics
 from bot.config import ConfigError, Settings
 from bot.dev import demo, run_dev
 from bot.errors import BotError
 from bot.models import Status, format_time, utcnow
+from bot.policy import Routing
 from bot.service import ApprovalService
 from bot.slack_setup import SlackSurface
 from bot.store import open_store
@@ -86,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _with_service(settings: Settings, work: Any) -> Any:
-    store = open_store(settings.db)
+    states, updates = queued_topics(settings)
+    store = open_store(settings.db, outbox_topics=states, update_topics=updates)
     await store.open()
     try:
         return await work(ApprovalService(store, default_channel=settings.channel))
@@ -163,8 +165,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     elif settings.api_token is None:
         log.warning("agent API open without a token (--insecure-no-auth)")
     app = create_app(settings, extensions=[SlackSurface(settings, socket_mode=args.socket_mode)])
-    print(f"approval-bot listening on http://{settings.host}:{settings.port}", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
+    routing = app[BOT].service.router
+    if not settings.channel and not (isinstance(routing, Routing) and routing.default_channel):
+        raise ConfigError(
+            "APPROVAL_CHANNEL must be set for serve, or default_channel in the routing file"
+        )
+    listening = f"approval-bot listening on http://{settings.host}:{settings.port}"
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=lambda _: print(listening, flush=True),  # once the store opened and Slack answered
+        shutdown_timeout=5,
+    )
     return 0
 
 

@@ -99,7 +99,10 @@ class Settings(BaseModel):
         **overrides: Any,
     ) -> Settings:
         """Environment over `.env`, flags (`overrides`, None ignored) over both."""
-        source = {**(read_env_file(env_file) if env_file else {}), **(environ or os.environ)}
+        source = {
+            **(read_env_file(env_file) if env_file else {}),
+            **(os.environ if environ is None else environ),
+        }
         values: dict[str, Any] = {
             field: source[name] for name, field in ENV.items() if source.get(name)
         }

@@ -110,7 +110,7 @@ class Routing(BaseModel):
             channel=request.channel or rule.channel or self.default_channel,
             priority=priority,
             timeout_seconds=timeout,
-            on_timeout=rule.on_timeout or request.on_timeout,
+            on_timeout=rule.on_timeout,  # never the request's: it could approve itself
             allowed_decisions=allowed,
             policy=Policy(
                 rule=rule.tools,

@@ -220,7 +220,7 @@ class ApprovalService:
         if not approval.is_pending:
             raise AlreadyDecided(approval)
         if approved:
-            run_with = approval.args if approved_args is None else approved_args
+            run_with = approval.current_args if approved_args is None else approved_args
             validate_args(approval, run_with)
             action = action or (Action.APPROVE if run_with == approval.args else Action.EDIT)
             status = Status.APPROVED

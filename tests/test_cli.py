@@ -96,6 +96,11 @@ async def test_audit_exports_every_state_change(
             "APPROVAL_API_TOKEN",
             id="no-api-token",
         ),
+        pytest.param(
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "APPROVAL_API_TOKEN": "t"},
+            "APPROVAL_CHANNEL",
+            id="no-channel",
+        ),
     ],
 )
 def test_serve_explains_what_to_set(db_path: Path, env: dict[str, str], missing: str) -> None:

@@ -19,6 +19,7 @@ from bot.config import ConfigError
 from bot.devslack import Deliverer
 from bot.policy import load_routing
 from tests.conftest import SIGNING_SECRET, Running, SlackRig, slack_settings, start_slack_bot, until
+from tests.slack_support import text_of
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 EXAMPLE = re.search(r"## Policies.*?```toml\n(.*?)```", README, re.S)
@@ -69,10 +70,6 @@ async def note_for(rig: SlackRig, user: str, containing: str) -> Any:
         return next((n for n in rig.workspace.ephemerals_for(user) if containing in n.text), None)
 
     return await until(probe)
-
-
-def text_of(message: Any) -> str:
-    return json.dumps(message.blocks) + message.text
 
 
 # -- the file --------------------------------------------------------------------------------
@@ -399,3 +396,25 @@ async def test_sighup_reloads_the_routing_file(rig: SlackRig, tmp_path: Path) ->
     await asyncio.sleep(0.1)
     again = await rig.bot.submit(toolName="deploy_web", toolCallId="again")
     assert again["channel"] == "C0OPS"
+
+
+def test_a_request_cannot_choose_what_its_timeout_does(tmp_path: Path) -> None:
+    from bot.models import ApprovalRequest
+
+    routing = load_routing(write(tmp_path / "r.toml", '[[rules]]\ntools = ["deploy_*"]\n'))
+    request = ApprovalRequest.model_validate(
+        {"toolName": "deploy_api", "args": {}, "timeoutSeconds": 1, "onTimeout": "approve"}
+    )
+    route = routing.route(request)
+    assert route.on_timeout is None  # the bot's default (reject), never the agent's "approve"
+
+
+async def test_an_api_decision_runs_the_arguments_being_approved(make_rig: RigFactory) -> None:
+    rig = await make_rig('[[rules]]\ntools = ["deploy_*"]\nrequired_approvals = 2\n')
+    record = await rig.bot.submit(toolName="deploy_api", args={"version": "1.4.2"})
+    await rig.bot.service.approve(record["id"], user="U0ALICE", approved_args={"version": "1.4.3"})
+
+    status, decided = await rig.bot.decide(record["id"])  # an admin override, no approvedArgs
+
+    assert status == 200
+    assert decided["decision"]["approvedArgs"] == {"version": "1.4.3"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
+import sys
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +18,7 @@ from bot.app import BOT
 from bot.devslack import payloads, signed_headers
 from bot.slack_setup import SlackReachability
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, SlackRig, until
+from tests.slack_support import actions_of, decided_by, text_of
 
 SCHEMA = {
     "type": "object",
@@ -26,19 +29,6 @@ SCHEMA = {
     },
     "required": ["service", "replicas"],
 }
-
-
-def actions_of(message: Any) -> list[str]:
-    return [
-        element["action_id"]
-        for block in message.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
-
-
-def text_of(message: Any) -> str:
-    return json.dumps(message.blocks) + message.text
 
 
 async def test_a_submission_posts_one_card_and_stores_where(rig: SlackRig) -> None:
@@ -72,13 +62,8 @@ async def test_approve_is_one_click_and_rewrites_the_card(rig: SlackRig) -> None
 
     assert delivery.status == 200
     assert decided["status"] == "approved"
-    decision = decided["decision"]
-    assert (decision["action"], decision["decidedBy"], decision["decidedByName"]) == (
-        "approve",
-        "U0ALICE",
-        "alice",
-    )
-    assert decision["approvedArgs"] == record["args"]
+    assert decided_by(decided) == ("approve", "U0ALICE", "alice")
+    assert decided["decision"]["approvedArgs"] == record["args"]
     card = await until(lambda: _rewritten(rig, decided))
     assert actions_of(card) == []
     assert "Approved" in text_of(card) and "<@U0ALICE>" in text_of(card)
@@ -413,3 +398,31 @@ async def test_healthz_is_503_while_a_dependency_is_down(rig: SlackRig) -> None:
     status, body = await rig.bot.call("GET", "/healthz", token=None)
     assert (status, body["ok"]) == (503, False)
     assert body["checks"]["slack"].startswith("Slack unreachable")
+
+
+async def test_a_decision_from_the_cli_rewrites_the_card(rig: SlackRig) -> None:
+    record = await rig.bot.submit()
+    card = await rig.card(record["id"])
+    settings = rig.bot.settings
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "decide",
+        record["id"],
+        "--reject",
+        "--comment",
+        "not today",
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "APPROVAL_DB": settings.db,
+            "SLACK_BOT_TOKEN": settings.slack_bot_token or "",
+        },
+    )
+    assert await cli.wait() == 0
+
+    async def rewritten() -> bool:
+        shown = rig.workspace.message(card.channel, card.ts)
+        return not actions_of(shown) and "not today" in text_of(shown)
+
+    await until(rewritten)
