@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import AGENT_TOKEN, SlackRig, until
+from tests.slack_support import actions_of
 
 __all__ = [
-    "actions_of",
     "answer_modal",
     "approve_the_card",
     "modules_the_core_imports",
@@ -59,16 +59,6 @@ async def answer_modal(
 async def open_modals(rig: SlackRig, user: str) -> list[Any]:
     """The modals `user` has open."""
     return [view for view in rig.workspace.open_modals(user) if not view.closed]
-
-
-def actions_of(message: Any) -> list[str]:
-    """The action ids of a card's buttons, in order."""
-    return [
-        element["action_id"]
-        for block in message.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
 
 
 def use_the_rig(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import aiohttp
@@ -24,6 +24,9 @@ from bot.app import BOT, create_app
 from bot.config import Settings
 from bot.service import ApprovalService
 from bot.store import SQLiteStore, Store, open_store
+
+if TYPE_CHECKING:
+    from tests.processes import ServeProcess
 
 AGENT_TOKEN = "agent-token"
 ADMIN_TOKEN = "admin-token"
@@ -268,3 +271,14 @@ async def rig(db_path: Path, workspace: Any) -> AsyncIterator[SlackRig]:
         async with Deliverer(workspace, running.url + "/slack/events", SIGNING_SECRET) as hands:
             yield SlackRig(running, workspace, hands)
     await server.close()
+
+
+@pytest.fixture
+def serve(db_path: Path, workspace: Any) -> Iterator[ServeProcess]:
+    """`python -m bot serve` as a real process (not started yet) on the test's SQLite file and
+    the devslack Web API; stopped afterwards if it still runs."""
+    from tests.processes import ServeProcess
+
+    process = ServeProcess(db_path, workspace.base_url, db_path.parent)
+    yield process
+    process.stop()

@@ -33,8 +33,9 @@ from bot.adapters.langgraph import run_with_approvals, run_with_approvals_sync
 from bot.models import Action, Decision, DecisionKind
 from bot.sdk import ApprovalClient, ApprovalError, ApprovalTimeout, SyncApprovalClient
 from bot.sdk import requires_approval as gate
-from tests.adapter_support import actions_of, answer_modal, pending, use_the_rig
+from tests.adapter_support import answer_modal, pending, use_the_rig
 from tests.conftest import AGENT_TOKEN, SlackRig
+from tests.slack_support import actions_of
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "langgraph_example.py"
 ALL = ["approve", "edit", "reject", "feedback"]

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,14 +21,10 @@ from bot.config import ConfigError, Settings
 from bot.dev import DEV, EXAMPLES, create_dev_app, dev_settings
 from bot.devslack import Workspace, signed_headers
 from tests.conftest import SlackRig, until
+from tests.processes import free_port
+from tests.slack_support import actions_of, decided_by
 
 ARGS = {example.key: dict(example.args) for example in EXAMPLES}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -87,6 +82,11 @@ class Dev:
 
         return await until(posted)
 
+    async def click(self, card: dict[str, Any], action: str, user: str) -> tuple[int, Any]:
+        """`user` clicks `action` on `card` through the page, as the dev page does."""
+        body = {"user": user, "channel": card["channel"], "ts": card["ts"], "actionId": action}
+        return await self.post("/dev/click", body)
+
     async def modal(self, user: str) -> dict[str, Any]:
         state = await until(lambda: self._with_modal(user))
         return dict(state["modals"][-1])
@@ -116,15 +116,6 @@ async def running_dev(tmp_path: Path) -> AsyncIterator[Dev]:
 async def dev(tmp_path: Path) -> AsyncIterator[Dev]:
     async with running_dev(tmp_path) as running:
         yield running
-
-
-def action_ids(message: dict[str, Any]) -> list[str]:
-    return [
-        element["action_id"]
-        for block in message.get("blocks", [])
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -224,7 +215,7 @@ async def test_simulated_agents_post_their_cards_where_they_asked(dev: Dev) -> N
         "transfer": "C0PAYMENTS",
     }
     assert all(
-        action_ids(card) == ["approve", "edit", "reject", "feedback"] for card in cards.values()
+        actions_of(card) == ["approve", "edit", "reject", "feedback"] for card in cards.values()
     )
     approve = next(
         element
@@ -242,20 +233,12 @@ async def test_a_click_decides_through_the_signed_slack_route(dev: Dev) -> None:
     run = await dev.simulate("deploy")
     card = await dev.card(run["approvalId"])
 
-    status, answer = await dev.post(
-        "/dev/click",
-        {"user": "U0BOB", "channel": card["channel"], "ts": card["ts"], "actionId": "approve"},
-    )
+    status, answer = await dev.click(card, "approve", "U0BOB")
     decided = await dev.decided(run["id"])
 
     assert status == 200 and answer["ok"] is True and answer["status"] == 200
-    decision = decided["decision"]
-    assert (decision["action"], decision["decidedBy"], decision["decidedByName"]) == (
-        "approve",
-        "U0BOB",
-        "bob",
-    )
-    assert decision["approvedArgs"] == ARGS["deploy"]
+    assert decided_by(decided) == ("approve", "U0BOB", "bob")
+    assert decided["decision"]["approvedArgs"] == ARGS["deploy"]
     rewritten = await until(lambda: _without_buttons(dev, run["approvalId"]))
     assert "Approved" in json.dumps(rewritten["blocks"])
     # The route the click went through refuses anything not signed with the secret.
@@ -270,16 +253,13 @@ async def test_a_click_decides_through_the_signed_slack_route(dev: Dev) -> None:
 
 async def _without_buttons(dev: Dev, approval_id: str) -> dict[str, Any] | None:
     card = await dev.card(approval_id)
-    return card if not action_ids(card) else None
+    return card if not actions_of(card) else None
 
 
 async def test_an_edit_modal_shows_errors_then_decides_with_the_edits(dev: Dev) -> None:
     run = await dev.simulate("transfer")
     card = await dev.card(run["approvalId"])
-    await dev.post(
-        "/dev/click",
-        {"user": "U0ALICE", "channel": card["channel"], "ts": card["ts"], "actionId": "edit"},
-    )
+    await dev.click(card, "edit", "U0ALICE")
     modal = await dev.modal("U0ALICE")
     assert modal["callback_id"] == "edit_modal"
     assert (await dev.state("U0BOB"))["modals"] == []  # only the person who clicked sees it
@@ -310,10 +290,7 @@ async def test_the_requester_is_told_privately_that_it_cannot_approve(dev: Dev) 
     run = await dev.simulate("transfer")  # asked for U0DAVE
     card = await dev.card(run["approvalId"])
 
-    await dev.post(
-        "/dev/click",
-        {"user": "U0DAVE", "channel": card["channel"], "ts": card["ts"], "actionId": "approve"},
-    )
+    await dev.click(card, "approve", "U0DAVE")
     notes = await until(lambda: _ephemerals(dev, "U0DAVE"))
 
     assert notes[0]["text"].startswith("Nothing changed")
@@ -328,10 +305,7 @@ async def _ephemerals(dev: Dev, user: str) -> list[dict[str, Any]]:
 async def test_closing_a_modal_changes_nothing(dev: Dev) -> None:
     run = await dev.simulate("email")
     card = await dev.card(run["approvalId"])
-    await dev.post(
-        "/dev/click",
-        {"user": "U0CAROL", "channel": card["channel"], "ts": card["ts"], "actionId": "reject"},
-    )
+    await dev.click(card, "reject", "U0CAROL")
     modal = await dev.modal("U0CAROL")
 
     status, _ = await dev.post("/dev/close", {"user": "U0CAROL", "viewId": modal["id"]})
@@ -459,7 +433,7 @@ async def test_the_dev_and_demo_commands(tmp_path: Path) -> None:
             async def three_cards() -> list[dict[str, Any]] | None:
                 async with http.get(url + "/dev/state", params={"user": "U0ALICE"}) as response:
                     state = await response.json()
-                cards = [m for ms in state["messages"].values() for m in ms if action_ids(m)]
+                cards = [m for ms in state["messages"].values() for m in ms if actions_of(m)]
                 return cards if len(cards) == 3 else None
 
             for card in await until(three_cards):

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import copy
 import json
-import os
 import random
 import signal
 import socket
@@ -30,83 +29,12 @@ import pytest
 from bot.devslack import Deliverer, DeliveryFailed, payloads
 from bot.sdk import ApprovalClient
 from bot.store import SQLiteStore
-from tests.conftest import (
-    ADMIN_TOKEN,
-    AGENT_TOKEN,
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    Running,
-    SlackRig,
-    until,
-)
+from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, SIGNING_SECRET, Running, SlackRig, until
+from tests.processes import ServeProcess, free_port, serve_env
+from tests.slack_support import actions_of
 
 AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def bot_env(db_path: Path, api_url: str = "http://127.0.0.1:9/api/") -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "APPROVAL_DB": str(db_path),
-        "APPROVAL_API_TOKEN": AGENT_TOKEN,
-        "APPROVAL_ADMIN_TOKEN": ADMIN_TOKEN,
-        "APPROVAL_CHANNEL": "C0OPS",
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": api_url,
-    }
-
-
-class ServeProcess:
-    """`python -m bot serve` on a fixed port, killable without warning, restartable."""
-
-    def __init__(self, db_path: Path, api_url: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = bot_env(db_path, api_url)
-        self.log = db_path.parent / "serve.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self, http: aiohttp.ClientSession) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve", "--port", str(self.port)],
-                env=self.env,
-                cwd=Path(self.env["APPROVAL_DB"]).parent,
-                stdout=log,
-                stderr=log,
-            )
-
-        async def healthy() -> bool:
-            try:
-                async with http.get(self.url + "/healthz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await until(healthy, timeout=20, interval=0.1)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
-
-
-@pytest.fixture
-def serve(db_path: Path, workspace: Any) -> Iterator[ServeProcess]:
-    process = ServeProcess(db_path, workspace.base_url)
-    yield process
-    process.stop()
 
 
 # -- kill -9 in a storm of decisions ----------------------------------------------------------
@@ -364,7 +292,7 @@ async def test_kill_9_in_a_storm_of_decisions_loses_nothing_and_decides_once(
     async def every_card_shows_its_outcome() -> bool:  # the outbox outlived the process too
         for record in final.values():
             card = workspace.message(record["slack"]["channel"], record["slack"]["ts"])
-            if buttons(card) or replies(record) < 1:
+            if actions_of(card) or replies(record) < 1:
                 return False
         return True
 
@@ -398,15 +326,6 @@ def card_id(message: Any) -> str | None:
     payload = metadata.get("event_payload") or {}
     found = payload.get("id")
     return found if isinstance(found, str) else None
-
-
-def buttons(message: Any) -> list[str]:
-    return [
-        element["action_id"]
-        for block in message.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-    ]
 
 
 async def test_slack_down_for_a_while_loses_nothing_and_posts_each_card_once(
@@ -467,7 +386,7 @@ async def test_slack_down_for_a_while_loses_nothing_and_posts_each_card_once(
             if record["slack"]["ts"] is None:
                 return False
             card = workspace.message(record["slack"]["channel"], record["slack"]["ts"])
-            if (record["id"] in decided_ids) == bool(buttons(card)):
+            if (record["id"] in decided_ids) == bool(actions_of(card)):
                 return False
         return True
 
@@ -490,7 +409,7 @@ async def test_slack_down_for_a_while_loses_nothing_and_posts_each_card_once(
         replies = workspace.thread(card.channel, card.ts)[1:]
         assert len(replies) == 1, replies
     for record in during[2:]:
-        assert buttons(workspace.message(record["channel"], final[record["id"]]["slack"]["ts"]))
+        assert actions_of(workspace.message(record["channel"], final[record["id"]]["slack"]["ts"]))
     assert took < 30, f"cards caught up {took:.1f}s after Slack came back"
 
 
@@ -577,7 +496,7 @@ def test_a_stale_lock_stops_the_cli_with_a_clear_error(
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "bot", *argv],
-            env=bot_env(db_path),
+            env=serve_env(db_path),
             cwd=tmp_path,
             capture_output=True,
             text=True,

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib.util
 import json
-import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from bot.mcp_server import approval_result, create_server, main
 from bot.models import Action, Approval, Decision, Status
 from tests.adapter_support import answer_modal, pending
 from tests.conftest import AGENT_TOKEN, SlackRig, until
+from tests.processes import free_port
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "mcp_example.py"
@@ -123,12 +123,6 @@ async def test_still_pending_answers_in_time_and_the_same_tool_call_id_resumes(
     assert again["approvedArgs"] == {"version": "1.4.2"} and again["decidedBy"] == "U0ALICE"
     _, listing = await rig.bot.call("GET", "/v1/approvals")
     assert len(listing["items"]) == 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_a_streamable_http_client_gets_the_decision(rig: SlackRig, errlog: IO[str]) -> None:

@@ -7,14 +7,10 @@ killed with -9 in the middle of a storm loses nothing anyone was told.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,71 +21,13 @@ import pytest
 from bot.devslack import Deliverer, DeliveryFailed, InteractionError, Workspace
 from bot.models import Status
 from bot.store.postgres import PostgresStore
-from tests.conftest import (
-    ADMIN_TOKEN,
-    AGENT_TOKEN,
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    pg_database,
-    until,
-)
-from tests.test_restart import free_port
+from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, SIGNING_SECRET, pg_database, until
+from tests.processes import ServeProcess as Replica
 
 AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 #: cards are spread over channels: Slack takes about one post a second in each
 CHANNELS = [f"C0REPL{i}" for i in range(10)]
-
-
-class Replica:
-    """One `approval-bot serve` process; settings through the environment, as in production."""
-
-    def __init__(self, name: str, db_url: str, slack_api_url: str, workdir: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        self.env = {
-            "PATH": os.environ.get("PATH", ""),
-            "APPROVAL_DB": db_url,
-            "APPROVAL_API_TOKEN": AGENT_TOKEN,
-            "APPROVAL_ADMIN_TOKEN": ADMIN_TOKEN,
-            "APPROVAL_CHANNEL": "C0OPS",
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack_api_url,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.workdir / f"{self.name}.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve", "--port", str(self.port)],
-                env=self.env,
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def healthz(self, http: aiohttp.ClientSession) -> dict[str, Any] | None:
-        try:
-            async with http.get(self.url + "/healthz") as response:
-                return await response.json() if response.status == 200 else None  # type: ignore[no-any-return]
-        except aiohttp.ClientError:
-            return None
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass
@@ -117,6 +55,32 @@ class Cluster:
         assert status == 201, record
         return record  # type: ignore[no-any-return]
 
+    async def submit_spread(
+        self,
+        count: int,
+        call: str,
+        each: Callable[[int], dict[str, Any]] = lambda i: {},
+        **fields: Any,
+    ) -> list[dict[str, Any]]:
+        """`count` approvals submitted at once, the i-th to replica i % 3 for a channel of
+        `CHANNELS` in turn, with toolCallId `call_<call>_<i>`, args {"n": i}, `fields` and
+        `each(i)`."""
+        return list(
+            await asyncio.gather(
+                *(
+                    self.submit(
+                        self.replicas[i % len(self.replicas)],
+                        toolCallId=f"call_{call}_{i}",
+                        args={"n": i},
+                        channel=CHANNELS[i % len(CHANNELS)],
+                        **fields,
+                        **each(i),
+                    )
+                    for i in range(count)
+                )
+            )
+        )
+
     async def card(self, approval_id: str, timeout: float = 15) -> dict[str, Any]:
         """The record once its card is posted (read through the first replica alive)."""
 
@@ -133,7 +97,7 @@ class Cluster:
 
     @property
     def alive(self) -> list[Replica]:
-        return [r for r in self.replicas if r.process is not None and r.process.poll() is None]
+        return [r for r in self.replicas if r.running]
 
     async def agent(self, approval_id: str, first: int) -> dict[str, Any]:
         """An agent waiting for its decision: on replica `first`, then on any other that answers
@@ -187,13 +151,13 @@ async def cluster(pg_server: str, workspace: Workspace, tmp_path: Path) -> Async
     for channel in CHANNELS:
         workspace.add_channel(channel, channel.lower())
     with pg_database(pg_server) as db_url:
-        replicas = [Replica(n, db_url, workspace.base_url, tmp_path) for n in ("a", "b", "c")]
+        replicas = [Replica(db_url, workspace.base_url, tmp_path, name=n) for n in "abc"]
         for replica in replicas:
-            replica.start()
+            replica.spawn()
         async with aiohttp.ClientSession() as http:
             try:
                 for replica in replicas:
-                    await until(lambda r=replica: r.healthz(http), timeout=30, interval=0.1)
+                    await replica.healthy(http, timeout=30)
                 hands = [
                     Deliverer(workspace, r.url + "/slack/events", SIGNING_SECRET) for r in replicas
                 ]
@@ -246,17 +210,7 @@ async def test_thirty_clicks_spread_over_replicas_make_one_decision(cluster: Clu
 
 
 async def test_each_card_is_posted_exactly_once_by_three_replicas(cluster: Cluster) -> None:
-    submitted = await asyncio.gather(
-        *(
-            cluster.submit(
-                cluster.replicas[i % 3],
-                toolCallId=f"call_card_{i}",
-                args={"n": i},
-                channel=CHANNELS[i % len(CHANNELS)],
-            )
-            for i in range(30)
-        )
-    )
+    submitted = await cluster.submit_spread(30, "card")
     await asyncio.gather(*(cluster.card(record["id"]) for record in submitted))
     await asyncio.sleep(0.5)  # any second post would have happened by now
 
@@ -267,18 +221,11 @@ async def test_each_card_is_posted_exactly_once_by_three_replicas(cluster: Clust
 async def test_each_expiry_and_escalation_is_applied_once_by_three_replicas(
     cluster: Cluster,
 ) -> None:
-    submitted = await asyncio.gather(
-        *(
-            cluster.submit(
-                cluster.replicas[i % 3],
-                toolCallId=f"call_timeout_{i}",
-                args={"n": i},
-                channel=CHANNELS[i % len(CHANNELS)],
-                timeoutSeconds=1,
-                onTimeout="escalate" if i % 2 else "reject",
-            )
-            for i in range(8)
-        )
+    submitted = await cluster.submit_spread(
+        8,
+        "timeout",
+        timeoutSeconds=1,
+        each=lambda i: {"onTimeout": "escalate" if i % 2 else "reject"},
     )
     agents = [
         asyncio.create_task(cluster.agent(record["id"], first=i % 3))
@@ -299,17 +246,7 @@ async def test_each_expiry_and_escalation_is_applied_once_by_three_replicas(
 async def test_kill_9_of_a_replica_mid_storm_loses_no_decision(cluster: Cluster) -> None:
     a, b, _ = cluster.replicas
     victim = 2
-    approvals = await asyncio.gather(
-        *(
-            cluster.submit(
-                cluster.replicas[i % 3],
-                toolCallId=f"call_kill_{i}",
-                args={"n": i},
-                channel=CHANNELS[i % len(CHANNELS)],
-            )
-            for i in range(18)
-        )
-    )
+    approvals = await cluster.submit_spread(18, "kill")
     records = await asyncio.gather(*(cluster.card(r["id"]) for r in approvals))
     agents = [
         asyncio.create_task(cluster.agent(r["id"], first=i % 3)) for i, r in enumerate(records)

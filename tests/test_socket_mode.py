@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,7 +23,9 @@ from bot.devslack import DeliveryFailed, Workspace, create_slack_api
 from bot.devslack.socket_mode import SOCKET_MODE_KEY, SocketModeGateway
 from bot.slack_setup import SlackSurface
 from tests.conftest import BOT_TOKEN, Running, SlackRig, bot_settings, until
-from tests.test_slack_app import SCHEMA, actions_of
+from tests.processes import free_port
+from tests.slack_support import actions_of
+from tests.test_slack_app import SCHEMA
 
 APP_TOKEN = "xapp-1-A0APPROVAL-1-socket-test"
 
@@ -297,12 +298,6 @@ async def test_a_mounted_api_links_below_its_mount_point() -> None:
 
 
 # -- `approval-bot serve --socket-mode` as a real process --------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_serve_socket_mode_connects_and_answers_healthz(
