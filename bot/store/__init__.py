@@ -1,6 +1,7 @@
 """Storage. The service sees `Store`; `open_store(APPROVAL_DB)` picks the engine.
 
 base.py           the Store protocol and its records (Event, OutboxItem, Page)
+rows.py           what both engines write and read back, without SQL (rows → records, events)
 sqlite.py         SQLite in WAL mode behind one writer thread: one bot process per file
 migrations.py     the SQLite schema, as numbered migrations
 postgres.py       PostgreSQL through a connection pool: any number of replicas on one database

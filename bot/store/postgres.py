@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,10 +36,11 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
-from bot.errors import AlreadyDecided, Conflict, NotFound, Unavailable
+from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store.base import Event, OutboxItem, Page, read_cursor
 from bot.store.pg_migrations import MIGRATIONS
+from bot.store.rows import NewEvent, Rows, request_of, resubmitted
 
 __all__ = ["CHANNEL", "PostgresStore"]
 
@@ -50,8 +51,8 @@ Connection = psycopg.AsyncConnection[TupleRow]
 #: the LISTEN/NOTIFY channel; payload `<origin> <approval id>`
 CHANNEL = "approval_bot"
 
-# Request fields kept verbatim in `approvals.request`; state lives in its own columns.
-_STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
+# psycopg hands JSON and timestamps back decoded.
+_ROWS = Rows()
 
 
 def _lock_key(name: str) -> int:
@@ -258,60 +259,15 @@ class PostgresStore:
         FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
     """
 
-    @staticmethod
-    def _approval(row: Sequence[Any]) -> Approval:
-        data = dict(row[6])
-        data.update(
-            id=row[0],
-            status=row[1],
-            createdAt=row[16],
-            expiresAt=row[2],
-            slack={"channel": row[3], "ts": row[4], "permalink": row[5]},
-            progress={
-                "approvedBy": row[20],
-                "args": row[17],
-                "editedBy": row[18],
-                "escalated": row[19] > 0,
-            },
-        )
-        if row[8] is not None:
-            data["decision"] = {
-                "approved": row[7],
-                "action": row[8],
-                "approvedArgs": row[9],
-                "decidedBy": row[10],
-                "decidedByName": row[11],
-                "approvers": row[12],
-                "comment": row[13],
-                "decidedAt": row[14],
-            }
-        return Approval.model_validate(data)
-
     async def _fetch(self, conn: Connection, approval_id: str, *, lock: bool = False) -> Approval:
         # `lock`: hold the approval's row until commit (one vote at a time, across replicas)
         sql = self._SELECT + " WHERE a.id = %s" + (" FOR UPDATE OF a" if lock else "")
         row = await (await conn.execute(sql, (approval_id,))).fetchone()
         if row is None:
             raise NotFound(f"no approval with id {approval_id!r}")
-        return self._approval(row)
+        return _ROWS.approval(row)
 
-    async def _append_event(
-        self,
-        conn: Connection,
-        approval: Approval,
-        kind: str,
-        *,
-        status: Status | None,
-        actor: str | None,
-        args_before: dict[str, Any] | None = None,
-        args_after: dict[str, Any] | None = None,
-        detail: dict[str, Any] | None = None,
-        update: bool = False,
-    ) -> int:
-        if status is not None:
-            topics = self.outbox_topics + self.update_topics
-        else:
-            topics = self.update_topics if update else ()
+    async def _append_event(self, conn: Connection, event: NewEvent) -> int:
         # One round trip: the event, its outbox rows and the NOTIFY (sent at commit, to every
         # replica, only for changes they act on). The advisory lock is held to commit, so
         # event ids become visible in the order they are handed out.
@@ -336,19 +292,19 @@ class PostgresStore:
             """,
             {
                 "lock": _EVENT_LOCK,
-                "approval_id": approval.id,
-                "kind": kind,
-                "status": status.value if status else None,
-                "actor": actor,
+                "approval_id": event.approval.id,
+                "kind": event.kind,
+                "status": event.status.value if event.status else None,
+                "actor": event.actor,
                 "at": _now(),
-                "before": _json(args_before),
-                "after": _json(args_after),
-                "detail": Json(detail or {}),
-                "record": _json(approval.to_wire()) if status else None,
-                "topics": list(topics),
-                "announce": status is not None or update,
+                "before": _json(event.args_before),
+                "after": _json(event.args_after),
+                "detail": Json(event.detail),
+                "record": _json(event.record),
+                "topics": list(event.topics(self.outbox_topics, self.update_topics)),
+                "announce": event.announced,
                 "channel": CHANNEL,
-                "payload": f"{self.origin} {approval.id}",
+                "payload": f"{self.origin} {event.approval.id}",
             },
         )
         row = await cursor.fetchone()
@@ -359,8 +315,6 @@ class PostgresStore:
 
     async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]:
         """Store a new approval; the same toolCallId with the same args returns the first one."""
-        wire = approval.to_wire()
-        request = {k: v for k, v in wire.items() if k not in _STATE_FIELDS}
         async with self._transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
@@ -374,7 +328,7 @@ class PostgresStore:
                     approval.tool_name,
                     approval.created_at,
                     approval.expires_at,
-                    Json(request),
+                    Json(request_of(approval)),
                 ),
             )
             if await cursor.fetchone() is None:  # submitted before, maybe through another replica
@@ -384,21 +338,9 @@ class PostgresStore:
                 )
                 row = await cursor.fetchone()
                 assert row is not None
-                if row[1] != fingerprint:
-                    raise Conflict(
-                        f"toolCallId {approval.tool_call_id!r} was already submitted with "
-                        f"other arguments (approval {row[0]})"
-                    )
-                return await self._fetch(conn, row[0]), False
+                return await self._fetch(conn, resubmitted(approval, fingerprint, row)), False
             stored = await self._fetch(conn, approval.id)
-            await self._append_event(
-                conn,
-                stored,
-                "submitted",
-                status=Status.PENDING,
-                actor=approval.requester.agent,
-                args_after=approval.args,
-            )
+            await self._append_event(conn, NewEvent.submitted(stored, approval))
             return stored, True
 
     async def get(self, approval_id: str) -> Approval:
@@ -425,9 +367,7 @@ class PostgresStore:
         sql = f"{self._SELECT}{where} ORDER BY a.seq DESC LIMIT %s"
         async with self._connection() as conn:
             rows = await (await conn.execute(sql, (*params, limit + 1))).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page([self._approval(r) for r in rows], str(rows[-1][15]) if more and rows else None)
+        return _ROWS.page(rows, limit)
 
     async def _decide(
         self, conn: Connection, approval_id: str, status: Status, decision: Decision
@@ -461,16 +401,7 @@ class PostgresStore:
         approval = await self._fetch(conn, approval_id)  # read together with the update
         if await cursor.fetchone() is None:  # the compare-and-set lost: somebody decided first
             raise AlreadyDecided(approval)
-        event_id = await self._append_event(
-            conn,
-            approval,
-            status.value,
-            status=status,
-            actor=decision.decided_by,
-            args_before=approval.args,
-            args_after=decision.approved_args,
-            detail={"action": decision.action.value, "comment": decision.comment},
-        )
+        event_id = await self._append_event(conn, NewEvent.decided(approval, status, decision))
         return approval, event_id
 
     async def decide(
@@ -498,23 +429,13 @@ class PostgresStore:
             approval = await self._fetch(conn, approval_id, lock=True)
             if not approval.is_pending:
                 raise AlreadyDecided(approval)
-            current = approval.current_args
-            if args is not None and args != current:
+            if args is not None and args != approval.current_args:
                 await conn.execute(
                     "UPDATE approvals SET current_args = %s, edited_by = %s WHERE id = %s",
                     (Json(args), user, approval_id),
                 )
                 await conn.execute("DELETE FROM votes WHERE approval_id = %s", (approval_id,))
-                await self._append_event(
-                    conn,
-                    approval,
-                    "edited",
-                    status=None,
-                    actor=user,
-                    args_before=current,
-                    args_after=args,
-                    update=True,
-                )
+                await self._append_event(conn, NewEvent.edited(approval, user, args))
             await conn.execute(
                 'INSERT INTO votes (approval_id, "user", at) VALUES (%s, %s, %s)'
                 " ON CONFLICT DO NOTHING",
@@ -525,7 +446,7 @@ class PostgresStore:
                 status = Status.APPROVED
                 decided, _ = await self._decide(conn, approval_id, status, decide(approval))
                 return decided, True
-            await self._append_event(conn, approval, "voted", status=None, actor=user, update=True)
+            await self._append_event(conn, NewEvent.voted(approval, user))
             return approval, False
 
     async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval:
@@ -545,15 +466,7 @@ class PostgresStore:
             approval = await self._fetch(conn, approval_id)
             if await cursor.fetchone() is None:
                 raise AlreadyDecided(approval)
-            await self._append_event(
-                conn,
-                approval,
-                "escalated",
-                status=None,
-                actor=actor,
-                detail={"expiresAt": approval.to_wire()["expiresAt"]},
-                update=True,
-            )
+            await self._append_event(conn, NewEvent.escalated(approval, actor))
             return approval
 
     async def escalations(self, approval_id: str) -> int:
@@ -573,9 +486,8 @@ class PostgresStore:
         """Append an audit event that changes no state (a refused click, a posted card…)."""
         async with self._transaction() as conn:
             approval = await self._fetch(conn, approval_id)
-            return await self._append_event(
-                conn, approval, kind, status=None, actor=actor, detail=detail
-            )
+            event = NewEvent(approval, kind, None, actor, detail=detail)
+            return await self._append_event(conn, event)
 
     async def set_slack_ref(self, approval_id: str, ref: SlackRef) -> Approval:
         """Remember where the card was posted."""
@@ -594,7 +506,7 @@ class PostgresStore:
             row = await (await conn.execute(sql, (channel, ts))).fetchone()
         if row is None:
             raise NotFound(f"no approval card at {channel}/{ts}")
-        return self._approval(row)
+        return _ROWS.approval(row)
 
     async def card_copies(self, approval_id: str) -> list[tuple[str, str]]:
         """(channel, ts) of every copy of the card posted besides the original."""
@@ -638,7 +550,7 @@ class PostgresStore:
         sql = self._SELECT + where
         async with self._connection() as conn:
             rows = await (await conn.execute(sql, (user, user, limit))).fetchall()
-        return [self._approval(r) for r in rows]
+        return [_ROWS.approval(r) for r in rows]
 
     async def due(self, now: datetime, limit: int = 100) -> list[Approval]:
         """Pending approvals whose expiry has passed, claimed for a while by this replica.
@@ -666,7 +578,7 @@ class PostgresStore:
                 return []
             sql = f"{self._SELECT} WHERE a.id = ANY(%s) ORDER BY a.expires_at"
             rows = await (await conn.execute(sql, (ids,))).fetchall()
-        return [self._approval(r) for r in rows]
+        return [_ROWS.approval(r) for r in rows]
 
     async def next_expiry(self) -> datetime | None:
         """When the next pending approval expires (or its claim by a replica lapses)."""
@@ -679,21 +591,6 @@ class PostgresStore:
         return row[0] if row and row[0] is not None else None
 
     # -- events -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _event(row: Sequence[Any]) -> Event:
-        return Event(
-            id=row[0],
-            approval_id=row[1],
-            kind=row[2],
-            status=Status(row[3]) if row[3] else None,
-            actor=row[4],
-            at=row[5],
-            args_before=row[6],
-            args_after=row[7],
-            detail=row[8],
-            record=row[9],
-        )
 
     _EVENT_COLUMNS = (
         "SELECT id, approval_id, kind, status, actor, at, args_before, args_after, detail, record"
@@ -708,7 +605,7 @@ class PostgresStore:
         sql = f"{self._EVENT_COLUMNS} WHERE id > %s{filter_} ORDER BY id LIMIT %s"
         async with self._connection() as conn:
             rows = await (await conn.execute(sql, (after, limit))).fetchall()
-        return [self._event(r) for r in rows]
+        return [_ROWS.event(r) for r in rows]
 
     async def events_between(self, since: datetime, until: datetime | None = None) -> list[Event]:
         """Audit events in a time window, oldest first."""
@@ -716,7 +613,7 @@ class PostgresStore:
         bounds = (since, until or datetime.max.replace(tzinfo=UTC))
         async with self._connection() as conn:
             rows = await (await conn.execute(sql, bounds)).fetchall()
-        return [self._event(r) for r in rows]
+        return [_ROWS.event(r) for r in rows]
 
     async def last_event_id(self) -> int:
         """The newest audit event's id (0 when there is none)."""
@@ -731,7 +628,7 @@ class PostgresStore:
             row = await cursor.fetchone()
         if row is None:
             raise NotFound(f"no event {event_id}")
-        return self._event(row)
+        return _ROWS.event(row)
 
     # -- outbox -----------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -30,10 +30,11 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from bot.errors import AlreadyDecided, Conflict, NotFound, Unavailable
+from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store.base import Event, OutboxItem, Page, read_cursor
 from bot.store.migrations import MIGRATIONS
+from bot.store.rows import NewEvent, Rows, request_of, resubmitted
 
 __all__ = ["SQLiteStore"]
 
@@ -56,8 +57,8 @@ def _load(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
-# Request fields kept verbatim in `approvals.request`; state lives in its own columns.
-_STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
+# JSON columns hold text, times are epoch seconds.
+_ROWS = Rows(load=_load, time=_time)
 
 
 class SQLiteStore:
@@ -217,78 +218,34 @@ class SQLiteStore:
         FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
     """
 
-    @staticmethod
-    def _approval(row: Sequence[Any]) -> Approval:
-        data = json.loads(row[6])
-        data.update(
-            id=row[0],
-            status=row[1],
-            createdAt=_time(row[16]),
-            expiresAt=_time(row[2]) if row[2] is not None else None,
-            slack={"channel": row[3], "ts": row[4], "permalink": row[5]},
-            progress={
-                "approvedBy": json.loads(row[20]),
-                "args": _load(row[17]),
-                "editedBy": row[18],
-                "escalated": row[19] > 0,
-            },
-        )
-        if row[8] is not None:
-            data["decision"] = {
-                "approved": bool(row[7]),
-                "action": row[8],
-                "approvedArgs": _load(row[9]),
-                "decidedBy": row[10],
-                "decidedByName": row[11],
-                "approvers": json.loads(row[12]),
-                "comment": row[13],
-                "decidedAt": _time(row[14]),
-            }
-        return Approval.model_validate(data)
-
     def _fetch(self, conn: sqlite3.Connection, approval_id: str) -> Approval:
         row = conn.execute(self._SELECT + " WHERE a.id = ?", (approval_id,)).fetchone()
         if row is None:
             raise NotFound(f"no approval with id {approval_id!r}")
-        return self._approval(row)
+        return _ROWS.approval(row)
 
-    def _append_event(
-        self,
-        conn: sqlite3.Connection,
-        approval: Approval,
-        kind: str,
-        *,
-        status: Status | None,
-        actor: str | None,
-        args_before: dict[str, Any] | None = None,
-        args_after: dict[str, Any] | None = None,
-        detail: dict[str, Any] | None = None,
-        update: bool = False,
-    ) -> int:
+    def _append_event(self, conn: sqlite3.Connection, event: NewEvent) -> int:
         cursor = conn.execute(
             "INSERT INTO events (approval_id, kind, status, actor, at, args_before, args_after,"
             " detail, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                approval.id,
-                kind,
-                status.value if status else None,
-                actor,
+                event.approval.id,
+                event.kind,
+                event.status.value if event.status else None,
+                event.actor,
                 time.time(),
-                _json(args_before),
-                _json(args_after),
-                _json(detail or {}),
-                _json(approval.to_wire()) if status else None,
+                _json(event.args_before),
+                _json(event.args_after),
+                _json(event.detail),
+                _json(event.record),
             ),
         )
         event_id = int(cursor.lastrowid or 0)
-        if status is not None:
-            topics = self.outbox_topics + self.update_topics
-        else:
-            topics = self.update_topics if update else ()
+        topics = event.topics(self.outbox_topics, self.update_topics)
         now = time.time()
         conn.executemany(
             "INSERT INTO outbox (topic, approval_id, event_id, due_at) VALUES (?, ?, ?, ?)",
-            [(topic, approval.id, event_id, now) for topic in topics],
+            [(topic, event.approval.id, event_id, now) for topic in topics],
         )
         return event_id
 
@@ -303,14 +260,7 @@ class SQLiteStore:
                 (approval.tool_call_id,),
             ).fetchone()
             if row is not None:
-                if row[1] != fingerprint:
-                    raise Conflict(
-                        f"toolCallId {approval.tool_call_id!r} was already submitted with "
-                        f"other arguments (approval {row[0]})"
-                    )
-                return self._fetch(conn, row[0]), False
-            wire = approval.to_wire()
-            request = {k: v for k, v in wire.items() if k not in _STATE_FIELDS}
+                return self._fetch(conn, resubmitted(approval, fingerprint, row)), False
             conn.execute(
                 "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
                 " created_at, expires_at, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -322,18 +272,11 @@ class SQLiteStore:
                     approval.tool_name,
                     _epoch(approval.created_at),
                     _epoch(approval.expires_at) if approval.expires_at else None,
-                    _json(request),
+                    _json(request_of(approval)),
                 ),
             )
             stored = self._fetch(conn, approval.id)
-            self._append_event(
-                conn,
-                stored,
-                "submitted",
-                status=Status.PENDING,
-                actor=approval.requester.agent,
-                args_after=approval.args,
-            )
+            self._append_event(conn, NewEvent.submitted(stored, approval))
             return stored, True
 
         approval, created = await self._run(self._writer, self._write(insert))
@@ -364,12 +307,7 @@ class SQLiteStore:
         sql = f"{self._SELECT}{where} ORDER BY a.seq DESC LIMIT ?"
 
         def select(conn: sqlite3.Connection) -> Page:
-            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            return Page(
-                [self._approval(r) for r in rows], str(rows[-1][15]) if more and rows else None
-            )
+            return _ROWS.page(conn.execute(sql, (*params, limit + 1)).fetchall(), limit)
 
         return await self._run(self._reader, select)
 
@@ -399,16 +337,7 @@ class SQLiteStore:
             ),
         )
         approval = self._fetch(conn, approval_id)
-        event_id = self._append_event(
-            conn,
-            approval,
-            status.value,
-            status=status,
-            actor=decision.decided_by,
-            args_before=approval.args,
-            args_after=decision.approved_args,
-            detail={"action": decision.action.value, "comment": decision.comment},
-        )
+        event_id = self._append_event(conn, NewEvent.decided(approval, status, decision))
         return approval, event_id
 
     async def decide(
@@ -440,23 +369,13 @@ class SQLiteStore:
             approval = self._fetch(conn, approval_id)
             if not approval.is_pending:
                 raise AlreadyDecided(approval)
-            current = approval.current_args
-            if args is not None and args != current:
+            if args is not None and args != approval.current_args:
                 conn.execute(
                     "UPDATE approvals SET current_args = ?, edited_by = ? WHERE id = ?",
                     (_json(args), user, approval_id),
                 )
                 conn.execute("DELETE FROM votes WHERE approval_id = ?", (approval_id,))
-                self._append_event(
-                    conn,
-                    approval,
-                    "edited",
-                    status=None,
-                    actor=user,
-                    args_before=current,
-                    args_after=args,
-                    update=True,
-                )
+                self._append_event(conn, NewEvent.edited(approval, user, args))
             conn.execute(
                 "INSERT OR IGNORE INTO votes (approval_id, user, at) VALUES (?, ?, ?)",
                 (approval_id, user, time.time()),
@@ -465,7 +384,7 @@ class SQLiteStore:
             if len(approval.progress.approved_by) >= required:
                 status = Status.APPROVED
                 return self._decide(conn, approval_id, status, decide(approval))[0], True
-            self._append_event(conn, approval, "voted", status=None, actor=user, update=True)
+            self._append_event(conn, NewEvent.voted(approval, user))
             return approval, False
 
         result = await self._run(self._writer, self._write(vote))
@@ -488,15 +407,7 @@ class SQLiteStore:
             if changed != 1:
                 raise AlreadyDecided(self._fetch(conn, approval_id))
             approval = self._fetch(conn, approval_id)
-            self._append_event(
-                conn,
-                approval,
-                "escalated",
-                status=None,
-                actor=actor,
-                detail={"expiresAt": approval.to_wire()["expiresAt"]},
-                update=True,
-            )
+            self._append_event(conn, NewEvent.escalated(approval, actor))
             return approval
 
         extended = await self._run(self._writer, self._write(extend))
@@ -523,7 +434,7 @@ class SQLiteStore:
 
         def record(conn: sqlite3.Connection) -> int:
             approval = self._fetch(conn, approval_id)
-            return self._append_event(conn, approval, kind, status=None, actor=actor, detail=detail)
+            return self._append_event(conn, NewEvent(approval, kind, None, actor, detail=detail))
 
         return await self._run(self._writer, self._write(record))
 
@@ -548,7 +459,7 @@ class SQLiteStore:
             row = conn.execute(sql, (channel, ts)).fetchone()
             if row is None:
                 raise NotFound(f"no approval card at {channel}/{ts}")
-            return self._approval(row)
+            return _ROWS.approval(row)
 
         return await self._run(self._reader, select)
 
@@ -600,7 +511,7 @@ class SQLiteStore:
         sql = self._SELECT + where
         return await self._run(
             self._reader,
-            lambda conn: [self._approval(r) for r in conn.execute(sql, (user, user, limit))],
+            lambda conn: [_ROWS.approval(r) for r in conn.execute(sql, (user, user, limit))],
         )
 
     async def due(self, now: datetime) -> list[Approval]:
@@ -612,7 +523,7 @@ class SQLiteStore:
                 " ORDER BY a.expires_at",
                 (_epoch(now),),
             ).fetchall()
-            return [self._approval(r) for r in rows]
+            return [_ROWS.approval(r) for r in rows]
 
         return await self._run(self._reader, select)
 
@@ -629,21 +540,6 @@ class SQLiteStore:
 
     # -- events -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _event(row: Sequence[Any]) -> Event:
-        return Event(
-            id=row[0],
-            approval_id=row[1],
-            kind=row[2],
-            status=Status(row[3]) if row[3] else None,
-            actor=row[4],
-            at=_time(row[5]),
-            args_before=_load(row[6]),
-            args_after=_load(row[7]),
-            detail=json.loads(row[8]),
-            record=_load(row[9]),
-        )
-
     _EVENT_COLUMNS = (
         "SELECT id, approval_id, kind, status, actor, at, args_before, args_after, detail, record"
         " FROM events"
@@ -657,7 +553,7 @@ class SQLiteStore:
         sql = f"{self._EVENT_COLUMNS} WHERE id > ?{filter_} ORDER BY id LIMIT ?"
         return await self._run(
             self._reader,
-            lambda conn: [self._event(r) for r in conn.execute(sql, (after, limit)).fetchall()],
+            lambda conn: [_ROWS.event(r) for r in conn.execute(sql, (after, limit)).fetchall()],
         )
 
     async def events_between(self, since: datetime, until: datetime | None = None) -> list[Event]:
@@ -666,7 +562,7 @@ class SQLiteStore:
         bounds = (_epoch(since), _epoch(until) if until else float("inf"))
         return await self._run(
             self._reader,
-            lambda conn: [self._event(r) for r in conn.execute(sql, bounds).fetchall()],
+            lambda conn: [_ROWS.event(r) for r in conn.execute(sql, bounds).fetchall()],
         )
 
     async def last_event_id(self) -> int:
@@ -685,7 +581,7 @@ class SQLiteStore:
             row = conn.execute(f"{self._EVENT_COLUMNS} WHERE id = ?", (event_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no event {event_id}")
-            return self._event(row)
+            return _ROWS.event(row)
 
         return await self._run(self._reader, select)
 

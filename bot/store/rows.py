@@ -1,0 +1,190 @@
+"""What both engines write and read back, without SQL: the request JSON kept per approval, the
+audit event each step appends, and rows turned back into `Approval`, `Event` and `Page`.
+
+The engines differ only in how values travel: PostgreSQL hands JSON and timestamps back
+decoded, SQLite keeps JSON text and epoch seconds and passes its decoders to `Rows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.errors import Conflict
+from bot.models import Approval, Decision, Status
+from bot.store.base import Event, Page
+
+__all__ = ["NewEvent", "Rows", "request_of", "resubmitted"]
+
+# Request fields kept verbatim in `approvals.request`; state lives in its own columns.
+_STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
+
+
+def request_of(approval: Approval) -> dict[str, Any]:
+    """The part of the wire record stored as `approvals.request`: all but the state fields."""
+    return {k: v for k, v in approval.to_wire().items() if k not in _STATE_FIELDS}
+
+
+def resubmitted(approval: Approval, fingerprint: str, row: Sequence[Any]) -> str:
+    """The id in `row` (id, fingerprint) of the approval already stored for this toolCallId.
+
+    The same call with other arguments is a `Conflict`, not the same approval.
+    """
+    if row[1] != fingerprint:
+        raise Conflict(
+            f"toolCallId {approval.tool_call_id!r} was already submitted with "
+            f"other arguments (approval {row[0]})"
+        )
+    return str(row[0])
+
+
+# -- audit events to append ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An audit event to append, and who hears of it (outbox topics, other replicas)."""
+
+    approval: Approval
+    kind: str
+    #: set for a state change, which the event snapshots (`record`)
+    status: Status | None
+    actor: str | None
+    args_before: dict[str, Any] | None = None
+    args_after: dict[str, Any] | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    #: a change of a pending approval (a vote, an edit, an escalation) that its card shows
+    update: bool = False
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        """The approval as it stands after a state change; None for other events."""
+        return self.approval.to_wire() if self.status else None
+
+    @property
+    def announced(self) -> bool:
+        """True when other processes act on it: a state change or an update."""
+        return self.status is not None or self.update
+
+    def topics(
+        self, outbox_topics: tuple[str, ...], update_topics: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """The outbox topics that get this event."""
+        if self.status is not None:
+            return outbox_topics + update_topics
+        return update_topics if self.update else ()
+
+    @classmethod
+    def submitted(cls, stored: Approval, approval: Approval) -> NewEvent:
+        """`stored`, just inserted from the submitted `approval`."""
+        return cls(
+            stored, "submitted", Status.PENDING, approval.requester.agent, args_after=approval.args
+        )
+
+    @classmethod
+    def edited(cls, approval: Approval, user: str, args: dict[str, Any]) -> NewEvent:
+        """`user` approved other arguments than the current ones: the count restarts."""
+        return cls(
+            approval,
+            "edited",
+            None,
+            user,
+            args_before=approval.current_args,
+            args_after=args,
+            update=True,
+        )
+
+    @classmethod
+    def voted(cls, approval: Approval, user: str) -> NewEvent:
+        """`user` approved, and more approvers are needed."""
+        return cls(approval, "voted", None, user, update=True)
+
+    @classmethod
+    def decided(cls, approval: Approval, status: Status, decision: Decision) -> NewEvent:
+        """The decision that moved `approval` from pending to `status`."""
+        return cls(
+            approval,
+            status.value,
+            status,
+            decision.decided_by,
+            args_before=approval.args,
+            args_after=decision.approved_args,
+            detail={"action": decision.action.value, "comment": decision.comment},
+        )
+
+    @classmethod
+    def escalated(cls, approval: Approval, actor: str) -> NewEvent:
+        """The approval's expiry was pushed once."""
+        detail = {"expiresAt": approval.to_wire()["expiresAt"]}
+        return cls(approval, "escalated", None, actor, detail=detail, update=True)
+
+
+# -- rows read back --------------------------------------------------------------------------
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Turns the engines' rows into records; `load` decodes JSON, `time` a timestamp.
+
+    Approval rows hold the columns of the engines' `_SELECT`, in its order; event rows those
+    of `_EVENT_COLUMNS`.
+    """
+
+    load: Callable[[Any], Any] = _same
+    time: Callable[[Any], datetime] = _same
+
+    def approval(self, row: Sequence[Any]) -> Approval:
+        """The approval in a `_SELECT` row."""
+        data = dict(self.load(row[6]))
+        data.update(
+            id=row[0],
+            status=row[1],
+            createdAt=self.time(row[16]),
+            expiresAt=self.time(row[2]) if row[2] is not None else None,
+            slack={"channel": row[3], "ts": row[4], "permalink": row[5]},
+            progress={
+                "approvedBy": self.load(row[20]),
+                "args": self.load(row[17]),
+                "editedBy": row[18],
+                "escalated": row[19] > 0,
+            },
+        )
+        if row[8] is not None:
+            data["decision"] = {
+                "approved": bool(row[7]),
+                "action": row[8],
+                "approvedArgs": self.load(row[9]),
+                "decidedBy": row[10],
+                "decidedByName": row[11],
+                "approvers": self.load(row[12]),
+                "comment": row[13],
+                "decidedAt": self.time(row[14]),
+            }
+        return Approval.model_validate(data)
+
+    def page(self, rows: Sequence[Sequence[Any]], limit: int) -> Page:
+        """A listing page from up to `limit + 1` `_SELECT` rows: one more means there is more."""
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page([self.approval(r) for r in rows], str(rows[-1][15]) if more and rows else None)
+
+    def event(self, row: Sequence[Any]) -> Event:
+        """The audit event in an `_EVENT_COLUMNS` row."""
+        return Event(
+            id=row[0],
+            approval_id=row[1],
+            kind=row[2],
+            status=Status(row[3]) if row[3] else None,
+            actor=row[4],
+            at=self.time(row[5]),
+            args_before=self.load(row[6]),
+            args_after=self.load(row[7]),
+            detail=self.load(row[8]),
+            record=self.load(row[9]),
+        )
