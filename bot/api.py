@@ -272,7 +272,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         while True:
             batch = await service.store.events_since(last, states_only=True)
             for event in batch:
-                status = event.status.value if event.status else event.kind
+                status = event.name
                 await response.write(
                     b"id: %d\nevent: %s\ndata: %s\n\n"
                     % (event.id, status.encode(), event_body(event))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from bot.models import Approval
-from bot.outbox import Retry
+from bot.outbox import Retry, seconds_after
 from bot.store import Event, OutboxItem, Store
 
 __all__ = ["WEBHOOK_TOPIC", "Broadcast", "WebhookSender", "event_body", "sign_body"]
@@ -57,7 +57,7 @@ class Broadcast:
 
 def event_body(event: Event) -> bytes:
     """`{"event": status, "approval": record}`: the SSE `data:` and the webhook body."""
-    status = event.status.value if event.status else event.kind
+    status = event.name
     return json.dumps(
         {"event": status, "approval": event.record}, separators=(",", ":"), ensure_ascii=False
     ).encode()
@@ -85,7 +85,7 @@ class WebhookSender:
             "Content-Type": "application/json",
             "User-Agent": "approval-bot",
             "X-Approval-Event-Id": str(event.id),
-            "X-Approval-Event": event.status.value if event.status else event.kind,
+            "X-Approval-Event": event.name,
         }
         if self.secret:
             headers["X-Approval-Signature"] = sign_body(self.secret, body)
@@ -97,10 +97,7 @@ class WebhookSender:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as response:
                 if response.status >= 300:
-                    after = response.headers.get("Retry-After", "")
-                    raise Retry(
-                        f"HTTP {response.status}",
-                        after=float(after) if after.isdigit() else None,
-                    )
+                    after = seconds_after(response.headers.get("Retry-After"))
+                    raise Retry(f"HTTP {response.status}", after=after)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Retry(f"{type(exc).__name__}: {exc}") from exc

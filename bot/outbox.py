@@ -27,7 +27,7 @@ from bot.errors import BotError
 from bot.models import Approval, utcnow
 from bot.store import OutboxItem, Store
 
-__all__ = ["OutboxWorker", "Retry"]
+__all__ = ["OutboxWorker", "Retry", "seconds_after"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,16 @@ class Retry(Exception):
 
 async def _one_lane(item: OutboxItem) -> str:
     return ""
+
+
+def seconds_after(value: str | list[str] | None) -> float | None:
+    """The seconds of a `Retry-After` header (Slack's or a webhook receiver's), if usable."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 @dataclass

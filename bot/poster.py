@@ -32,7 +32,7 @@ from bot.cards import (
 )
 from bot.cards.text import escape_mrkdwn
 from bot.models import Approval, Priority, SlackRef
-from bot.outbox import Retry
+from bot.outbox import Retry, seconds_after
 from bot.pacing import BACKLOG_NOTE_AT, ChannelPacer, backlog_note
 from bot.service import ApprovalService
 from bot.store import OutboxItem
@@ -75,13 +75,7 @@ def card_progress(approval: Approval) -> Progress | None:
 def retry_after(exc: SlackApiError) -> float | None:
     """The seconds of a `Retry-After` header, if Slack sent one."""
     headers = exc.response.headers
-    after = headers.get("Retry-After") or headers.get("retry-after")
-    if isinstance(after, list):
-        after = after[0] if after else None
-    try:
-        return max(0.0, float(after)) if after else None
-    except ValueError:
-        return None
+    return seconds_after(headers.get("Retry-After") or headers.get("retry-after"))
 
 
 def translate_slack_error(exc: Exception) -> Retry | None:
@@ -109,10 +103,17 @@ class CardPoster:
     backlog: Mapping[str, int] = field(default_factory=dict)
     #: queued items behind a card from which the card mentions the backlog
     note_backlog_at: int = BACKLOG_NOTE_AT
+    _channels: dict[str, str] = field(default_factory=dict, init=False)
 
     async def lane(self, item: OutboxItem) -> str:
         """The outbox lane of an item: its approval's channel, so each channel keeps its order."""
-        return (await self.service.get(item.approval_id)).channel
+        channel = self._channels.get(item.approval_id)
+        if channel is None:  # an approval's channel never changes: read it once
+            channel = (await self.service.get(item.approval_id)).channel
+            if len(self._channels) >= 10_000:
+                self._channels.clear()
+            self._channels[item.approval_id] = channel
+        return channel
 
     async def __call__(self, item: OutboxItem) -> None:
         approval = await self.service.get(item.approval_id)

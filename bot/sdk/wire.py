@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 from pydantic import BaseModel, ValidationError
 
-from bot.models import Approval, Decision, DecisionKind, OnTimeout, Priority, Requester
+from bot.models import (
+    Approval,
+    Decision,
+    DecisionKind,
+    OnTimeout,
+    Priority,
+    Requester,
+    new_tool_call_id,
+)
 from bot.sdk.errors import ApprovalError
 
 __all__ = [
@@ -59,11 +66,6 @@ _WIRE_NAMES = {
     "allowed_decisions": "allowedDecisions",
     "metadata": "metadata",
 }
-
-
-def new_tool_call_id() -> str:
-    """A fresh id, so a resubmission of this call resumes the same approval."""
-    return f"call_{uuid.uuid4().hex}"
 
 
 def json_object(values: Mapping[str, Any], where: str) -> dict[str, Any]:

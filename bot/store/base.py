@@ -29,6 +29,11 @@ class Event:
     detail: dict[str, Any]
     record: dict[str, Any] | None
 
+    @property
+    def name(self) -> str:
+        """What happened, as SSE and webhooks name it: the new status, else the kind."""
+        return self.status.value if self.status else self.kind
+
     def to_wire(self) -> dict[str, Any]:
         """The audit row as JSON (CLI `audit`)."""
         return {
