@@ -379,6 +379,13 @@ class ApprovalService:
             return True
         return bool(approval.policy.approvers) and await self.may_decide(approval, user)
 
+    async def open_to(self, approval: Approval, user: str, kind: DecisionKind) -> Approval:
+        """`approval` if it is still pending and `user` may make this decision; else raise."""
+        if not approval.is_pending:
+            raise AlreadyDecided(approval)
+        await self.authorize(approval, user, kind)
+        return approval
+
     async def authorize(self, approval: Approval, user: str, kind: DecisionKind) -> None:
         """Raise `NotAllowed` (and audit it) when `user` may not make this decision."""
         own = user == approval.requester.slack_user

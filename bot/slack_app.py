@@ -127,11 +127,7 @@ class Listeners:
 
     async def pending(self, approval_id: str, user: str, kind: DecisionKind) -> Approval:
         """The approval a click is about, still pending and open to this person."""
-        approval = await self.service.get(approval_id)
-        if not approval.is_pending:
-            raise AlreadyDecided(approval)
-        await self.service.authorize(approval, user, kind)
-        return approval
+        return await self.service.open_to(await self.service.get(approval_id), user, kind)
 
     # -- buttons ----------------------------------------------------------------------------
 
@@ -262,10 +258,8 @@ class Listeners:
         """The approval a modal is about, or None after answering the modal itself."""
         user = read_user(body)
         try:
-            approval = await self.service.get(read_approval_id(body["view"]["private_metadata"]))
-            if not approval.is_pending:
-                raise AlreadyDecided(approval)
-            await self.service.authorize(approval, user, kind)
+            approval_id = read_approval_id(body["view"]["private_metadata"])
+            approval = await self.pending(approval_id, user, kind)
         except AlreadyDecided as exc:
             await ack(response_action="update", view=render_decided_notice(exc.approval))
             return None
@@ -365,11 +359,9 @@ class Listeners:
         approved, reason = command
         note = {"user": {"id": user}, "container": {"channel_id": channel}}
         try:
-            approval = await self.service.store.find_by_card(channel, thread_ts)
-            if not approval.is_pending:
-                raise AlreadyDecided(approval)
             kind = DecisionKind.APPROVE if approved else DecisionKind.REJECT
-            await self.service.authorize(approval, user, kind)
+            card = await self.service.store.find_by_card(channel, thread_ts)
+            approval = await self.service.open_to(card, user, kind)
             name = await self.names.name(user)
             if approved:
                 await self.service.approve(approval.id, user=user, name=name)
