@@ -74,6 +74,15 @@ def _cards(m: JSON) -> Iterator[Row]:
     yield f"{what}: 429s drawn", f"{m['ratelimited']} of {m['post_calls']} calls", "no storm"
 
 
+def _replicas(m: JSON) -> Iterator[Row]:
+    what = f"{m['replicas']} replicas on PostgreSQL, click on A → agent waiting on C"
+    if m["ms"] is None:
+        yield what, "not measured", m["skipped"]
+        return
+    what += f" ({m['approvals']} approvals, {m['concurrency']} click at a time)"
+    yield from _latency(what, m["ms"], "replicas.ms")
+
+
 def _peers(m: JSON) -> Iterator[Row]:
     what = f"resume after decision, {m['loops']} loops"
     systems = [
@@ -102,6 +111,7 @@ SECTIONS: dict[str, Callable[[JSON], Iterator[Row]]] = {
     "idle": _idle,
     "ack": _ack,
     "cards": _cards,
+    "replicas": _replicas,
     "peers": _peers,
 }
 

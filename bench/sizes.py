@@ -28,6 +28,12 @@ class Sizes:
     card_channels: int = 3
     card_rate_per_channel: float = 1.0
     card_burst: int = 3
+    #: replicas on one PostgreSQL: approvals clicked on one and awaited on another, how many
+    #: clicks at once, and the channels their cards are spread over
+    replicas: int = 3
+    replica_approvals: int = 200
+    replica_concurrency: int = 1
+    replica_channels: int = 50
     #: submit → decide → resume loops per system in `peers`, and how many run at once
     peer_loops: int = 50
     peer_concurrency: int = 10
@@ -54,6 +60,9 @@ QUICK = Sizes(
     card_channels=3,
     card_rate_per_channel=4.0,
     card_burst=1,
+    replica_approvals=10,
+    replica_concurrency=2,
+    replica_channels=5,
     peer_loops=4,
     peer_concurrency=4,
     poll_interval=0.2,

@@ -18,6 +18,7 @@ from bench.output import jsonable, read_results, write_results
 from bench.peers import Peers, measure_peers
 from bench.plot import Panel, plot
 from bench.proc import OtherWork, machine
+from bench.replicas import Replicas, measure_replicas
 from bench.sizes import Sizes
 from bench.submissions import measure_submissions
 from bench.targets import check_targets
@@ -25,7 +26,7 @@ from bench.wake import Wake, measure_wake
 
 __all__ = ["MEASURES", "Run", "run_peers", "run_suite"]
 
-MEASURES = ("submissions", "wake", "idle", "ack", "cards")
+MEASURES = ("submissions", "wake", "idle", "ack", "cards", "replicas")
 LATENCY_PNG = "latency.png"
 PEERS_PNG = "peers.png"
 
@@ -64,6 +65,17 @@ async def _measure(name: str, sizes: Sizes) -> Any:
         return await measure_cards(
             sizes.cards, sizes.card_channels, sizes.card_rate_per_channel, sizes.card_burst
         )
+    if name == "replicas":
+        say(
+            f"replicas: {sizes.replicas} on PostgreSQL, {sizes.replica_approvals} clicks, "
+            f"{sizes.replica_concurrency} at a time"
+        )
+        return await measure_replicas(
+            sizes.replicas,
+            sizes.replica_approvals,
+            sizes.replica_concurrency,
+            sizes.replica_channels,
+        )
     raise ValueError(f"no measure {name!r}; pick from {', '.join(MEASURES)}")
 
 
@@ -101,13 +113,13 @@ async def run_suite(sizes: Sizes, out: Path, only: Sequence[str] = MEASURES) -> 
     results["run"] = _run_info(started, others, sizes=sizes.name, measures=names)
     results["targets"] = check_targets(results)
     written = [write_results(out, results)]
-    panels = _latency_panels(measured.get("wake"), measured.get("ack"))
+    panels = _latency_panels(measured.get("wake"), measured.get("ack"), measured.get("replicas"))
     if panels:
         written.append(plot(out / LATENCY_PNG, panels, f"approval-bot latency — {machine()}"))
     return Run(results, written)
 
 
-def _latency_panels(wake: Wake | None, ack: Ack | None) -> list[Panel]:
+def _latency_panels(wake: Wake | None, ack: Ack | None, replicas: Replicas | None) -> list[Panel]:
     panels: list[Panel] = []
     if wake is not None:
         series = [("click", wake.click_ms), ("API decision", wake.api_ms)]
@@ -115,6 +127,9 @@ def _latency_panels(wake: Wake | None, ack: Ack | None) -> list[Panel]:
     if ack is not None:
         title = f"Slack ack at {ack.rate_per_s:g} clicks/s for {ack.seconds:g} s"
         panels.append((title, [("/slack/events", ack.ms)], 50.0))
+    if replicas is not None and replicas.ms is not None:
+        title = f"click on replica A → agent on C, {replicas.replicas} replicas on PostgreSQL"
+        panels.append((title, [("cross-replica", replicas.ms)], 50.0))
     return panels
 
 

@@ -41,6 +41,7 @@ TARGETS = (
     Target("idle waiters: bot RSS", ("idle", "rss_mb"), 300, True, " MB"),
     Target("Slack ack, p99", ("ack", "ms", "p99"), 50, True, " ms"),
     Target("submissions into store + outbox", ("submissions", "per_s"), 500, False, "/s"),
+    Target("click on A → agent on C, p99", ("replicas", "ms", "p99"), 50, True, " ms"),
     Target(
         "resume vs awaithumans, p50", ("peers", "speedup", "awaithumans", "p50"), 50, False, "×"
     ),

@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Annotated, Any, Literal, Unpack
 
 from pydantic import Field
 
-from bot.config import read_env_file
 from bot.models import Action, Approval
 from bot.sdk.client import ApprovalClient
 from bot.sdk.errors import ApprovalError, ApprovalTimeout, refusal
@@ -249,27 +246,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m bot.mcp_server [--http] [--port 3001]`: the same as `approval-bot mcp`."""
-    parser = argparse.ArgumentParser(
-        prog="approval-bot mcp", description="Serve the request_approval tool over MCP."
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    env = {**read_env_file(Path(".env")), **os.environ}
-    try:
-        run(
-            "http" if args.http else "stdio",
-            host=args.host or DEFAULT_HOST,
-            port=DEFAULT_PORT if args.port is None else args.port,
-            wait=args.wait,
-            url=args.url or env.get("APPROVAL_URL") or None,
-            token=env.get("APPROVAL_API_TOKEN") or None,
-        )
-    except (ValueError, ModuleNotFoundError) as exc:
-        print(f"approval-bot mcp: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    from bot.cli import main as cli_main  # the CLI imports this module
+
+    return cli_main(["mcp", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -117,15 +117,14 @@ class CardPoster:
 
     async def __call__(self, item: OutboxItem) -> None:
         approval = await self.service.get(item.approval_id)
-        event = await self.service.store.event(item.event_id)
         try:
             if approval.slack.ts is None:
                 await self.post(approval)
-            elif event.kind == "escalated" and approval.is_pending:
+            elif item.kind == "escalated" and approval.is_pending:
                 await self.escalate(approval)
-            elif event.kind in ("voted", "edited") and approval.is_pending:
+            elif item.kind in ("voted", "edited") and approval.is_pending:
                 await self.refresh(approval)
-            elif event.status is not None and event.kind != "submitted":
+            elif item.status is not None and item.kind != "submitted":
                 await self.rewrite(approval)
         except Exception as exc:
             retry = translate_slack_error(exc)
@@ -157,8 +156,10 @@ class CardPoster:
     async def cards(self, approval: Approval) -> list[tuple[str, str]]:
         """Every message showing this approval: the card, then copies (escalation)."""
         assert approval.slack.channel and approval.slack.ts
-        copies = await self.service.store.card_copies(approval.id)
-        return [(approval.slack.channel, approval.slack.ts), *copies]
+        card = (approval.slack.channel, approval.slack.ts)
+        if not approval.progress.escalated:  # copies are posted by escalation only
+            return [card]
+        return [card, *await self.service.store.card_copies(approval.id)]
 
     async def refresh(self, approval: Approval) -> None:
         """Redraw a pending card (a vote was counted, the arguments were edited)."""

@@ -257,10 +257,10 @@ class ApprovalService:
         arguments; an edit restarts the count with the editor first. Returns the record,
         still pending until the count is reached.
         """
-        approval = await self.store.get(approval_id)
-        if not approval.is_pending:
-            raise AlreadyDecided(approval)
         if approved_args is not None:
+            approval = await self.store.get(approval_id)
+            if not approval.is_pending:
+                raise AlreadyDecided(approval)
             validate_args(approval, approved_args)
 
         def decision(current: Approval) -> Decision:
@@ -276,10 +276,7 @@ class ApprovalService:
                 decided_at=self.clock(),
             )
 
-        required = approval.policy.required_approvals
-        updated, decided = await self.store.vote(
-            approval_id, user, approved_args, required, decision
-        )
+        updated, decided = await self.store.vote(approval_id, user, approved_args, decision)
         if decided:
             self._resolve(updated)
         else:

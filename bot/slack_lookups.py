@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -22,23 +23,29 @@ V = TypeVar("V")
 
 @dataclass
 class TtlCache(Generic[V]):
-    """Values by key, each kept `ttl` seconds; a failed refresh falls back to the last value."""
+    """Values by key, each kept `ttl` seconds; a failed refresh falls back to the last value.
+
+    A failure is remembered too, for `retry_after` seconds: while Slack is down or slow, a
+    burst of clicks costs it one call, not one each.
+    """
 
     ttl: float
     max_size: int = 10_000
+    retry_after: float = 30.0
     _items: OrderedDict[str, tuple[float, V]] = field(default_factory=OrderedDict, init=False)
 
     async def get(self, key: str, fetch: Callable[[str], Awaitable[V]], fallback: V) -> V:
-        """The cached value, or `fetch(key)`; on a Slack error the stale value or `fallback`."""
+        """The cached value, or `fetch(key)`; when Slack fails, the stale value or `fallback`."""
         cached = self._items.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
         try:
-            value = await fetch(key)
-        except SlackApiError as exc:
-            log.warning("Slack lookup of %s failed: %s", key, exc.response.get("error"))
-            return cached[1] if cached else fallback
-        self._items[key] = (time.monotonic() + self.ttl, value)
+            value, ttl = await fetch(key), self.ttl
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
+            log.warning("Slack lookup of %s failed: %s", key, reason)
+            value, ttl = (cached[1] if cached else fallback), self.retry_after
+        self._items[key] = (time.monotonic() + ttl, value)
         self._items.move_to_end(key)
         while len(self._items) > self.max_size:
             self._items.popitem(last=False)

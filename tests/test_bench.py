@@ -26,12 +26,16 @@ def assert_latency(summary: dict[str, float], n: int) -> None:
 
 
 @pytest.mark.timeout(120)
-async def test_the_suite_measures_everything_and_keeps_its_invariants(tmp_path: Path) -> None:
+async def test_the_suite_measures_everything_and_keeps_its_invariants(
+    tmp_path: Path, pg_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPROVAL_TEST_PG_URL", pg_server)  # the replicas measure's server
     run = await run_suite(QUICK, tmp_path)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results == run.results
     assert results["run"]["sizes"] == "quick"
-    assert results["run"]["measures"] == ["submissions", "wake", "idle", "ack", "cards"]
+    measures = ["submissions", "wake", "idle", "ack", "cards", "replicas"]
+    assert results["run"]["measures"] == measures
 
     assert results["submissions"]["count"] == QUICK.submissions
     assert results["submissions"]["per_s"] > 0
@@ -57,6 +61,10 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(tmp_path: 
     assert cards["seconds"] >= cards["minimum_seconds"]
     assert cards["post_calls"] >= QUICK.cards
 
+    replicas = results["replicas"]
+    assert (replicas["replicas"], replicas["skipped"]) == (QUICK.replicas, None)
+    assert_latency(replicas["ms"], QUICK.replica_approvals)
+
     names = {t["name"] for t in results["targets"]}
     assert names == {t.name for t in TARGETS if t.path[0] != "peers"}
     assert all(isinstance(t["met"], bool) for t in results["targets"])
@@ -65,6 +73,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(tmp_path: 
     table = report(results)
     assert "click → agent woken" in table
     assert "posted exactly once" in table
+    assert "click on A → agent waiting on C" in table
 
 
 @pytest.mark.timeout(120)

@@ -938,6 +938,16 @@ def test_unchanged_edit_modal_gives_back_the_same_arguments(approval: Approval) 
     assert result.comment is None
 
 
+def test_the_edit_modal_starts_from_an_edit_in_progress() -> None:
+    """N-of-M: after someone edited, the next approver edits those arguments, not the first."""
+    edited = {"version": "1.4.3", "region": "us-east-1", "canary": True}
+    approval = make_approval(progress={"approved_by": ["U0BOB"], "args": edited})
+    view = render_edit_modal(approval)
+    assert "canary" in json.dumps(inputs(view))
+    result = parse_edit_submission(approval, submit(view))
+    assert result.args == edited != approval.args
+
+
 def test_edits_come_back_typed_with_the_comment() -> None:
     approval = edit_approval()
     view = render_edit_modal(approval)

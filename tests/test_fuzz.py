@@ -238,13 +238,15 @@ class Scene:
         )
 
 
+#: tasks still handling a request after its answer: a click or event being dispatched
+#: (answered before Bolt sees it), and Bolt's listeners (they run on after their ack)
+_AFTER_ANSWER = ("AsyncApp.async_dispatch", "run_ack_function_asynchronously")
+
+
 async def _listeners_done() -> bool:
-    """True once Bolt's listener tasks (they run on after the ack) have all finished."""
+    """True once every click, event and listener answered already has been handled."""
     running = (task.get_coro() for task in asyncio.all_tasks() if not task.done())
-    return not any(
-        getattr(coro, "__qualname__", "").endswith("run_ack_function_asynchronously")
-        for coro in running
-    )
+    return not any(getattr(coro, "__qualname__", "").endswith(_AFTER_ANSWER) for coro in running)
 
 
 async def _open_modal(rig: SlackRig, approval_id: str, action: str) -> View:

@@ -41,15 +41,16 @@ class EditResult:
 def render_edit_modal(approval: Approval) -> View:
     """The edit modal, prefilled with the current arguments, plus an optional comment."""
     shown, overflow = plan_inputs(approval)
+    current = approval.current_args
     intro = f"Approve {approval.tool_name} with these arguments. Each change is checked first."
     blocks: list[Block] = [{"type": "section", "text": plain(intro, 3000)}]
     for item in shown:
         if item.kind != "kept":
             blocks.append(input_block(item))
-        elif item.name in approval.args:
+        elif item.name in current:
             note = f"{clip(item.name, 60)}: {KEPT_NOTE}"
             blocks.append({"type": "context", "elements": [plain(note, 2000)]})
-    listed = [clip(item.name, 40) for item in overflow if item.name in approval.args]
+    listed = [clip(item.name, 40) for item in overflow if item.name in current]
     if listed:
         note = f"{len(listed)} more arguments kept as is (too many to edit here): "
         blocks.append({"type": "context", "elements": [plain(note + ", ".join(listed), 2000)]})
@@ -58,7 +59,7 @@ def render_edit_modal(approval: Approval) -> View:
         "type": "modal",
         "callback_id": EDIT_MODAL,
         "private_metadata": private_metadata(
-            approval.id, fingerprint=args_fingerprint(approval.args)[:16]
+            approval.id, fingerprint=args_fingerprint(current)[:16]
         ),
         "title": plain("Edit arguments", 24),
         "submit": plain("Approve edits", 24),
@@ -75,8 +76,8 @@ def parse_edit_submission(
     args: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for item in [*shown, *overflow]:
-        present = item.name in approval.args
-        current = approval.args.get(item.name)
+        present = item.name in approval.current_args
+        current = approval.current_args.get(item.name)
         element = read_input(state_values, item.block_id)
         if item.kind == "kept" or element is None:
             if present:

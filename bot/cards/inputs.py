@@ -82,7 +82,8 @@ def plan_inputs(approval: Approval) -> tuple[list[ArgInput], list[ArgInput]]:
     properties = properties if isinstance(properties, dict) else {}
     required = schema.get("required")
     required_names = set(required) if isinstance(required, list) else set()
-    names = [*approval.args, *(name for name in properties if name not in approval.args)]
+    current = approval.current_args  # an N-of-M edit's, when someone edited already
+    names = [*current, *(name for name in properties if name not in current)]
     # intro + inputs + comment, and one more block listing the overflow when there is one
     room = 98 if len(names) <= 98 else 97
     shown: list[ArgInput] = []
@@ -90,8 +91,8 @@ def plan_inputs(approval: Approval) -> tuple[list[ArgInput], list[ArgInput]]:
     for name in names[:room]:
         prop = properties.get(name)
         prop = prop if isinstance(prop, dict) else {}
-        is_required = name in required_names if approval.args_schema else name in approval.args
-        item = _typed(name, prop, is_required, approval.args)
+        is_required = name in required_names if approval.args_schema else name in current
+        item = _typed(name, prop, is_required, current)
         if item.kind != "kept":
             cost = len(json.dumps(input_block(item)))
             if spent + cost > INPUT_BUDGET_BYTES:

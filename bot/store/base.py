@@ -58,6 +58,10 @@ class OutboxItem:
     approval_id: str
     event_id: int
     attempts: int
+    #: the event's kind and new status (None: not a state change), so a worker that acts on
+    #: them need not read the event
+    kind: str
+    status: Status | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,6 @@ class Store(Protocol):
         approval_id: str,
         user: str,
         args: dict[str, Any] | None,
-        required: int,
         decide: Callable[[Approval], Decision],
     ) -> tuple[Approval, bool]: ...
     async def card_copies(self, approval_id: str) -> list[tuple[str, str]]: ...

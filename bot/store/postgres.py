@@ -40,7 +40,7 @@ from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store.base import Event, OutboxItem, Page, read_cursor
 from bot.store.pg_migrations import MIGRATIONS
-from bot.store.rows import NewEvent, Rows, request_of, resubmitted
+from bot.store.rows import NewEvent, Rows, request_of, resubmitted, tally
 
 __all__ = ["CHANNEL", "PostgresStore"]
 
@@ -416,10 +416,10 @@ class PostgresStore:
         approval_id: str,
         user: str,
         args: dict[str, Any] | None,
-        required: int,
         decide: Callable[[Approval], Decision],
     ) -> tuple[Approval, bool]:
-        """Count `user`'s approval of `args` (None: the current ones); decide at `required`.
+        """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
+        `required_approvals` approved the same arguments.
 
         Approving other arguments than the current ones is an edit: it restarts the count
         with `user` as the first approver. `decide` builds the final decision from the record.
@@ -429,23 +429,26 @@ class PostgresStore:
             approval = await self._fetch(conn, approval_id, lock=True)
             if not approval.is_pending:
                 raise AlreadyDecided(approval)
-            if args is not None and args != approval.current_args:
+            counted, edited = tally(approval, user, args)
+            if edited:
                 await conn.execute(
                     "UPDATE approvals SET current_args = %s, edited_by = %s WHERE id = %s",
                     (Json(args), user, approval_id),
                 )
                 await conn.execute("DELETE FROM votes WHERE approval_id = %s", (approval_id,))
-                await self._append_event(conn, NewEvent.edited(approval, user, args))
+                await self._append_event(
+                    conn, NewEvent.edited(approval, user, counted.current_args)
+                )
             await conn.execute(
                 'INSERT INTO votes (approval_id, "user", at) VALUES (%s, %s, %s)'
                 " ON CONFLICT DO NOTHING",
                 (approval_id, user, _now()),
             )
-            approval = await self._fetch(conn, approval_id)
-            if len(approval.progress.approved_by) >= required:
+            if len(counted.progress.approved_by) >= approval.policy.required_approvals:
                 status = Status.APPROVED
-                decided, _ = await self._decide(conn, approval_id, status, decide(approval))
+                decided, _ = await self._decide(conn, approval_id, status, decide(counted))
                 return decided, True
+            approval = await self._fetch(conn, approval_id)
             await self._append_event(conn, NewEvent.voted(approval, user))
             return approval, False
 
@@ -656,9 +659,10 @@ class PostgresStore:
                     FOR UPDATE SKIP LOCKED
                 )
                 UPDATE outbox SET due_at = %(until)s, claimed_by = %(me)s
-                FROM claimed WHERE outbox.id = claimed.id
+                FROM claimed, events e
+                WHERE outbox.id = claimed.id AND e.id = outbox.event_id
                 RETURNING outbox.id, outbox.topic, outbox.approval_id, outbox.event_id,
-                          outbox.attempts, claimed.due_at
+                          outbox.attempts, e.kind, e.status, claimed.due_at
                 """,
                 {
                     "topic": topic,
@@ -668,8 +672,8 @@ class PostgresStore:
                     "until": now + timedelta(seconds=self.lease),
                 },
             )
-            rows = sorted(await cursor.fetchall(), key=lambda row: (row[5], row[0]))
-        return [OutboxItem(*row[:5]) for row in rows]
+            rows = sorted(await cursor.fetchall(), key=lambda row: (row[7], row[0]))
+        return [_ROWS.outbox_item(row[:7]) for row in rows]
 
     async def outbox_done(self, item_id: int) -> None:
         """Delivered: forget the item."""

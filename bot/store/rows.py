@@ -14,9 +14,9 @@ from typing import Any
 
 from bot.errors import Conflict
 from bot.models import Approval, Decision, Status
-from bot.store.base import Event, Page
+from bot.store.base import Event, OutboxItem, Page
 
-__all__ = ["NewEvent", "Rows", "request_of", "resubmitted"]
+__all__ = ["NewEvent", "Rows", "request_of", "resubmitted", "tally"]
 
 # Request fields kept verbatim in `approvals.request`; state lives in its own columns.
 _STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
@@ -38,6 +38,23 @@ def resubmitted(approval: Approval, fingerprint: str, row: Sequence[Any]) -> str
             f"other arguments (approval {row[0]})"
         )
     return str(row[0])
+
+
+def tally(approval: Approval, user: str, args: dict[str, Any] | None) -> tuple[Approval, bool]:
+    """The record once `user` approved `args` (None: the current ones), and whether that was
+    an edit: approving other arguments than the current ones restarts the count with `user`.
+
+    The engines write the same change; this spares them reading the record back to count.
+    """
+    progress = approval.progress
+    edited = args is not None and args != approval.current_args
+    if edited:
+        progress = progress.model_copy(
+            update={"approved_by": [user], "args": args, "edited_by": user}
+        )
+    elif user not in progress.approved_by:
+        progress = progress.model_copy(update={"approved_by": [*progress.approved_by, user]})
+    return approval.model_copy(update={"progress": progress}), edited
 
 
 # -- audit events to append ----------------------------------------------------------------
@@ -173,6 +190,12 @@ class Rows:
         more = len(rows) > limit
         rows = rows[:limit]
         return Page([self.approval(r) for r in rows], str(rows[-1][15]) if more and rows else None)
+
+    def outbox_item(self, row: Sequence[Any]) -> OutboxItem:
+        """The outbox item in a row of (id, topic, approval id, event id, attempts, the
+        event's kind and status)."""
+        status = Status(row[6]) if row[6] else None
+        return OutboxItem(row[0], row[1], row[2], row[3], row[4], row[5], status)
 
     def event(self, row: Sequence[Any]) -> Event:
         """The audit event in an `_EVENT_COLUMNS` row."""

@@ -34,7 +34,7 @@ from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store.base import Event, OutboxItem, Page, read_cursor
 from bot.store.migrations import MIGRATIONS
-from bot.store.rows import NewEvent, Rows, request_of, resubmitted
+from bot.store.rows import NewEvent, Rows, request_of, resubmitted, tally
 
 __all__ = ["SQLiteStore"]
 
@@ -99,6 +99,7 @@ class SQLiteStore:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             self._local.conn = conn
+            self._local.waits = None
             self._connections.append(conn)
         return conn
 
@@ -110,8 +111,11 @@ class SQLiteStore:
         def call() -> T:
             try:
                 conn = self._connect()
-                remaining = max(0.0, deadline - time.monotonic())
-                conn.execute(f"PRAGMA busy_timeout = {int(remaining * 1000)}")
+                # In tenths of a second: the pragma is set again only when that changes.
+                waits = int(max(0.0, deadline - time.monotonic()) * 10) * 100
+                if waits != self._local.waits:
+                    conn.execute(f"PRAGMA busy_timeout = {waits}")
+                    self._local.waits = waits
                 return fn(conn)
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
@@ -356,10 +360,10 @@ class SQLiteStore:
         approval_id: str,
         user: str,
         args: dict[str, Any] | None,
-        required: int,
         decide: Callable[[Approval], Decision],
     ) -> tuple[Approval, bool]:
-        """Count `user`'s approval of `args` (None: the current ones); decide at `required`.
+        """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
+        `required_approvals` approved the same arguments.
 
         Approving other arguments than the current ones is an edit: it restarts the count
         with `user` as the first approver. `decide` builds the final decision from the record.
@@ -369,21 +373,22 @@ class SQLiteStore:
             approval = self._fetch(conn, approval_id)
             if not approval.is_pending:
                 raise AlreadyDecided(approval)
-            if args is not None and args != approval.current_args:
+            counted, edited = tally(approval, user, args)
+            if edited:
                 conn.execute(
                     "UPDATE approvals SET current_args = ?, edited_by = ? WHERE id = ?",
                     (_json(args), user, approval_id),
                 )
                 conn.execute("DELETE FROM votes WHERE approval_id = ?", (approval_id,))
-                self._append_event(conn, NewEvent.edited(approval, user, args))
+                self._append_event(conn, NewEvent.edited(approval, user, counted.current_args))
             conn.execute(
                 "INSERT OR IGNORE INTO votes (approval_id, user, at) VALUES (?, ?, ?)",
                 (approval_id, user, time.time()),
             )
-            approval = self._fetch(conn, approval_id)
-            if len(approval.progress.approved_by) >= required:
+            if len(counted.progress.approved_by) >= approval.policy.required_approvals:
                 status = Status.APPROVED
-                return self._decide(conn, approval_id, status, decide(approval))[0], True
+                return self._decide(conn, approval_id, status, decide(counted))[0], True
+            approval = self._fetch(conn, approval_id)
             self._append_event(conn, NewEvent.voted(approval, user))
             return approval, False
 
@@ -590,13 +595,14 @@ class SQLiteStore:
     async def outbox_claim(self, topic: str, now: datetime, limit: int) -> list[OutboxItem]:
         """Work due for `topic`, oldest first. One process owns a topic's worker."""
         sql = (
-            "SELECT id, topic, approval_id, event_id, attempts FROM outbox"
-            " WHERE topic = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?"
+            "SELECT o.id, o.topic, o.approval_id, o.event_id, o.attempts, e.kind, e.status"
+            " FROM outbox o JOIN events e ON e.id = o.event_id"
+            " WHERE o.topic = ? AND o.due_at <= ? ORDER BY o.due_at, o.id LIMIT ?"
         )
         return await self._run(
             self._writer,
             lambda conn: [
-                OutboxItem(*row) for row in conn.execute(sql, (topic, _epoch(now), limit))
+                _ROWS.outbox_item(row) for row in conn.execute(sql, (topic, _epoch(now), limit))
             ],
         )
 
