@@ -183,13 +183,15 @@ class OutboxWorker:
                 self._wake.clear()
                 try:
                     await self.claim()
-                    next_due = await self.store.outbox_next_due(self.topic)
+                    # With items in flight the earliest due is one of them, and a retry may
+                    # fall due meanwhile: look again after `poll`, without asking the store.
+                    in_flight = bool(self._claimed)
+                    next_due = None if in_flight else await self.store.outbox_next_due(self.topic)
                 except BotError as exc:
                     log.warning("%s outbox unavailable: %s", self.topic, exc.message)
-                    next_due = utcnow() + timedelta(seconds=5)
+                    in_flight, next_due = False, utcnow() + timedelta(seconds=5)
                 delay = None if next_due is None else (next_due - utcnow()).total_seconds()
-                if self._claimed:
-                    # The earliest due item is one in flight; a retry may fall due meanwhile.
+                if in_flight:
                     delay = self.poll
                 elif delay is not None and delay <= 0:
                     continue
