@@ -73,7 +73,7 @@ def find_server(explicit: str | None) -> Path:
         shutil.which("awaithumans"),
     ):
         if candidate and Path(candidate).is_file():
-            return Path(candidate)
+            return Path(candidate).absolute()  # it is run from a temporary directory
     raise Unavailable(
         f"no `awaithumans` script found; pip install 'awaithumans[server]=={VERSION}'"
     )

@@ -16,7 +16,6 @@ overtaken meanwhile finds nothing left to do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -76,6 +75,11 @@ class OutboxWorker:
     _claimed: set[int] = field(default_factory=set, init=False)
     #: items that left their lane since the last claim query: its rows may predate that
     _left: set[int] = field(default_factory=set, init=False)
+    #: the newest item claimed so far: a commit only adds items newer than that
+    _newest: int = field(default=0, init=False)
+    #: read every due item on the next claim, not only new ones (retries, dropped items)
+    _sweep: bool = field(default=True, init=False)
+    _swept_at: float = field(default=0.0, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     def wake(self) -> None:
@@ -91,18 +95,34 @@ class OutboxWorker:
         return float(min(self.max_delay, self.base_delay * 2 ** min(attempts, 20)))
 
     async def claim(self) -> int:
-        """Queue every item due now in its lane, starting lanes as needed; returns how many."""
+        """Queue every item due now in its lane, starting lanes as needed; returns how many.
+
+        A sweep reads every due item, those in flight included (and skipped). Between sweeps
+        a claim reads only items newer than any claimed, all that a commit can add: with
+        thousands of cards queued behind Slack's pace, each commit would otherwise re-read
+        them all. A sweep comes at least every `poll` seconds, so a retry falls due in time
+        however often commits wake the worker.
+        """
+        now = asyncio.get_running_loop().time()
+        if self._sweep or now - self._swept_at >= self.poll:
+            self._sweep, self._swept_at = False, now
+            after = 0
+        else:
+            after = self._newest
         added = 0
         while True:
-            limit = len(self._claimed) + self.batch
+            limit = (0 if after else len(self._claimed)) + self.batch
             self._left.clear()
-            items = await self.store.outbox_claim(self.topic, utcnow(), limit)
+            items = await self.store.outbox_claim(self.topic, utcnow(), limit, after=after)
             for item in items:
                 if item.id not in self._claimed and item.id not in self._left:
                     await self._enqueue(item)
                     added += 1
+                self._newest = max(self._newest, item.id)
             if len(items) < limit:
                 return added
+            if after:
+                after = items[-1].id
 
     async def _enqueue(self, item: OutboxItem) -> None:
         try:
@@ -139,7 +159,9 @@ class OutboxWorker:
         except Exception:
             log.exception("%s lane %r stopped; its items wait for the next claim", self.topic, lane)
         finally:
-            while queue:  # still in the store: claimed again on the next round
+            if queue:  # still in the store: claimed again by the next sweep
+                self._sweep = True
+            while queue:
                 self._release(lane, queue.popleft())
             del self._lanes[lane]
             self._wake.set()  # with nothing in flight, the store knows the next due time again
@@ -194,11 +216,14 @@ class OutboxWorker:
                 if in_flight:
                     delay = self.poll
                 elif delay is not None and delay <= 0:
+                    self._sweep = True  # an item fell due and is not claimed yet
                     continue
                 # asyncio.timeout, unlike wait_for, never swallows a cancel that races the wake.
-                with contextlib.suppress(TimeoutError):
+                try:
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
+                except TimeoutError:
+                    self._sweep = True  # a retry fell due, or another replica's lease lapsed
         finally:
             for task in self._tasks:
                 task.cancel()

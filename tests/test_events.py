@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from bot.outbox import OutboxWorker
 from bot.store import OutboxItem, SQLiteStore
 from tests.conftest import Running, bot_settings, start_bot
+from tests.test_store import insert, make_approval
 
 SECRET = "whsec-test"
 
@@ -106,3 +108,38 @@ async def test_backoff_grows_and_is_capped(store: SQLiteStore) -> None:
 
     worker = OutboxWorker(store, "x", never, base_delay=1, max_delay=60)
     assert [worker.backoff(n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+async def test_a_retry_falls_due_while_commits_keep_waking_the_worker(db_path: Path) -> None:
+    """Commits wake the worker for new items only; a retried item still comes back in time,
+    though the worker is never idle and never sleeps out its poll."""
+    store = SQLiteStore(db_path, outbox_topics=["x"])
+    await store.open()
+    delivered: list[str] = []
+    failed: set[str] = set()
+
+    async def flaky_once_then_slow(item: OutboxItem) -> None:
+        if not failed:
+            failed.add(item.approval_id)
+            raise ConnectionError("the receiver hung up")
+        await asyncio.sleep(0.5)  # always something in flight
+        delivered.append(item.approval_id)
+
+    async def own_lane(item: OutboxItem) -> str:
+        return item.approval_id
+
+    worker = OutboxWorker(store, "x", flaky_once_then_slow, lane=own_lane, base_delay=0.2, poll=0.5)
+    running = asyncio.create_task(worker.run())
+    try:
+        first = await insert(store, make_approval("call_first"))
+        for n in range(60):  # a commit every 50 ms for 3 s
+            await insert(store, make_approval(f"call_{n}"))
+            worker.wake()
+            await asyncio.sleep(0.05)
+        assert failed == {first.id}
+        assert first.id in delivered  # retried while the commits still came
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await store.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,26 @@ async def test_outbox_rows_are_written_with_their_event(store_url: str) -> None:
             await store.outbox_done(items[0].id)
         assert kinds == ["submitted", "approved"]
         assert await store.outbox_pending("webhook") == 0
+    finally:
+        await store.close()
+
+
+async def test_a_claim_after_an_item_reads_only_newer_items_in_queue_order(
+    store_url: str,
+) -> None:
+    store = open_store(store_url, outbox_topics=["webhook"])
+    await store.open()
+    try:
+        for n in range(3):
+            await insert(store, make_approval(f"call_{n}"))
+        first, *later = await store.outbox_claim("webhook", utcnow(), 10)
+        retry_at = utcnow() + timedelta(seconds=60)
+        await store.outbox_retry(later[0].id, retry_at, "the receiver was down")
+        newer = await store.outbox_claim("webhook", utcnow(), 10, after=first.id)
+        assert [item.id for item in newer] == [later[1].id]  # the retried item is not due
+        assert await store.outbox_claim("webhook", utcnow(), 10, after=later[1].id) == []
+        sweep = await store.outbox_claim("webhook", retry_at, 10)
+        assert later[0].id in {item.id for item in sweep}
     finally:
         await store.close()
 

@@ -635,8 +635,11 @@ class PostgresStore:
 
     # -- outbox -----------------------------------------------------------------------------
 
-    async def outbox_claim(self, topic: str, now: datetime, limit: int) -> list[OutboxItem]:
-        """Work due for `topic`, oldest first, leased to this replica until done or retried.
+    async def outbox_claim(
+        self, topic: str, now: datetime, limit: int, after: int = 0
+    ) -> list[OutboxItem]:
+        """Work due for `topic`, oldest first, leased to this replica until done or retried;
+        with `after`, only items queued after that one, in the order they were queued.
 
         Other replicas skip a leased item; the lease is renewed while this store is open and
         lapses if this replica dies, so another one takes the item over. Items this replica
@@ -650,12 +653,13 @@ class PostgresStore:
                 """
                 WITH claimed AS (
                     SELECT o.id, o.due_at FROM outbox o
-                    WHERE o.topic = %(topic)s
+                    WHERE o.topic = %(topic)s AND o.id > %(after)s
                       AND (o.due_at <= %(now)s OR o.claimed_by = %(me)s)
                       AND NOT EXISTS (
                         SELECT 1 FROM outbox older WHERE older.topic = o.topic
                         AND older.approval_id = o.approval_id AND older.id < o.id)
-                    ORDER BY o.due_at, o.id LIMIT %(limit)s
+                    ORDER BY CASE WHEN %(after)s = 0 THEN o.due_at END, o.id
+                    LIMIT %(limit)s
                     FOR UPDATE SKIP LOCKED
                 )
                 UPDATE outbox SET due_at = %(until)s, claimed_by = %(me)s
@@ -670,9 +674,11 @@ class PostgresStore:
                     "me": self.origin,
                     "limit": limit,
                     "until": now + timedelta(seconds=self.lease),
+                    "after": after,
                 },
             )
-            rows = sorted(await cursor.fetchall(), key=lambda row: (row[7], row[0]))
+            queued = (lambda row: row[0]) if after else (lambda row: (row[7], row[0]))
+            rows = sorted(await cursor.fetchall(), key=queued)
         return [_ROWS.outbox_item(row[:7]) for row in rows]
 
     async def outbox_done(self, item_id: int) -> None:

@@ -592,18 +592,21 @@ class SQLiteStore:
 
     # -- outbox -----------------------------------------------------------------------------
 
-    async def outbox_claim(self, topic: str, now: datetime, limit: int) -> list[OutboxItem]:
-        """Work due for `topic`, oldest first. One process owns a topic's worker."""
+    async def outbox_claim(
+        self, topic: str, now: datetime, limit: int, after: int = 0
+    ) -> list[OutboxItem]:
+        """Work due for `topic`, oldest first; with `after`, only items queued after that one,
+        in the order they were queued. One process owns a topic's worker."""
         sql = (
             "SELECT o.id, o.topic, o.approval_id, o.event_id, o.attempts, e.kind, e.status"
             " FROM outbox o JOIN events e ON e.id = o.event_id"
-            " WHERE o.topic = ? AND o.due_at <= ? ORDER BY o.due_at, o.id LIMIT ?"
+            " WHERE o.topic = ? AND o.due_at <= ? AND o.id > ?"
+            " ORDER BY CASE WHEN ? = 0 THEN o.due_at END, o.id LIMIT ?"
         )
+        values = (topic, _epoch(now), after, after, limit)
         return await self._run(
             self._writer,
-            lambda conn: [
-                _ROWS.outbox_item(row) for row in conn.execute(sql, (topic, _epoch(now), limit))
-            ],
+            lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(sql, values)],
         )
 
     async def outbox_done(self, item_id: int) -> None:
