@@ -38,9 +38,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
-from bot.store.base import Event, OutboxItem, Page, read_cursor
+from bot.store.base import Event, OutboxItem, Page
 from bot.store.pg_migrations import MIGRATIONS
-from bot.store.rows import NewEvent, Rows, request_of, resubmitted, tally
+from bot.store.rows import NewEvent, Rows, listing, request_of, resubmitted, tally
 
 __all__ = ["CHANNEL", "PostgresStore"]
 
@@ -352,18 +352,7 @@ class PostgresStore:
         self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None
     ) -> Page:
         """Approvals newest first, filtered, one page at a time."""
-        clauses: list[str] = []
-        params: list[str | int] = []
-        if status is not None:
-            clauses.append("a.status = %s")
-            params.append(status.value)
-        if tool_name is not None:
-            clauses.append("a.tool_name = %s")
-            params.append(tool_name)
-        if cursor is not None:
-            clauses.append("a.seq < %s")
-            params.append(read_cursor(cursor))
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = listing(status, tool_name, cursor, "%s")
         sql = f"{self._SELECT}{where} ORDER BY a.seq DESC LIMIT %s"
         async with self._connection() as conn:
             rows = await (await conn.execute(sql, (*params, limit + 1))).fetchall()

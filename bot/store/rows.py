@@ -14,9 +14,9 @@ from typing import Any
 
 from bot.errors import Conflict
 from bot.models import Approval, Decision, Status
-from bot.store.base import Event, OutboxItem, Page
+from bot.store.base import Event, OutboxItem, Page, read_cursor
 
-__all__ = ["NewEvent", "Rows", "request_of", "resubmitted", "tally"]
+__all__ = ["NewEvent", "Rows", "listing", "request_of", "resubmitted", "tally"]
 
 # Request fields kept verbatim in `approvals.request`; state lives in its own columns.
 _STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
@@ -38,6 +38,25 @@ def resubmitted(approval: Approval, fingerprint: str, row: Sequence[Any]) -> str
             f"other arguments (approval {row[0]})"
         )
     return str(row[0])
+
+
+def listing(
+    status: Status | None, tool_name: str | None, cursor: str | None, mark: str
+) -> tuple[str, list[str | int]]:
+    """The filter of a page of approvals: a `WHERE …` (or nothing) with `mark` as each
+    placeholder, and its values."""
+    clauses: list[str] = []
+    params: list[str | int] = []
+    if status is not None:
+        clauses.append(f"a.status = {mark}")
+        params.append(status.value)
+    if tool_name is not None:
+        clauses.append(f"a.tool_name = {mark}")
+        params.append(tool_name)
+    if cursor is not None:
+        clauses.append(f"a.seq < {mark}")
+        params.append(read_cursor(cursor))
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 
 def tally(approval: Approval, user: str, args: dict[str, Any] | None) -> tuple[Approval, bool]:

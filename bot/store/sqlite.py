@@ -32,9 +32,9 @@ import sqlite_utils
 
 from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
-from bot.store.base import Event, OutboxItem, Page, read_cursor
+from bot.store.base import Event, OutboxItem, Page
 from bot.store.migrations import MIGRATIONS
-from bot.store.rows import NewEvent, Rows, request_of, resubmitted, tally
+from bot.store.rows import NewEvent, Rows, listing, request_of, resubmitted, tally
 
 __all__ = ["SQLiteStore"]
 
@@ -296,18 +296,7 @@ class SQLiteStore:
         self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None
     ) -> Page:
         """Approvals newest first, filtered, one page at a time."""
-        clauses: list[str] = []
-        params: list[str | int] = []
-        if status is not None:
-            clauses.append("a.status = ?")
-            params.append(status.value)
-        if tool_name is not None:
-            clauses.append("a.tool_name = ?")
-            params.append(tool_name)
-        if cursor is not None:
-            clauses.append("a.seq < ?")
-            params.append(read_cursor(cursor))
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = listing(status, tool_name, cursor, "?")
         sql = f"{self._SELECT}{where} ORDER BY a.seq DESC LIMIT ?"
 
         def select(conn: sqlite3.Connection) -> Page:
