@@ -8,7 +8,8 @@ an ephemeral note or an inline modal error.
     │   └── NotAllowed      403    a Slack user who may not decide this approval
     ├── NotFound            404    unknown approval id
     ├── Conflict            409    toolCallId reused with other arguments
-    │   └── AlreadyDecided  409    the approval left `pending` before this decision
+    │   ├── AlreadyDecided  409    the approval left `pending` before this decision
+    │   └── StaleVote       409    a vote on arguments that were edited since its voter saw them
     ├── PayloadTooLarge     413    body over the size limit
     ├── Invalid             422    a field failed validation (carries the field path)
     │   └── InvalidEdit     422    edited arguments do not match `argsSchema`
@@ -33,6 +34,7 @@ __all__ = [
     "NotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "StaleVote",
     "Unauthorized",
     "Unavailable",
 ]
@@ -90,6 +92,19 @@ class AlreadyDecided(Conflict):
         who = (decision.decided_by_name or decision.decided_by) if decision else None
         suffix = f" by {who}" if who else ""
         super().__init__(f"approval {approval.id} is already {approval.status.value}{suffix}")
+        self.approval = approval
+
+
+class StaleVote(Conflict):
+    """A vote cast on arguments that were edited since: it counts for nothing. Carries the
+    record as it stands, so the voter can be shown the current arguments."""
+
+    def __init__(self, approval: Approval) -> None:
+        who = f" by {approval.progress.edited_by}" if approval.progress.edited_by else ""
+        super().__init__(
+            f"the arguments of {approval.tool_name} were edited{who} after you saw them, "
+            "so your vote was not counted; review the current arguments"
+        )
         self.approval = approval
 
 

@@ -8,7 +8,9 @@ The tool takes the fields of `POST /v1/approvals`, submits them through `Approva
 decision's `approved`, `approvedArgs`, `decidedBy` and `comment` on top and a `note` for the
 model. Many clients give up on a tool call after about 60 s, so it waits at most `wait` seconds
 (50): still pending, it answers with the pending record, and calling again with the same
-`toolCallId` (and arguments) resumes the same approval.
+`toolCallId` (and arguments) resumes the same approval. Anything but a record of the call asked
+about (a refused field, a `toolCallId` taken by another call, a bot answering about another
+call) is an error result naming what is wrong, never a decision the model could act on.
 
 Works with the MCP SDK 2 (`MCPServer`) and 1 (`FastMCP`), imported only when a server is built,
 so the rest of the bot never needs it.
@@ -53,7 +55,8 @@ Ask a human to approve a tool call in Slack before you run it, and wait for the 
 Run the tool only when `approved` is true, and then with `approvedArgs`: the reviewer may
 have edited the arguments. When `approved` is false, do not run it; `comment` says why.
 When `status` is still "pending", call request_approval again with the same toolName, args
-and toolCallId to keep waiting for the same approval."""
+and toolCallId to keep waiting for the same approval. An error is no approval: do not run the
+tool; it names the field to fix, or says the toolCallId belongs to another call (use a new one)."""
 
 INSTRUCTIONS = (
     "Call request_approval before any dangerous or irreversible action and follow its answer."
@@ -73,7 +76,7 @@ async def request_approval(
     approval = await client.submit(tool_name, args, **fields)
     if approval.is_pending and wait > 0:
         try:
-            approval = await client.wait(approval.id, timeout=wait)
+            approval = await client.wait(approval, timeout=wait)
         except ApprovalTimeout as exc:
             approval = exc.approval
     return approval_result(approval, wait)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,12 +22,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    field_validator,
 )
 from pydantic.alias_generators import to_camel
 
 __all__ = [
     "MAX_TIMEOUT_SECONDS",
+    "TOOL_NAME",
     "Action",
     "Approval",
     "ApprovalRequest",
@@ -42,6 +43,7 @@ __all__ = [
     "SlackRef",
     "Status",
     "args_fingerprint",
+    "args_version",
     "format_time",
     "new_approval_id",
     "new_tool_call_id",
@@ -144,7 +146,16 @@ def new_tool_call_id() -> str:
 def args_fingerprint(args: dict[str, Any]) -> str:
     """A stable hash of arguments, to tell a resubmission from a different call."""
     canonical = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def args_version(args: dict[str, Any]) -> str:
+    """A short name for one version of an approval's arguments.
+
+    Every vote carries the version its voter saw (button values, modal metadata), so a vote
+    cast on arguments that were edited since counts for nothing.
+    """
+    return args_fingerprint(args)[:16]
 
 
 def _check_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -204,17 +215,53 @@ class Requester(WireModel):
     run_id: Annotated[str, Field(max_length=255)] | None = None
 
 
+#: what a tool name may be: rules match it as written, so no look-alikes, spaces or controls
+TOOL_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+#: a channel id (`C…`, `G…`) or a channel name; user, DM and group-DM ids are not channels
+_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,254}|#?[a-z0-9][a-z0-9._-]{0,79}")
+
+
+def _check_tool_name(value: str) -> str:
+    if not TOOL_NAME.fullmatch(value):
+        raise ValueError(
+            "must be 1 to 128 ASCII letters, digits or _ . : / - (no spaces, control, "
+            "zero-width or look-alike characters)"
+        )
+    return value
+
+
+def _check_channel(value: str) -> str:
+    if value[:1] in ("U", "W", "D") or value.startswith("@"):
+        raise ValueError(
+            "must be a channel, not a person or a direct message: an agent does not pick "
+            "its approver"
+        )
+    if not _CHANNEL.fullmatch(value):
+        raise ValueError("must be a channel id (C…, G…) or a channel name (#ops)")
+    return value
+
+
+def _keeps_reject(values: list[DecisionKind]) -> list[DecisionKind]:
+    if DecisionKind.REJECT not in values:
+        raise ValueError('must include "reject": a reviewer can always say no')
+    return values
+
+
 class ApprovalRequest(WireModel):
-    """The body of `POST /v1/approvals`."""
+    """The body of `POST /v1/approvals`: written by an agent, so trusted with nothing.
+
+    Fields are checked here on their own; `bot.policy` refuses what would loosen the rule
+    that matches (an `onTimeout` of approve, a shorter wait before an approval by timeout).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    tool_name: Annotated[str, Field(min_length=1, max_length=255)]
+    tool_name: Annotated[str, AfterValidator(_check_tool_name)]
     tool_call_id: SlackId | None = None
     args: JsonObject
     args_schema: JsonSchema = None
     prompt: Text | None = None
-    channel: SlackId | None = None
+    channel: Annotated[str, Field(min_length=1), AfterValidator(_check_channel)] | None = None
     thread_ts: Annotated[str, Field(pattern=r"^\d{1,12}\.\d{1,9}$")] | None = None
     priority: Priority | None = None
     requester: Requester = Field(default_factory=Requester)
@@ -222,16 +269,15 @@ class ApprovalRequest(WireModel):
     timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS, strict=True)] | None = None
     on_timeout: OnTimeout | None = None
     allowed_decisions: (
-        Annotated[list[DecisionKind], Field(min_length=1), AfterValidator(_unique)] | None
+        Annotated[
+            list[DecisionKind],
+            Field(min_length=1),
+            AfterValidator(_unique),
+            AfterValidator(_keeps_reject),
+        ]
+        | None
     ) = None
     metadata: JsonObject = Field(default_factory=dict)
-
-    @field_validator("tool_name")
-    @classmethod
-    def _tool_name_printable(cls, value: str) -> str:
-        if not value.strip() or any(ch in value for ch in "\r\n\t\x00"):
-            raise ValueError("must be a visible name on one line")
-        return value
 
 
 class SlackRef(WireModel):
@@ -276,6 +322,7 @@ class Progress(WireModel):
     #: the arguments being approved, when someone edited them (null: the original ones)
     args: dict[str, Any] | None = None
     edited_by: str | None = None
+    edited_at: WireTime | None = None
     #: nobody decided by the first expiry, so it was escalated and extended once
     escalated: bool = False
 
@@ -315,6 +362,11 @@ class Approval(WireModel):
     def current_args(self) -> dict[str, Any]:
         """The arguments being approved now: an edit's, else the original ones."""
         return self.progress.args if self.progress.args is not None else self.args
+
+    @property
+    def args_version(self) -> str:
+        """The version of `current_args` a vote must name to count (`args_version`)."""
+        return args_version(self.current_args)
 
 
 class CancelInput(WireModel):

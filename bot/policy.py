@@ -1,20 +1,28 @@
-"""The routing file (`APPROVAL_CONFIG`, TOML): where a call goes, who may decide it, and what
-happens when nobody does. Validated once at start and on SIGHUP; a bad file names the file,
-the field and the reason.
+"""Policy: the routing file (`APPROVAL_CONFIG`, TOML) and how a request meets it.
 
-A rule sets policy; a request may only make it stricter. The request's `channel` wins (the
-contract's precedence); its `priority` can raise the rule's but not lower it; its
-`timeoutSeconds` can shorten the rule's but not lengthen it; its `allowedDecisions` can narrow
-the rule's but not widen them; `onTimeout`, `approvers`, `required_approvals`, `mention` and
-`escalate_to` come from the rule alone.
+The file says where a call goes, who may decide it, and what happens when nobody does. It is
+validated once at start and on SIGHUP; a bad file names the file, the field and the reason.
+
+Every request field is written by an agent (or a model driving one), so a request may make the
+policy stricter, never looser (the contract's "What a request may ask for"):
+
+    channel          the rule's channel wins; the request's only where no rule names one
+    priority         may raise the rule's; a lower one is ignored
+    timeoutSeconds   may lengthen the wait, and shorten it unless the call would then be
+                     approved by waiting (422)
+    onTimeout        reject or escalate; approve only where the rule itself approves (422)
+    allowedDecisions narrows the rule's set; it always keeps reject (422 otherwise)
+
+`approvers`, `required_approvals`, `mention` and `escalate_to` come from the rule alone.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -28,12 +36,29 @@ from bot.models import (
     Policy,
     Priority,
 )
-from bot.service import Route
 
-__all__ = ["Routing", "Rule", "load_routing"]
+__all__ = ["Route", "Router", "Routing", "Rule", "load_routing"]
 
 _RANK = {p: i for i, p in enumerate(Priority)}
 SlackRef = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a request goes and under which policy; None falls back to the bot's defaults."""
+
+    channel: str | None = None
+    priority: Priority | None = None
+    timeout_seconds: int | None = None
+    on_timeout: OnTimeout = OnTimeout.REJECT
+    allowed_decisions: list[DecisionKind] = field(default_factory=lambda: list(DecisionKind))
+    policy: Policy = field(default_factory=Policy)
+
+
+class Router(Protocol):
+    """Finds the route of a request (the routing file implements this)."""
+
+    def route(self, request: ApprovalRequest) -> Route: ...
 
 
 class Rule(BaseModel):
@@ -67,13 +92,20 @@ class Rule(BaseModel):
                 raise ValueError(f"{value!r} is not a Slack user id (U…) or user group id (S…)")
         return values
 
+    @field_validator("allowed_decisions")
+    @classmethod
+    def _keeps_reject(cls, values: list[DecisionKind] | None) -> list[DecisionKind] | None:
+        if values is not None and DecisionKind.REJECT not in values:
+            raise ValueError('must include "reject": a reviewer can always say no')
+        return values
+
     def matches(self, tool_name: str) -> bool:
         """True when a `tools` glob matches the tool name (case-sensitive)."""
         return any(fnmatch.fnmatchcase(tool_name, pattern) for pattern in self.tools)
 
 
 class Routing(BaseModel):
-    """The whole routing file; `route()` is the service's `Router`."""
+    """The whole routing file; `route()` is the service's `Router`. Empty: no file."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -85,41 +117,68 @@ class Routing(BaseModel):
         return next((rule for rule in self.rules if rule.matches(tool_name)), None)
 
     def route(self, request: ApprovalRequest) -> Route:
-        """The defaults and limits the matching rule puts on a request."""
-        rule = self.rule_for(request.tool_name)
-        if rule is None:
-            return Route.of(request, default_channel=self.default_channel)
-        priority = rule.priority
-        if request.priority is not None and (
-            priority is None or _RANK[request.priority] > _RANK[priority]
-        ):
-            priority = request.priority
-        timeout = rule.timeout_seconds
-        if request.timeout_seconds is not None:
-            timeout = min(timeout or request.timeout_seconds, request.timeout_seconds)
-        allowed = rule.allowed_decisions
-        if request.allowed_decisions is not None:
-            allowed = [d for d in request.allowed_decisions if allowed is None or d in allowed]
-            if not allowed:
-                raise Invalid(
-                    f"the rule for {', '.join(rule.tools)} allows only "
-                    f"{', '.join(d.value for d in rule.allowed_decisions or [])}",
-                    path="allowedDecisions",
-                )
+        """The matching rule applied to a request; `Invalid` (422) for what would loosen it."""
+        matched = self.rule_for(request.tool_name)
+        rule = matched or _NO_RULE
+        on_timeout = _on_timeout(rule, request)
         return Route(
-            channel=request.channel or rule.channel or self.default_channel,
-            priority=priority,
-            timeout_seconds=timeout,
-            on_timeout=rule.on_timeout,  # never the request's: it could approve itself
-            allowed_decisions=allowed,
+            channel=rule.channel or request.channel or self.default_channel,
+            priority=_higher(rule.priority, request.priority),
+            timeout_seconds=_timeout(rule, request, on_timeout),
+            on_timeout=on_timeout,
+            allowed_decisions=_narrowed(rule.allowed_decisions, request.allowed_decisions),
             policy=Policy(
-                rule=rule.tools,
+                rule=matched.tools if matched else None,
                 approvers=rule.approvers,
                 required_approvals=rule.required_approvals,
                 mention=rule.mention,
                 escalate_to=rule.escalate_to,
             ),
         )
+
+
+#: what applies where no rule matches: the request's own values, within the same limits
+_NO_RULE = Rule(tools=["*"])
+
+
+def _higher(rule: Priority | None, asked: Priority | None) -> Priority | None:
+    if rule is None or (asked is not None and _RANK[asked] > _RANK[rule]):
+        return asked
+    return rule
+
+
+def _on_timeout(rule: Rule, request: ApprovalRequest) -> OnTimeout:
+    ruled = rule.on_timeout or OnTimeout.REJECT
+    if request.on_timeout is None:
+        return ruled
+    if request.on_timeout is OnTimeout.APPROVE and ruled is not OnTimeout.APPROVE:
+        raise Invalid(
+            '"approve" is for the routing file alone: no call approves itself by waiting',
+            path="onTimeout",
+        )
+    return request.on_timeout
+
+
+def _timeout(rule: Rule, request: ApprovalRequest, on_timeout: OnTimeout) -> int | None:
+    asked = request.timeout_seconds
+    if asked is None:
+        return rule.timeout_seconds
+    shortens = rule.timeout_seconds is None or asked < rule.timeout_seconds
+    if shortens and on_timeout is OnTimeout.APPROVE:
+        after = f"after {rule.timeout_seconds} s" if rule.timeout_seconds else "never"
+        raise Invalid(
+            f"the routing rule approves at timeout ({after}); a request may lengthen that "
+            "wait, never shorten it",
+            path="timeoutSeconds",
+        )
+    return asked
+
+
+def _narrowed(
+    rule: list[DecisionKind] | None, asked: list[DecisionKind] | None
+) -> list[DecisionKind]:
+    offered = rule or list(DecisionKind)
+    return offered if asked is None else [d for d in offered if d in asked]
 
 
 def load_routing(path: str | Path) -> Routing:

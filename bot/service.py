@@ -27,6 +27,7 @@ from bot.errors import (
     Invalid,
     InvalidEdit,
     NotAllowed,
+    StaleVote,
     Unavailable,
 )
 from bot.models import (
@@ -36,7 +37,6 @@ from bot.models import (
     Decision,
     DecisionKind,
     OnTimeout,
-    Policy,
     Priority,
     SlackRef,
     Status,
@@ -45,11 +45,13 @@ from bot.models import (
     new_tool_call_id,
     utcnow,
 )
+from bot.policy import Route, Router, Routing
 from bot.store import Page, Store
 
 __all__ = [
     "TIMEOUT_ACTOR",
     "ApprovalService",
+    "ChannelMembers",
     "GroupMembers",
     "Observer",
     "Route",
@@ -62,52 +64,22 @@ log = logging.getLogger(__name__)
 TIMEOUT_ACTOR = "system:timeout"
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a request goes and under which policy; None falls back to the bot's defaults."""
-
-    channel: str | None = None
-    priority: Priority | None = None
-    timeout_seconds: int | None = None
-    on_timeout: OnTimeout | None = None
-    allowed_decisions: list[DecisionKind] | None = None
-    policy: Policy = field(default_factory=Policy)
-
-    @classmethod
-    def of(cls, request: ApprovalRequest, default_channel: str | None = None) -> Route:
-        """The request's own values, with no rule applied."""
-        return cls(
-            channel=request.channel or default_channel,
-            priority=request.priority,
-            timeout_seconds=request.timeout_seconds,
-            on_timeout=request.on_timeout,
-            allowed_decisions=request.allowed_decisions,
-        )
-
-
-class Router(Protocol):
-    """Finds the route of a request (the routing file implements this)."""
-
-    def route(self, request: ApprovalRequest) -> Route: ...
-
-
-class NoRouting:
-    """Every request keeps its own values."""
-
-    def route(self, request: ApprovalRequest) -> Route:
-        return Route.of(request)
-
-
 class GroupMembers(Protocol):
     """Who is in a Slack user group (the Slack side implements this with a cache)."""
 
     async def members(self, group: str) -> set[str]: ...
 
 
-class NoGroups:
-    """No way to resolve groups: only approvers named by user id can decide."""
+class ChannelMembers(Protocol):
+    """Who is in a Slack channel (the Slack side asks `conversations.members`, cached)."""
 
-    async def members(self, group: str) -> set[str]:
+    async def members(self, channel: str) -> set[str]: ...
+
+
+class Nobody:
+    """No Slack to ask: no group or channel has members, so only named users may decide."""
+
+    async def members(self, group_or_channel: str) -> set[str]:
         return set()
 
 
@@ -133,8 +105,9 @@ class ApprovalService:
 
     store: Store
     default_channel: str | None = None
-    router: Router = field(default_factory=NoRouting)
-    groups: GroupMembers = field(default_factory=NoGroups)
+    router: Router = field(default_factory=Routing)
+    groups: GroupMembers = field(default_factory=Nobody)
+    channels: ChannelMembers = field(default_factory=Nobody)
     clock: Callable[[], datetime] = utcnow
     observers: list[Observer] = field(default_factory=list)
     _waiters: defaultdict[str, set[asyncio.Future[Approval]]] = field(
@@ -162,7 +135,11 @@ class ApprovalService:
     # -- submitting -------------------------------------------------------------------------
 
     async def submit(self, request: ApprovalRequest) -> tuple[Approval, bool]:
-        """Store a gated tool call; returns (record, created). Idempotent per toolCallId."""
+        """Store a gated tool call; returns (record, created). Idempotent per toolCallId: the
+        same call again returns its record, another call with the same id is a `Conflict`.
+
+        The routing rule sets the policy; the request may only make it stricter (`Invalid`
+        names the field that tried to loosen it)."""
         route = self.router.route(request)
         channel = route.channel or self.default_channel
         if not channel:
@@ -186,8 +163,8 @@ class ApprovalService:
             context=request.context,
             thread_ts=request.thread_ts,
             timeout_seconds=timeout,
-            on_timeout=route.on_timeout or OnTimeout.REJECT,
-            allowed_decisions=route.allowed_decisions or list(DecisionKind),
+            on_timeout=route.on_timeout,
+            allowed_decisions=route.allowed_decisions,
             policy=route.policy,
             metadata=request.metadata,
             created_at=now,
@@ -248,20 +225,27 @@ class ApprovalService:
         *,
         user: str,
         name: str | None = None,
+        seen: str | None = None,
+        typed_at: datetime | None = None,
         approved_args: dict[str, Any] | None = None,
         comment: str | None = None,
     ) -> Approval:
-        """A person's approval (with edited args, or None for the current ones).
+        """A person's approval, with edited args (an Edit) or of the current ones.
 
-        With `required_approvals = N` it counts until N distinct people approved the same
-        arguments; an edit restarts the count with the editor first. Returns the record,
-        still pending until the count is reached.
+        `seen` is the version of the arguments the person was shown (`Approval.args_version`),
+        `typed_at` when they typed `approve` in the card's thread: a vote on arguments edited
+        since counts for nothing (`StaleVote`). With `required_approvals = N` it counts until N
+        distinct people approved the same arguments; an edit restarts the count with the
+        editor first. Returns the record, still pending until the count is reached.
         """
+        kind = DecisionKind.APPROVE if approved_args is None else DecisionKind.EDIT
+        approval = await self.check(
+            await self.store.get(approval_id), user, kind, seen=seen, typed_at=typed_at
+        )
         if approved_args is not None:
-            approval = await self.store.get(approval_id)
-            if not approval.is_pending:
-                raise AlreadyDecided(approval)
             validate_args(approval, approved_args)
+        elif user in approval.progress.approved_by:
+            return approval  # counted once already
 
         def decision(current: Approval) -> Decision:
             run_with = current.current_args
@@ -276,12 +260,37 @@ class ApprovalService:
                 decided_at=self.clock(),
             )
 
-        updated, decided = await self.store.vote(approval_id, user, approved_args, decision)
+        # `seen` again, inside the vote's transaction: an edit committed since the check
+        # above makes this vote stale too.
+        updated, decided = await self.store.vote(
+            approval_id, user, approved_args, decision, seen=approval.args_version
+        )
         if decided:
             self._resolve(updated)
         else:
             self._notify(updated, "voted")
         return updated
+
+    async def reject(
+        self,
+        approval_id: str,
+        *,
+        user: str,
+        name: str | None = None,
+        action: Action = Action.REJECT,
+        comment: str | None = None,
+    ) -> Approval:
+        """A person's rejection (`action` reject, or feedback for the model)."""
+        kind = DecisionKind.FEEDBACK if action is Action.FEEDBACK else DecisionKind.REJECT
+        await self.check(await self.store.get(approval_id), user, kind)
+        return await self.decide(
+            approval_id,
+            approved=False,
+            decided_by=user,
+            decided_by_name=name,
+            action=action,
+            comment=comment,
+        )
 
     async def cancel(
         self, approval_id: str, *, reason: str | None = None, cancelled_by: str | None = None
@@ -354,20 +363,28 @@ class ApprovalService:
                 async with asyncio.timeout(delay):
                     await self._timer_wake.wait()
 
-    # -- who may decide --------------------------------------------------------------------
+    # -- who may decide: the one place every edge (buttons, modals, threads, App Home,
+    # -- /approvals) asks -----------------------------------------------------------------
 
     async def may_decide(self, approval: Approval, user: str) -> bool:
-        """True when the policy names `user` (or a group of theirs), or names nobody."""
+        """True when the policy gives `user` a say: a named approver or a member of a named
+        group, or, where the rule names nobody, a member of the card's channel."""
         approvers = approval.policy.approvers
-        if not approvers or user in approvers:
-            return True
-        for group in (a for a in approvers if a.startswith("S")):
-            if user in await self.groups.members(group):
+        if approvers:
+            if user in approvers:
+                return True
+            for group in (a for a in approvers if a.startswith("S")):
+                if user in await self.groups.members(group):
+                    return True
+            return False
+        for channel in _card_channels(approval):
+            if user in await self.channels.members(channel):
                 return True
         return False
 
     async def can_act(self, approval: Approval, user: str) -> bool:
-        """True when `user` may make at least one decision on `approval` (App Home)."""
+        """True when `user` may decide `approval` or requested it: what App Home and
+        `/approvals` show them."""
         return user == approval.requester.slack_user or await self.may_decide(approval, user)
 
     async def is_theirs(self, approval: Approval, user: str) -> bool:
@@ -376,15 +393,24 @@ class ApprovalService:
             return True
         return bool(approval.policy.approvers) and await self.may_decide(approval, user)
 
-    async def open_to(self, approval: Approval, user: str, kind: DecisionKind) -> Approval:
-        """`approval` if it is still pending and `user` may make this decision; else raise."""
+    async def check(
+        self,
+        approval: Approval,
+        user: str,
+        kind: DecisionKind,
+        *,
+        seen: str | None = None,
+        typed_at: datetime | None = None,
+    ) -> Approval:
+        """`approval` when `user` may make decision `kind` on it now; else `AlreadyDecided`,
+        `NotAllowed` or `StaleVote` (refusals are audited).
+
+        Saying no needs no version: a rejection is never stale. Saying yes counts only for
+        the arguments the person was shown: `seen` names their version, `typed_at` is when a
+        thread reply was typed.
+        """
         if not approval.is_pending:
             raise AlreadyDecided(approval)
-        await self.authorize(approval, user, kind)
-        return approval
-
-    async def authorize(self, approval: Approval, user: str, kind: DecisionKind) -> None:
-        """Raise `NotAllowed` (and audit it) when `user` may not make this decision."""
         own = user == approval.requester.slack_user
         reason = None
         if kind not in approval.allowed_decisions:
@@ -393,10 +419,18 @@ class ApprovalService:
             reason = f"you requested this {approval.tool_name} call, so you cannot {kind.value} it"
         elif not own and not await self.may_decide(approval, user):
             what = ", ".join(approval.policy.rule or [approval.tool_name])
-            reason = f"you are not an approver for {what}"
+            reason = (
+                f"you are not an approver for {what}"
+                if approval.policy.approvers
+                else f"you are not an approver for {what}: only members of its channel decide it"
+            )
         if reason is not None:
             await self.audit(approval.id, "refused", user, decision=kind.value, reason=reason)
             raise NotAllowed(reason)
+        if kind in (DecisionKind.APPROVE, DecisionKind.EDIT) and _stale(approval, seen, typed_at):
+            await self.audit(approval.id, "refused", user, decision=kind.value, reason="stale")
+            raise StaleVote(approval)
+        return approval
 
     # -- slack bookkeeping ------------------------------------------------------------------
 
@@ -489,3 +523,26 @@ class ApprovalService:
             lambda approval_id: spawn(self.changed_elsewhere(approval_id)),
             on_reconnect=lambda: spawn(self.recheck()),
         )
+
+
+def _card_channels(approval: Approval) -> list[str]:
+    """Where the approval's cards are: its channel, and the escalation channel once escalated."""
+    channels = [approval.slack.channel or approval.channel]
+    escalate_to = approval.policy.escalate_to
+    if approval.progress.escalated and escalate_to and not escalate_to.startswith("S"):
+        channels.append(escalate_to)
+    return channels
+
+
+def _stale(approval: Approval, seen: str | None, typed_at: datetime | None) -> bool:
+    """True when a vote was cast on other arguments than the ones being approved now.
+
+    With neither a version nor a time (a card posted before votes carried versions), the
+    person saw the arguments as first submitted.
+    """
+    if seen is not None:
+        return seen != approval.args_version
+    if typed_at is not None:
+        edited_at = approval.progress.edited_at
+        return edited_at is not None and typed_at < edited_at
+    return approval.progress.args is not None

@@ -1,9 +1,9 @@
 """The Slack surface: Bolt listeners that parse a payload, call the service, and answer.
 
-Every click is read, then acknowledged (Slack allows 3 s), then decided through the service; a
-click that is not allowed, or comes late, gets an ephemeral note and changes nothing. A payload
-without what its listener needs (a Slack user, a button value…) is answered 400 and never acted
-on.
+Every click is read, then acknowledged (Slack allows 3 s), then decided through the service,
+which alone says who may decide what: a click that is not allowed, comes late, or was cast on
+arguments edited since gets an ephemeral note and changes nothing. A payload without what its
+listener needs (a Slack user, a button value…) is answered 400 and never acted on.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import BoltResponse
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -38,11 +39,12 @@ from bot.cards import (
     parse_edit_submission,
     parse_feedback_submission,
     parse_reject_submission,
-    read_approval_id,
     read_args_page,
     read_click,
+    read_modal_vote,
     read_text,
     read_user,
+    read_vote,
     render_approval_list,
     render_args_modal,
     render_decided_notice,
@@ -51,11 +53,12 @@ from bot.cards import (
     render_home,
     render_notice_modal,
     render_reject_modal,
+    render_thread_confirmation,
 )
-from bot.cards.card import outcome_line
-from bot.cards.text import escape_mrkdwn
-from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotAllowed, NotFound
-from bot.models import Action, Approval, DecisionKind, Status
+from bot.cards.card import diff_lines, outcome_line
+from bot.cards.text import code_block, escape_mrkdwn
+from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotFound, StaleVote
+from bot.models import Action, Approval, DecisionKind, Priority, Status
 from bot.pacing import backlog_lines
 from bot.service import ApprovalService
 from bot.slack_lookups import UserNames
@@ -64,18 +67,46 @@ __all__ = ["Listeners", "register_listeners", "thread_command"]
 
 log = logging.getLogger(__name__)
 
-_APPROVE_WORDS = {"approve", "approved", "lgtm", "yes", "ship it", ":+1:", ":white_check_mark:"}
-_REJECT = re.compile(r"^(?:reject|rejected|deny|no)\b[\s:,.-]*(?P<reason>.*)$", re.I | re.S)
+_REJECT = re.compile(r"reject(?:[\s:]+(?P<reason>.*))?", re.I | re.S)
 
 
-def thread_command(text: str) -> tuple[bool, str | None] | None:
-    """`(approved, reason)` for a decision typed in a card's thread, or None for chatter."""
-    cleaned = re.sub(r"<@[A-Z0-9]+>", "", text).strip()
-    if cleaned.lower().rstrip("!. ") in _APPROVE_WORDS:
+def thread_command(text: str, bot_user: str | None = None) -> tuple[bool, str | None] | None:
+    """`(approved, reason)` for a decision typed in a card's thread, or None for chatter.
+
+    Only the whole message `approve`, or `reject` with an optional reason, decides, after an
+    optional @-mention of the bot: "yes" to a colleague or "no idea, ask Bob" decides nothing.
+    """
+    cleaned = text.strip()
+    if bot_user:
+        cleaned = re.sub(rf"^<@{re.escape(bot_user)}(?:\|[^>]*)?>\s*", "", cleaned)
+    if cleaned.lower() == "approve":
         return True, None
-    if match := _REJECT.match(cleaned):
-        return False, match["reason"].strip() or None
+    if match := _REJECT.fullmatch(cleaned):
+        return False, (match["reason"] or "").strip() or None
     return None
+
+
+def _typed_at(ts: object) -> datetime | None:
+    """When a message with Slack timestamp `ts` ("1700000000.000100") was posted."""
+    try:
+        return datetime.fromtimestamp(float(str(ts)), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def stale_note(approval: Approval) -> str:
+    """What a person whose vote was on arguments edited since is told: the current ones."""
+    editor = approval.progress.edited_by
+    by = f" by <@{editor}>" if editor and is_user_id(editor) else ""
+    card = approval.slack.permalink
+    where = f"<{card}|on the card>" if card else "on the card"
+    changes = diff_lines(approval.args, approval.current_args)
+    lines, _ = code_block("\n".join(changes) or "(no changes)", 1500)
+    return (
+        f"Nothing changed: the arguments were edited{by} after you saw them, so your vote was "
+        f"not counted. Review the current arguments {where} and decide again.\n"
+        f"Changed from the request:\n{lines}"
+    )
 
 
 def _where(body: dict[str, Any]) -> str | None:
@@ -117,47 +148,39 @@ class Listeners:
             text = (
                 f"Nothing changed: this request was already decided. {outcome_line(exc.approval)}"
             )
-        elif isinstance(exc, NotAllowed):
-            text = f"Nothing changed: {exc.message}."
+        elif isinstance(exc, StaleVote):
+            text = stale_note(exc.approval)
         elif isinstance(exc, NotFound):
             text = "Nothing changed: this approval no longer exists."
         else:
-            text = f"Nothing changed: {exc.message}"
+            text = f"Nothing changed: {escape_mrkdwn(exc.message.rstrip('.'))}."
         await self.tell(client, body, text)
-
-    async def pending(self, approval_id: str, user: str, kind: DecisionKind) -> Approval:
-        """The approval a click is about, still pending and open to this person."""
-        return await self.service.open_to(await self.service.get(approval_id), user, kind)
 
     # -- buttons ----------------------------------------------------------------------------
 
     async def approve(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        user, approval_id = read_click(body)
+        user, value = read_click(body)
+        approval_id, seen = read_vote(value)
         await ack()
         try:
-            approval = await self.pending(approval_id, user, DecisionKind.APPROVE)
-            if user in approval.progress.approved_by:
-                done = len(approval.progress.approved_by)
-                required = approval.policy.required_approvals
-                text = f"You already approved this ({done} of {required}); it waits for others."
-                await self.tell(client, body, text)
-                return
+            before = await self.service.get(approval_id)
             counted = await self.service.approve(
-                approval.id, user=user, name=await self.names.name(user)
+                approval_id, user=user, name=await self.names.name(user), seen=seen
             )
         except BotError as exc:
             await self.explain(client, body, exc)
             return
-        await self.after_vote(client, body, counted)
+        await self.after_vote(client, body, counted, again=user in before.progress.approved_by)
         await self.refresh_home(client, body)
 
     async def after_vote(
-        self, client: AsyncWebClient, body: dict[str, Any], approval: Approval
+        self, client: AsyncWebClient, body: dict[str, Any], approval: Approval, *, again: bool
     ) -> None:
-        """Tell an approver whose approval was counted but did not decide yet."""
+        """Tell an approver whose approval was counted (`again`: before) but did not decide yet."""
         if approval.is_pending:
             done, required = len(approval.progress.approved_by), approval.policy.required_approvals
-            await self.tell(client, body, f"Your approval is counted: {done} of {required}.")
+            said = "You already approved this" if again else "Your approval is counted"
+            await self.tell(client, body, f"{said}: {done} of {required}; it waits for others.")
 
     async def refresh_home(self, client: AsyncWebClient, body: dict[str, Any]) -> None:
         """After a click in App Home, show the viewer their updated list."""
@@ -165,10 +188,15 @@ class Listeners:
         if isinstance(view, dict) and view.get("type") == "home":
             await self.publish_home(client, body["user"]["id"])
 
+    async def visible_to(self, user: str, *, mine: bool = False) -> list[Approval]:
+        """Pending approvals `user` may decide or requested (`mine`: named in or requested)."""
+        page = await self.service.find(status=Status.PENDING, limit=200)
+        shown = self.service.is_theirs if mine else self.service.can_act
+        return [a for a in page.items if await shown(a, user)]
+
     async def publish_home(self, client: AsyncWebClient, user: str) -> None:
         """Publish the App Home of `user`: what they can act on, and what they decided."""
-        page = await self.service.find(status=Status.PENDING, limit=200)
-        pending = [a for a in page.items if await self.service.can_act(a, user)]
+        pending = await self.visible_to(user)
         recent = await self.service.store.decided_by(user, 10)
         try:
             notes = backlog_lines(self.backlog)  # channels whose cards queue behind Slack's limit
@@ -184,20 +212,21 @@ class Listeners:
     async def approvals_command(
         self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        """`/approvals`, `/approvals mine`, `/approvals <id>`: an ephemeral list."""
+        """`/approvals`, `/approvals mine`, `/approvals <id>`: an ephemeral list of what the
+        person may decide or requested; nothing else, not even whether it exists."""
         user, text = str(command["user_id"]), str(command.get("text") or "").strip()
         if text.startswith("apr_"):
+            wanted = text.split()[0]
             try:
-                approvals = [await self.service.get(text.split()[0])]
+                approval = await self.service.get(wanted)
             except NotFound:
-                await ack(text=f"No approval with id {escape_mrkdwn(text.split()[0])}.")
+                approval = None
+            if approval is None or not await self.service.can_act(approval, user):
+                await ack(text=f"No approval with id {escape_mrkdwn(wanted)} for you.")
                 return
-            message = render_approval_list("Approval", approvals, empty="")
+            message = render_approval_list("Approval", [approval], empty="")
         elif text in ("", "mine"):
-            page = await self.service.find(status=Status.PENDING, limit=200)
-            approvals = page.items
-            if text == "mine":
-                approvals = [a for a in approvals if await self.service.is_theirs(a, user)]
+            approvals = await self.visible_to(user, mine=text == "mine")
             title = "Pending approvals for you" if text == "mine" else "Pending approvals"
             message = render_approval_list(title, approvals, empty="Nothing is pending. :tada:")
         else:
@@ -208,7 +237,8 @@ class Listeners:
         await ack(text=message["text"], blocks=message["blocks"], response_type="ephemeral")
 
     async def open_modal(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        user, approval_id = read_click(body)
+        user, value = read_click(body)
+        approval_id, seen = read_vote(value)
         trigger_id = read_text(body, "trigger_id")
         await ack()
         action = body["actions"][0]["action_id"]
@@ -218,14 +248,16 @@ class Listeners:
             FEEDBACK_ACTION: (DecisionKind.FEEDBACK, render_feedback_modal),
         }[action]
         try:
-            approval = await self.pending(approval_id, user, kind)
+            approval = await self.service.get(approval_id)
+            await self.service.check(approval, user, kind, seen=seen)
         except BotError as exc:
             await self.explain(client, body, exc)
             return
         await client.views_open(trigger_id=trigger_id, view=render(approval))
 
     async def view_args(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        _, approval_id = read_click(body)
+        _, value = read_click(body)
+        approval_id, _ = read_vote(value)
         trigger_id = read_text(body, "trigger_id")
         await ack()
         try:
@@ -252,88 +284,81 @@ class Listeners:
 
     # -- modals -----------------------------------------------------------------------------
 
-    async def _submitted(
-        self, ack: AsyncAck, body: dict[str, Any], kind: DecisionKind
-    ) -> Approval | None:
-        """The approval a modal is about, or None after answering the modal itself."""
-        user = read_user(body)
-        try:
-            approval_id = read_approval_id(body["view"]["private_metadata"])
-            approval = await self.pending(approval_id, user, kind)
-        except AlreadyDecided as exc:
+    async def _refused_in_modal(self, ack: AsyncAck, exc: BotError | ValueError) -> None:
+        """Answer a modal whose decision was refused with a notice in its place."""
+        if isinstance(exc, AlreadyDecided):
             await ack(response_action="update", view=render_decided_notice(exc.approval))
-            return None
-        except (BotError, ValueError) as exc:
+        elif isinstance(exc, StaleVote):
+            text = (
+                "The arguments were edited after you opened this, so nothing was decided. "
+                "Open the card again to see the current arguments."
+            )
+            await ack(response_action="update", view=render_notice_modal("Arguments changed", text))
+        else:
             text = exc.message if isinstance(exc, BotError) else "This request cannot be found."
             await ack(response_action="update", view=render_notice_modal("Not changed", text))
-            return None
-        return approval
 
     async def _reject_from_modal(
-        self,
-        ack: AsyncAck,
-        body: dict[str, Any],
-        approval: Approval,
-        action: Action,
-        text: str | None,
+        self, ack: AsyncAck, body: dict[str, Any], action: Action, text: str | None
     ) -> None:
-        user = body["user"]["id"]
+        user = read_user(body)
         try:
-            await self.service.decide(
-                approval.id,
-                approved=False,
-                decided_by=user,
-                decided_by_name=await self.names.name(user),
+            approval_id, _ = read_modal_vote(body["view"]["private_metadata"])
+            await self.service.reject(
+                approval_id,
+                user=user,
+                name=await self.names.name(user),
                 action=action,
                 comment=text,
             )
-        except AlreadyDecided as exc:
-            await ack(response_action="update", view=render_decided_notice(exc.approval))
+        except (BotError, ValueError) as exc:
+            await self._refused_in_modal(ack, exc)
             return
         await ack()
 
     async def reject_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
-        if (approval := await self._submitted(ack, body, DecisionKind.REJECT)) is None:
-            return
         reason = parse_reject_submission(body["view"]["state"]["values"])
-        await self._reject_from_modal(ack, body, approval, Action.REJECT, reason)
+        await self._reject_from_modal(ack, body, Action.REJECT, reason)
 
     async def feedback_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
-        if (approval := await self._submitted(ack, body, DecisionKind.FEEDBACK)) is None:
-            return
         try:
             text = parse_feedback_submission(body["view"]["state"]["values"])
         except EditErrors as exc:
             await ack(response_action="errors", errors=exc.errors)
             return
-        await self._reject_from_modal(ack, body, approval, Action.FEEDBACK, text)
+        await self._reject_from_modal(ack, body, Action.FEEDBACK, text)
 
     async def edit_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
-        if (approval := await self._submitted(ack, body, DecisionKind.EDIT)) is None:
+        user = read_user(body)
+        try:
+            approval_id, seen = read_modal_vote(body["view"]["private_metadata"])
+            approval = await self.service.get(approval_id)
+        except (BotError, ValueError) as exc:
+            await self._refused_in_modal(ack, exc)
             return
         try:
             edit = parse_edit_submission(approval, body["view"]["state"]["values"])
         except EditErrors as exc:
             await ack(response_action="errors", errors=exc.errors)
             return
-        user = body["user"]["id"]
         try:
             counted = await self.service.approve(
                 approval.id,
                 user=user,
                 name=await self.names.name(user),
+                seen=seen,
                 approved_args=edit.args,
                 comment=edit.comment,
             )
-        except AlreadyDecided as exc:
-            await ack(response_action="update", view=render_decided_notice(exc.approval))
-            return
         except InvalidEdit as exc:
             prop = exc.path.removeprefix("approvedArgs").strip(".").split(".")[0]
             await ack(response_action="errors", errors={arg_block_id(prop): exc.message})
             return
+        except BotError as exc:
+            await self._refused_in_modal(ack, exc)
+            return
         await ack()
-        await self.after_vote(self.client, {"user": {"id": user}}, counted)
+        await self.after_vote(self.client, {"user": {"id": user}}, counted, again=False)
 
     async def args_closed(self, ack: AsyncAck) -> None:
         await ack()
@@ -341,9 +366,14 @@ class Listeners:
     # -- thread replies ---------------------------------------------------------------------
 
     async def thread_reply(
-        self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
+        self,
+        body: dict[str, Any],
+        event: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
-        if event.get("subtype") or event.get("bot_id"):
+        """`approve` or `reject <reason>` typed in a card's thread (also sent to the channel)."""
+        if event.get("bot_id") or event.get("subtype") not in (None, "thread_broadcast"):
             return
         user, channel, thread_ts = event.get("user"), event.get("channel"), event.get("thread_ts")
         if not is_user_id(user):
@@ -353,27 +383,24 @@ class Listeners:
         if not self._first_delivery(str(body.get("event_id") or event.get("ts"))):
             return
         text = event.get("text")
-        command = thread_command(text) if isinstance(text, str) else None
+        command = thread_command(text, context.bot_user_id) if isinstance(text, str) else None
         if command is None:
             return
         approved, reason = command
         note = {"user": {"id": user}, "container": {"channel_id": channel}}
         try:
-            kind = DecisionKind.APPROVE if approved else DecisionKind.REJECT
             card = await self.service.store.find_by_card(channel, thread_ts)
-            approval = await self.service.open_to(card, user, kind)
+            if approved and card.priority is Priority.CRITICAL:
+                # the card's button asks for a confirmation; typing must not skip it
+                await self.service.check(card, user, DecisionKind.APPROVE)
+                await self.confirm_in_thread(client, card, user, channel, thread_ts)
+                return
             name = await self.names.name(user)
             if approved:
-                await self.service.approve(approval.id, user=user, name=name)
+                typed_at = _typed_at(event.get("ts"))
+                await self.service.approve(card.id, user=user, name=name, typed_at=typed_at)
             else:
-                await self.service.decide(
-                    approval.id,
-                    approved=False,
-                    decided_by=user,
-                    decided_by_name=name,
-                    action=Action.REJECT,
-                    comment=reason,
-                )
+                await self.service.reject(card.id, user=user, name=name, comment=reason)
         except NotFound:
             return  # a thread that is not a card's: ordinary conversation
         except BotError as exc:
@@ -387,6 +414,18 @@ class Listeners:
             )
         except SlackApiError as exc:
             log.warning("could not react to %s: %s", event["ts"], exc.response.get("error"))
+
+    async def confirm_in_thread(
+        self, client: AsyncWebClient, approval: Approval, user: str, channel: str, thread_ts: str
+    ) -> None:
+        """Answer a typed `approve` of a critical call with the card's own confirmation."""
+        message = render_thread_confirmation(approval)
+        try:
+            await client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, **message
+            )
+        except SlackApiError as exc:
+            log.warning("could not ask %s to confirm: %s", user, exc.response.get("error"))
 
     async def refuse(self, error: Exception, response: BoltResponse | None) -> BoltResponse | None:
         """Bolt's error hook: an unreadable payload is a 400, not a 500 with a traceback."""

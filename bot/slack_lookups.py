@@ -14,7 +14,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-__all__ = ["SlackGroups", "TtlCache", "UserNames"]
+__all__ = ["SlackChannels", "SlackGroups", "TtlCache", "UserNames"]
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +86,28 @@ class SlackGroups:
     async def _fetch(self, group: str) -> frozenset[str]:
         response = await self.client.usergroups_users_list(usergroup=group)
         return frozenset(str(u) for u in response.get("users") or [])
+
+
+@dataclass
+class SlackChannels:
+    """Channel members from `conversations.members`: who may decide where no approvers are
+    named. A failed lookup counts as nobody (a refusal, never an approval)."""
+
+    client: AsyncWebClient
+    cache: TtlCache[frozenset[str]] = field(default_factory=lambda: TtlCache(ttl=300.0))
+
+    async def members(self, channel: str) -> set[str]:
+        """The user ids in `channel` (empty when Slack cannot say)."""
+        return set(await self.cache.get(channel, self._fetch, frozenset()))
+
+    async def _fetch(self, channel: str) -> frozenset[str]:
+        members: set[str] = set()
+        cursor = None
+        while True:
+            response = await self.client.conversations_members(
+                channel=channel, limit=1000, cursor=cursor
+            )
+            members.update(str(u) for u in response.get("members") or [])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return frozenset(members)

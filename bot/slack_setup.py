@@ -30,7 +30,7 @@ from bot.outbox import OutboxWorker
 from bot.pacing import ChannelPacer
 from bot.poster import SLACK_TOPIC, CardPoster
 from bot.slack_app import register_listeners
-from bot.slack_lookups import SlackGroups
+from bot.slack_lookups import SlackChannels, SlackGroups
 from bot.slack_signature import signed_by_slack
 
 __all__ = ["SlackReachability", "SlackSurface", "make_client"]
@@ -177,6 +177,7 @@ class SlackSurface:
 
     def install(self, app: web.Application, bot: Bot) -> None:
         bot.service.groups = SlackGroups(self.client)
+        bot.service.channels = SlackChannels(self.client)
         listeners = register_listeners(self.bolt, bot.service)
         listeners.backlog = self.backlog
         if not self.socket_mode:

@@ -36,6 +36,7 @@ from tests.adapter_support import (
     use_the_rig,
 )
 from tests.conftest import AGENT_TOKEN, SlackRig
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
 
 
 class ScriptedConfig:
@@ -191,6 +192,31 @@ async def test_an_unreachable_bot_ends_the_turn_and_runs_nothing() -> None:
             await agent.ask("Ship 1.4.2")
 
     assert ran == []
+
+
+@pytest.mark.parametrize("answer", REFUSALS)
+async def test_a_refusal_ends_the_turn_and_nothing_runs(answer: Any) -> None:
+    """`fake_bot` holds an approved read_file as call_0; the model calls delete_file as call_0.
+
+    ag2 hands a tool's exceptions to the model as its result; `HumanInputFailedError` it lets
+    through, so that is how the refusal ends the turn, with the SDK's error as its `cause`.
+    """
+    deleted: list[str] = []
+    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+
+        @tool(middleware=[approval_required(approvals)])
+        def delete_file(path: str) -> str:
+            """Delete a file."""
+            deleted.append(path)
+            return "deleted"
+
+        config = ScriptedConfig(("call_0", "delete_file", DATA))
+        agent = Agent("cleaner", config=config, tools=[delete_file])
+        with pytest.raises(HumanInputFailedError) as caught:
+            await agent.ask("clean up")
+
+    check_refusal(caught.value.cause, answer)
+    assert deleted == []
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from bot.sdk import requires_approval as gate
 from tests.adapter_support import answer_modal, pending, use_the_rig
 from tests.conftest import AGENT_TOKEN, SlackRig
 from tests.slack_support import actions_of
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "langgraph_example.py"
 ALL = ["approve", "edit", "reject", "feedback"]
@@ -261,23 +262,26 @@ async def test_feedback_reaches_the_model_as_the_rejection_message(
     ("allowed", "buttons"),
     [
         pytest.param(["approve", "reject"], ["approve", "reject", "feedback"], id="no-edit"),
-        pytest.param(["approve", "edit"], ["approve", "edit"], id="no-reject"),
-        pytest.param(["approve", "respond"], ["approve", "feedback"], id="respond"),
+        pytest.param(["edit", "reject"], ["edit", "reject", "feedback"], id="no-approve"),
+        pytest.param(["approve", "respond"], ["approve", "reject", "feedback"], id="respond"),
     ],
 )
 async def test_the_allowed_decisions_are_the_cards_buttons(
     rig: SlackRig, client: ApprovalClient, allowed: list[str], buttons: list[str]
 ) -> None:
-    agent = hitl_agent(model_calling(call("deploy", version="1.0")), {"allowed_decisions": allowed})
+    model_call = call("deploy", version="1.0")
+    model = model_calling(model_call)
+    agent = hitl_agent(model, {"allowed_decisions": allowed})
 
     run = asyncio.create_task(run_with_approvals(agent, {"messages": []}, thread(), client))
     [record] = await pending(rig)
     shown = actions_of(await rig.card(record["id"]))
-    await decide(rig, record, "approve")
+    await decide(rig, record, "reject", "not now")  # the one button every card has
     await asyncio.wait_for(run, 5)
 
     assert record["allowedDecisions"] == buttons
     assert shown == buttons
+    assert told(model)[model_call["id"]].endswith("not now")
 
 
 async def test_per_call_interrupts_bring_the_tools_argument_schema_to_the_edit_form(
@@ -350,6 +354,18 @@ async def test_an_interrupt_that_is_no_tool_review_is_refused_before_any_card(
     assert await all_approvals(rig) == []
 
 
+async def test_an_interrupt_that_cannot_refuse_is_refused_before_any_card(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    agent = hitl_agent(
+        model_calling(call("deploy", version="1.0")), {"allowed_decisions": ["approve", "edit"]}
+    )
+
+    with pytest.raises(UnsupportedInterrupt, match="no way to refuse"):
+        await run_with_approvals(agent, {"messages": []}, thread(), client)
+    assert await all_approvals(rig) == []
+
+
 def test_unknown_card_fields_and_prompt_placeholders_are_refused() -> None:
     with pytest.raises(TypeError, match="allowed_decisions"):
         asyncio.run(run_with_approvals(None, {}, {}, None, allowed_decisions=["approve"]))
@@ -417,6 +433,81 @@ async def test_agent_inbox_interrupts_are_answered_with_human_responses(
     assert record["toolCallId"] == f"lg_{record['metadata']['langgraph']['interruptId']}_0"
 
 
+# -- a bot answering about another call, or refusing the request ---------------------------
+# `fake_bot` holds an approved read_file("/srv/data") as call_0; the model calls delete_file
+# with the same id. Nothing may run, and the model is never told anything: the error ends the run.
+
+
+def delete_call() -> dict[str, Any]:
+    return {"id": "call_0", "name": "delete_file", "args": DATA}
+
+
+@pytest.mark.parametrize("answer", REFUSALS)
+async def test_a_gated_tool_never_runs_on_a_refusal(answer: Any) -> None:
+    deleted: list[str] = []
+    model = model_calling(delete_call())
+    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+
+        @tool
+        @gate(approvals, on_reject="message")
+        async def delete_file(path: str, tool_call_id: Annotated[str, InjectedToolCallId]) -> str:
+            """Delete a file."""
+            deleted.append(path)
+            return "deleted"
+
+        agent = create_agent(model, tools=[delete_file])
+        with pytest.raises(ApprovalError) as caught:
+            await agent.ainvoke({"messages": [{"role": "user", "content": "clean up"}]})
+
+    check_refusal(caught.value, answer)
+    assert deleted == [] and len(model.seen) == 1
+
+
+def deleting_agent(model: ScriptedModel, deleted: list[str], mode: str) -> Any:
+    @tool
+    def delete_file(path: str) -> str:
+        """Delete a file."""
+        deleted.append(path)
+        return "deleted"
+
+    middleware = HumanInTheLoopMiddleware(interrupt_on={"delete_file": True}, interrupt_mode=mode)
+    return create_agent(
+        model, tools=[delete_file], middleware=[middleware], checkpointer=InMemorySaver()
+    )
+
+
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+@pytest.mark.parametrize("answer", REFUSALS)
+async def test_run_with_approvals_never_resumes_on_a_refusal(answer: Any, mode: str) -> None:
+    deleted: list[str] = []
+    model = model_calling(delete_call())
+    agent = deleting_agent(model, deleted, mode)
+    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+        with pytest.raises(ApprovalError) as caught:
+            await run_with_approvals(agent, {"messages": []}, thread(), approvals)
+
+    check_refusal(caught.value, answer)
+    assert deleted == [] and len(model.seen) == 1
+
+
+async def test_the_sync_runner_never_resumes_on_another_calls_record() -> None:
+    deleted: list[str] = []
+    model = model_calling(delete_call())
+    agent = deleting_agent(model, deleted, "batched")
+
+    async with fake_bot() as bot:
+
+        def work() -> Any:
+            with SyncApprovalClient(bot.url, token=AGENT_TOKEN) as sync_client:
+                return run_with_approvals_sync(agent, {"messages": []}, thread(), sync_client)
+
+        with pytest.raises(ApprovalError) as caught:
+            await asyncio.to_thread(work)
+
+    check_refusal(caught.value, None)
+    assert deleted == []
+
+
 # -- the example -----------------------------------------------------------------------------
 
 
@@ -479,6 +570,7 @@ PRE_1_0 = {
 PER_CALL_SCHEMA = {
     "$defs": {
         "ApproveDecision": {"properties": {"type": {"const": "approve"}}, "type": "object"},
+        "RejectDecision": {"properties": {"type": {"const": "reject"}}, "type": "object"},
         "EditDecision": {
             "properties": {
                 "type": {"const": "edit"},
@@ -496,6 +588,15 @@ PER_CALL_SCHEMA = {
             "type": "object",
         },
     },
+    "discriminator": {
+        "mapping": {"edit": "#/$defs/EditDecision", "reject": "#/$defs/RejectDecision"},
+        "propertyName": "type",
+    },
+    "oneOf": [{"$ref": "#/$defs/EditDecision"}, {"$ref": "#/$defs/RejectDecision"}],
+}
+#: the same tool's schema where only approve and edit are allowed: nobody could say no
+PER_CALL_WITHOUT_REJECT = {
+    **PER_CALL_SCHEMA,
     "discriminator": {
         "mapping": {"approve": "#/$defs/ApproveDecision", "edit": "#/$defs/EditDecision"},
         "propertyName": "type",
@@ -526,7 +627,7 @@ def test_a_batched_request_reads_each_call_with_its_own_buttons() -> None:
     )
     assert list(deploy.allowed_decisions) == ["approve", "edit", "reject", "feedback"]
     assert (rollback.name, rollback.args) == ("rollback", {})
-    assert list(rollback.allowed_decisions) == ["approve", "feedback"]
+    assert list(rollback.allowed_decisions) == ["approve", "reject", "feedback"]
     assert deploy.tool_call_id is None
 
 
@@ -554,10 +655,12 @@ def test_a_per_call_request_reads_its_call_id_buttons_and_argument_schema() -> N
 
     [review] = request.reviews
     assert request.kind is InterruptKind.TOOL_APPROVAL and review.tool_call_id == "call_9"
-    assert list(review.allowed_decisions) == ["approve", "edit"]
+    assert list(review.allowed_decisions) == ["edit", "reject", "feedback"]
     assert review.args_schema == PER_CALL_SCHEMA["$defs"]["deploy"]
     assert list(without_schema.reviews[0].allowed_decisions) == ALL
     assert without_schema.reviews[0].args_schema is None
+    with pytest.raises(UnsupportedInterrupt, match="no way to refuse"):
+        read_interrupt(value, PER_CALL_WITHOUT_REJECT)
 
 
 @pytest.mark.parametrize(
@@ -589,6 +692,17 @@ def test_an_agent_inbox_request_maps_its_config_to_buttons(value: Any, single: b
         pytest.param(
             {"action_request": {"action": "x", "args": {}}, "config": {"allow_accept": False}},
             id="nothing-allowed",
+        ),
+        pytest.param(
+            {"action_request": {"action": "x", "args": {}}, "config": {"allow_accept": True}},
+            id="no-refusal",
+        ),
+        pytest.param(
+            {
+                "action_requests": [{"name": "x", "args": {}}],
+                "review_configs": [{"action_name": "x", "allowed_decisions": ["approve"]}],
+            },
+            id="approve-only",
         ),
     ],
 )

@@ -23,7 +23,7 @@ from openai.types.responses import (
 )
 
 from bot.adapters.openai_agents import EDIT_NOTE, resolve_interruptions, run_with_approvals
-from bot.sdk import ApprovalClient, ApprovalTimeout
+from bot.sdk import ApprovalClient, ApprovalError, ApprovalTimeout
 from tests.adapter_support import (
     answer_modal,
     approve_the_card,
@@ -32,6 +32,7 @@ from tests.adapter_support import (
     use_the_rig,
 )
 from tests.conftest import AGENT_TOKEN, SlackRig
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
 
 
 class ScriptedModel(Model):
@@ -273,6 +274,27 @@ def test_releases_without_rejection_messages_still_reject() -> None:
     _apply(state, Item(), decision)  # type: ignore[arg-type]
 
     assert len(state.rejected) == 1
+
+
+@pytest.mark.parametrize("answer", REFUSALS)
+async def test_a_refusal_ends_the_run_and_nothing_runs(answer: Any) -> None:
+    """`fake_bot` holds an approved read_file as call_0; the model calls delete_file as call_0."""
+    deleted: list[str] = []
+
+    @function_tool(needs_approval=True)
+    def delete_file(path: str) -> str:
+        """Delete a file."""
+        deleted.append(path)
+        return "deleted"
+
+    model = ScriptedModel(("call_0", "delete_file", DATA))
+    agent = Agent("cleaner", model=model, tools=[delete_file])
+    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+        with pytest.raises(ApprovalError) as caught:
+            await run_with_approvals(agent, "clean up", approvals)
+
+    check_refusal(caught.value, answer)
+    assert deleted == [] and len(model.inputs) == 1
 
 
 async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:

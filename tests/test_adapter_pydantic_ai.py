@@ -25,7 +25,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
 from bot.adapters.pydantic_ai import approval_handler, resolve_deferred, run_with_approvals
-from bot.sdk import ApprovalClient, ApprovalTimeout
+from bot.sdk import ApprovalClient, ApprovalError, ApprovalTimeout
 from tests.adapter_support import (
     answer_modal,
     approve_the_card,
@@ -34,6 +34,7 @@ from tests.adapter_support import (
     use_the_rig,
 )
 from tests.conftest import AGENT_TOKEN, SlackRig
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
 
 
 def scripted(*calls: tuple[str, str, dict[str, Any]]) -> FunctionModel:
@@ -210,6 +211,39 @@ async def test_an_unknown_prompt_placeholder_fails_before_any_card(
 
     _, page = await rig.bot.call("GET", "/v1/approvals")
     assert page["items"] == []
+
+
+def deleting_agent(deleted: list[str], *, inline: Any = None) -> Agent[None, Any]:
+    """An agent whose model calls delete_file("/srv/data") as call_0, gated by approval."""
+    agent: Agent[None, Any] = Agent(
+        scripted(("call_0", "delete_file", DATA)),
+        output_type=str if inline else [str, DeferredToolRequests],
+        capabilities=[HandleDeferredToolCalls(handler=inline)] if inline else None,
+    )
+
+    @agent.tool_plain(requires_approval=True)
+    def delete_file(path: str) -> str:
+        """Delete a file."""
+        deleted.append(path)
+        return "deleted"
+
+    return agent
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["deferred", "handler"])
+@pytest.mark.parametrize("answer", REFUSALS)
+async def test_a_refusal_ends_the_run_and_nothing_runs(answer: Any, inline: bool) -> None:
+    """`fake_bot` holds an approved read_file as call_0; the model calls delete_file as call_0."""
+    deleted: list[str] = []
+    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+        with pytest.raises(ApprovalError) as caught:
+            if inline:
+                await deleting_agent(deleted, inline=approval_handler(approvals)).run("clean")
+            else:
+                await run_with_approvals(deleting_agent(deleted), "clean up", approvals)
+
+    check_refusal(caught.value, answer)
+    assert deleted == []
 
 
 async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -135,7 +135,9 @@ async def edit_in_the_page(page: Page, agent: asyncio.Task[Decision]) -> Decisio
     """See the card, screenshot it, then edit `replicas` in the modal: wrong once, then right."""
     card = card_of(page, "deploy_service")
     await expect(card).to_be_visible()
-    await expect(card.locator(".bk-mention", has_text="@dave")).to_be_visible()
+    # The agent's word for who it acts for is text, never a ping (issue 12).
+    await expect(card).to_contain_text("release-bot for U0DAVE")
+    await expect(card.locator(".bk-mention", has_text="@dave")).to_have_count(0)
     await expect(card.locator(".bk-broadcast", has_text="@here")).to_be_visible()
 
     # A pretend agent from the panel waits too; the screenshot shows both.
@@ -189,6 +191,29 @@ async def test_a_critical_approve_asks_first_and_the_agent_panel_shows_the_answe
         await expect(run.locator(".received")).to_contain_text("bob (U0BOB)")
         await expect(run.locator(".received-args")).to_contain_text('"amount": 2500')
         await expect(card.locator(".bk-actions")).to_have_count(0)
+        assert problems == []
+
+
+async def test_each_person_sees_only_the_channels_they_are_in(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """As in Slack's sidebar, a private channel is listed, with a lock for a #, to its members
+    only (https://docs.slack.dev/reference/objects/conversation-object, ``is_private``)."""
+    async with running_dev(tmp_path) as dev:
+        page, problems = await open_page(browser, dev.url + "/?user=U0ALICE")
+        security = page.locator('#channel-list [data-place="C0PRIVATE"]')
+        await expect(security).to_contain_text("security")
+        await expect(security.locator("svg.lock")).to_have_attribute("aria-label", "private")
+
+        await security.click()
+        await expect(page.locator("#title svg.lock")).to_be_visible()
+        composer = page.locator("#composer-text")
+        await expect(composer).to_have_attribute("placeholder", "Message 🔒 security")
+
+        await page.select_option("#who", "U0BOB")
+        await expect(security).to_have_count(0)
+        ops = page.locator('#channel-list [data-place="C0OPS"]')
+        await expect(ops).to_have_attribute("aria-current", "page")  # moved somewhere Bob is
         assert problems == []
 
 

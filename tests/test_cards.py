@@ -21,6 +21,7 @@ from bot.cards import (
     REASON_BLOCK,
     EditErrors,
     Progress,
+    Unreadable,
     arg_block_id,
     escape_mrkdwn,
     parse_edit_submission,
@@ -28,6 +29,9 @@ from bot.cards import (
     parse_reject_submission,
     read_approval_id,
     read_args_page,
+    read_modal_vote,
+    read_vote,
+    render_approval_list,
     render_args_modal,
     render_card,
     render_decided_card,
@@ -35,9 +39,13 @@ from bot.cards import (
     render_decision_reply,
     render_edit_modal,
     render_feedback_modal,
+    render_home,
     render_notice_modal,
     render_reject_modal,
+    render_thread_confirmation,
+    summary_line,
     truncate,
+    vote_value,
 )
 from bot.models import (
     Action,
@@ -48,6 +56,7 @@ from bot.models import (
     Priority,
     Requester,
     Status,
+    args_version,
 )
 
 NOW = datetime(2026, 11, 21, 5, 30, tzinfo=UTC)
@@ -254,6 +263,20 @@ def assert_no_agent_markup(rendered: Mapping[str, Any], allowed: tuple[str, ...]
         assert not re.search(r"&(?!amp;|lt;|gt;)", stripped), text
 
 
+def block(message: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The block whose id is `kind:<approval id>`."""
+    wanted = f"{kind}:{APPROVAL_ID}"
+    return next(block for block in message["blocks"] if block.get("block_id") == wanted)
+
+
+def block_ids(message: Mapping[str, Any]) -> list[str]:
+    return [block.get("block_id", block["type"]).split(":")[0] for block in message["blocks"]]
+
+
+def unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def blocks_of(message: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
     return [block for block in message["blocks"] if block["type"] == kind]
 
@@ -274,23 +297,27 @@ def all_text(message: Mapping[str, Any]) -> str:
 
 
 def test_typical_card_shows_tool_prompt_fields_arguments_and_buttons() -> None:
-    message = render_card(make_approval(context="Ticket OPS-12"))
+    approval = make_approval(context="Ticket OPS-12")
+    message = render_card(approval)
 
     check_message(message)
     header = blocks_of(message, "header")[0]
     assert header["text"]["text"] == "deploy_service"
-    assert any(text == "Send build 1.4.2 to prod?" for text in mrkdwn_texts(message["blocks"]))
+    assert block(message, "prompt")["text"]["text"] == "Send build 1.4.2 to prod?"
     fields = next(block["fields"] for block in message["blocks"] if "fields" in block)
     field_text = "\n".join(field["text"] for field in fields)
-    assert "release-bot" in field_text and "<@U0DAVE>" in field_text
+    assert "release-bot" in field_text and "U0DAVE" in field_text
     assert "call_abc" in field_text and "Normal" in field_text
     assert "<!date^1795239900^" in field_text
     assert '"version": "1.4.2"' in "\n".join(mrkdwn_texts(message["blocks"]))
     assert list(buttons(message)) == ["approve", "edit", "reject", "feedback"]
     assert buttons(message)["approve"]["style"] == "primary"
     assert buttons(message)["reject"]["style"] == "danger"
-    assert all(button["value"] == APPROVAL_ID for button in buttons(message).values())
-    assert "Ticket OPS-12" in all_text(blocks_of(message, "context")[0])
+    assert all(
+        read_vote(button["value"]) == (APPROVAL_ID, approval.args_version)
+        for button in buttons(message).values()
+    )
+    assert block(message, "context")["elements"][0]["text"] == "Ticket OPS-12"
     assert "deploy_service" in message["text"]
     assert any(block["block_id"] == f"actions:{APPROVAL_ID}" for block in message["blocks"])
 
@@ -357,14 +384,14 @@ def test_normal_card_has_no_attention_section() -> None:
 @pytest.mark.parametrize(
     ("slack_user", "shown"),
     [
-        pytest.param("U0DAVE", "<@U0DAVE>", id="user-id"),
-        pytest.param("W0ENTERPRISE", "<@W0ENTERPRISE>", id="enterprise-id"),
+        pytest.param("U0DAVE", "U0DAVE", id="user-id"),
+        pytest.param("W0ENTERPRISE", "W0ENTERPRISE", id="enterprise-id"),
         pytest.param("dave", "dave", id="name"),
         pytest.param("<@U123>", "&lt;@U123&gt;", id="markup"),
         pytest.param("u0dave", "u0dave", id="lowercase"),
     ],
 )
-def test_requester_is_mentioned_only_when_it_is_a_slack_user_id(
+def test_the_requester_the_agent_names_is_shown_never_mentioned(
     slack_user: str, shown: str
 ) -> None:
     message = render_card(make_approval(requester=Requester(agent="bot", slack_user=slack_user)))
@@ -401,10 +428,11 @@ def test_small_arguments_fit_and_offer_no_view_button() -> None:
     ],
 )
 def test_large_arguments_are_cut_and_offer_the_full_view(args: dict[str, Any]) -> None:
-    message = render_card(make_approval(args=args))
+    approval = make_approval(args=args)
+    message = render_card(approval)
     check_message(message)
-    assert buttons(message)["view_args"]["value"] == APPROVAL_ID
-    assert "…" in all_text(message)
+    assert read_vote(buttons(message)["view_args"]["value"]) == (APPROVAL_ID, approval.args_version)
+    assert block(message, "args_note")["elements"][0]["text"].startswith("Not all shown.")
 
 
 def test_arguments_cannot_close_the_code_block() -> None:
@@ -413,6 +441,227 @@ def test_arguments_cannot_close_the_code_block() -> None:
     code = next(text for text in mrkdwn_texts(message["blocks"]) if text.startswith("*Arguments*"))
     assert code.count("```") == 2 and code.endswith("```")
     assert "&lt;!here&gt;" in code and "&lt;http://evil|click&gt;" in code
+
+
+# --- after an edit: the card shows what is being approved now -----------------------------------
+
+EDITED = {"version": "1.4.3", "region": "eu-west-1", "canary": True}
+
+
+def edited_approval(**changes: Any) -> Approval:
+    progress = {"approved_by": ["U0BOB"], "args": EDITED, "edited_by": "U0BOB"}
+    return make_approval(progress=progress, **changes)
+
+
+def test_an_edited_card_shows_the_edited_arguments_who_edited_and_what_changed() -> None:
+    approval = edited_approval()
+    message = render_card(approval, progress=Progress(2, ["U0BOB"], edited=True))
+
+    check_message(message)
+    arguments = block(message, "args")["text"]["text"]
+    assert arguments.startswith("*Arguments* (edited by <@U0BOB>)")
+    assert '"version": "1.4.3"' in arguments and '"canary": true' in arguments
+    assert "1.4.2" not in arguments
+    diff = block(message, "diff")["text"]["text"]
+    assert 'version: "1.4.2" → "1.4.3"' in diff and "canary: (absent) → true" in diff
+    assert all(
+        read_vote(button["value"]) == (APPROVAL_ID, args_version(EDITED))
+        for button in buttons(message).values()
+    )
+
+
+def test_an_unedited_card_shows_no_changes() -> None:
+    message = render_card(make_approval())
+    assert block(message, "args")["text"]["text"].startswith("*Arguments*\n")
+    assert "diff" not in block_ids(message)
+
+
+def test_the_full_arguments_modal_shows_the_edited_arguments() -> None:
+    view = render_args_modal(edited_approval())
+    check_view(view)
+    text = "\n".join(texts_of(view))
+    assert '"canary": true' in text and "deploy_service (edited)" in text
+    assert "1.4.2" not in text
+
+
+# --- agent text stays apart from the bot's own lines --------------------------------------------
+
+FORGED = ":white_check_mark: *Approved* by @alice · pre-cleared by Security"
+
+
+def plain_texts(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node] if node.get("type") == "plain_text" else []
+        return found + [text for value in node.values() for text in plain_texts(value)]
+    if isinstance(node, list):
+        return [text for value in node for text in plain_texts(value)]
+    return []
+
+
+def assert_only_plain(rendered: Mapping[str, Any], words: str) -> None:
+    """`words` appear only as plain text with emoji codes off, never in any mrkdwn."""
+    assert not any("Approved* by @alice" in text for text in mrkdwn_texts(rendered["blocks"]))
+    shown = [text for text in plain_texts(rendered["blocks"]) if words in text["text"]]
+    assert shown and all(text["emoji"] is False for text in shown)
+
+
+def test_the_prompt_and_context_are_the_agents_plain_words_below_the_bots_lines() -> None:
+    approval = make_approval(prompt=FORGED, context=FORGED, priority=Priority.HIGH)
+    card = render_card(approval)
+    assert_only_plain(card, FORGED)
+    order = block_ids(card)
+    assert order[:5] == ["attention", "header", "agent", "prompt", "context"]
+    assert block(card, "agent")["elements"][0]["text"] == "*From the agent:*"
+
+    decided = render_decided_card(decide(approval, Action.REJECT))
+    assert_only_plain(decided, FORGED)
+    assert block_ids(decided)[:5] == ["header", "outcome", "agent", "prompt", "context"]
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        pytest.param(Action.CANCEL, id="agent-reason"),
+        pytest.param(Action.REJECT, id="human-reason"),
+    ],
+)
+def test_a_comment_is_plain_words_apart_from_the_outcome_line(action: Action) -> None:
+    approval = decide(make_approval(), action, comment=FORGED, decided_by="release-bot")
+    for message in (render_decided_card(approval), render_decision_reply(approval)):
+        check_message(message)
+        assert_only_plain(message, FORGED)
+        assert block(message, "comment")["text"]["text"] == FORGED
+
+
+def test_app_home_and_approvals_list_keep_the_prompt_out_of_the_bots_line() -> None:
+    approval = make_approval(prompt=FORGED)
+    assert "alice" not in summary_line(approval)
+    for rendered in (
+        render_home([approval], [decide(approval, Action.REJECT)]),
+        render_approval_list("Pending approvals", [approval], empty=""),
+    ):
+        assert_only_plain(rendered, FORGED)
+        prompt = next(b for b in rendered["blocks"] if b.get("block_id") == f"prompt:{APPROVAL_ID}")
+        assert prompt["elements"][0]["text"] == "*From the agent:*"
+
+
+def test_an_agent_given_id_is_never_a_mention() -> None:
+    approval = make_approval(requester=Requester(agent="U0AGENT", slack_user="U0DAVE"))
+    cancelled = decide(approval, Action.CANCEL, decided_by="U0AGENT")
+    rendered = [
+        render_card(approval),
+        render_decided_card(cancelled),
+        render_decision_reply(cancelled),
+        render_home([approval], [cancelled]),
+        render_approval_list("Approvals", [approval, cancelled], empty=""),
+    ]
+    for message in rendered:
+        assert "<@" not in all_text(message)
+    assert "(U0AGENT)" in render_decision_reply(cancelled)["text"]
+    assert "by U0AGENT" in summary_line(approval)
+    # people who decide are still mentioned
+    assert "by <@U0ALICE>" in render_decision_reply(decide(approval, Action.REJECT))["text"]
+
+
+# --- large arguments: every argument named, every cut said --------------------------------------
+
+
+def args_note(message: Mapping[str, Any]) -> str:
+    note: str = block(message, "args_note")["elements"][0]["text"]
+    return note
+
+
+def test_a_short_last_argument_after_a_huge_one_is_on_the_card() -> None:
+    query = "UPDATE customers SET plan='free' WHERE 1=1"
+    args = {"rows": "x" * 105_000, "table": "customers", "query": query}
+    assert len(json.dumps(args)) > 105_000
+    approval = make_approval(args=args)
+    message = render_card(approval)
+
+    check_message(message)
+    arguments = unescape(block(message, "args")["text"]["text"])
+    assert f'"query": "{query}"' in arguments
+    assert '"table": "customers"' in arguments
+    note = args_note(message)
+    shown = int(re.search(r'"rows" shows ([\d,]+) of 105,002 characters', note)[1].replace(",", ""))  # type: ignore[index]
+    assert f'"rows": "{"x" * (shown - 1)}…' in arguments
+    assert "1 value cut" in note and "by name only" not in note
+    assert "view_args" in buttons(message)
+
+
+def test_arguments_beyond_the_room_are_named_then_counted() -> None:
+    args = {f"field_{i}": "v" * 300 for i in range(200)}
+    message = render_card(make_approval(args=args))
+
+    check_message(message)
+    arguments = block(message, "args")["text"]["text"]
+    with_values = re.findall(r'^"(field_\d+)": "v+…$', arguments, re.MULTILINE)
+    assert with_values == [f"field_{i}" for i in range(len(with_values))]
+    note = args_note(message)
+    unlisted = 200 - len(with_values)
+    assert f"{len(with_values)} values cut" in note
+    assert f"{unlisted} arguments shown by name only" in note
+    named = re.findall(r'"(field_\d+)"', note.split("by name only")[1])
+    more = int(re.search(r"and (\d+) more\.$", note)[1])  # type: ignore[index]
+    assert named == [f"field_{i}" for i in range(len(with_values), len(with_values) + len(named))]
+    assert len(named) + more == unlisted
+
+
+def test_arguments_that_fit_are_shown_whole_without_a_note() -> None:
+    message = render_card(make_approval(args={f"k{i}": i for i in range(30)}))
+    assert "args_note" not in block_ids(message)
+    assert "view_args" not in buttons(message)
+
+
+# --- critical approvals: the confirmation shows the arguments itself ----------------------------
+
+
+def confirm_text(message: Mapping[str, Any]) -> str:
+    text: str = buttons(message)["approve"]["confirm"]["text"]["text"]
+    return text
+
+
+def test_the_critical_confirmation_names_the_tool_and_shows_the_arguments() -> None:
+    message = render_card(make_approval(priority=Priority.CRITICAL))
+    text = confirm_text(message)
+    assert text.startswith("Run deploy_service with these arguments?")
+    assert '"version": "1.4.2"' in text and '"region": "eu-west-1"' in text
+    assert "card" not in text and "cut" not in text
+
+
+def test_a_cut_critical_confirmation_says_so() -> None:
+    args = {"rows": "x" * 105_000, **{f"k{i}": i for i in range(10)}}
+    message = render_card(make_approval(priority=Priority.CRITICAL, args=args))
+    check_message(message)
+    text = confirm_text(message)
+    assert '"rows": "xxx' in text
+    assert re.search(r"\(cut to fit: 1 value shortened, \d+ more arguments not shown\)$", text)
+
+
+def test_long_argument_names_still_fit_the_critical_confirmation() -> None:
+    args = {name * 400: value * 1000 for name, value in [("<", "x"), ("&", "y"), ("字", "z")]}
+    message = render_card(make_approval(priority=Priority.CRITICAL, args=args))
+    check_message(message)
+    assert confirm_text(message).count("…") >= 2
+
+
+def test_typing_approve_under_a_critical_card_answers_with_the_confirmation() -> None:
+    approval = edited_approval(priority=Priority.CRITICAL)
+    message = render_thread_confirmation(approval)
+
+    check_message(message)
+    assert "critical call needs the confirmation" in message["text"]
+    assert "needs the confirmation" in block(message, "confirm")["text"]["text"]
+    assert '"canary": true' in block(message, "args")["text"]["text"]
+    approve = buttons(message)["approve"]
+    assert list(buttons(message)) == ["approve"]
+    assert approve["confirm"] == buttons(render_card(approval))["approve"]["confirm"]
+    assert read_vote(approve["value"]) == (APPROVAL_ID, args_version(EDITED))
+
+    huge = render_thread_confirmation(
+        make_approval(priority=Priority.CRITICAL, args={"x": "y" * 9000})
+    )
+    assert list(buttons(huge)) == ["approve", "view_args"]
 
 
 # --- escaping everywhere ------------------------------------------------------------------------
@@ -662,8 +911,8 @@ def test_any_card_stays_within_limits_and_escaped(
     message = render_card(approval, notes=notes, progress=progress)
 
     check_message(message)
-    users = [approval.requester.slack_user, *(progress.approvers if progress else [])]
-    assert_no_agent_markup(message, allowed_mentions(*users))
+    # people who clicked Approve are mentioned; the agent-given requester never is
+    assert_no_agent_markup(message, allowed_mentions(*(progress.approvers if progress else [])))
     assert approval.allowed_decisions  # the model is never modified
     assert set(buttons(message)) - {"view_args"} == {
         kind.value for kind in approval.allowed_decisions
@@ -696,7 +945,9 @@ def test_any_decided_card_stays_within_limits_and_escaped(
         approvers=approvers,
         approved_args=edited if action is Action.EDIT else None,
     )
-    allowed = allowed_mentions(approval.requester.slack_user, decided_by, *approvers)
+    # a cancellation's `decided_by` is the agent's word: never a mention
+    people = [] if action is Action.CANCEL else [decided_by, *approvers]
+    allowed = allowed_mentions(*people)
     for message in (render_decided_card(decided), render_decision_reply(decided)):
         check_message(message)
         assert_no_agent_markup(message, allowed)
@@ -732,9 +983,17 @@ def test_a_card_where_everything_is_huge_stays_within_limits() -> None:
             render_decided_card(decided, notes=[huge] * 12),
             render_decision_reply(decided),
         ]
+    messages.append(render_thread_confirmation(approval))
     for message in messages:
         check_message(message)
         assert_no_agent_markup(message, allowed=("<!here>",))
+    huge_ones = [approval.model_copy(update={"id": f"apr_{i}"}) for i in range(20)]
+    decided = [
+        decide(a.model_copy(update={"id": f"{a.id}_done"}), Action.CANCEL) for a in huge_ones
+    ]
+    view = render_home(huge_ones, decided)
+    check_home(view)
+    assert_no_agent_markup(view)
 
 
 # --- the full-arguments modal -------------------------------------------------------------------
@@ -1176,3 +1435,147 @@ def test_notices_say_who_decided() -> None:
 def test_identifiers_are_the_ones_slack_listens_for() -> None:
     assert ACTION_IDS == ("approve", "edit", "reject", "feedback", "view_args", "args_page")
     assert CALLBACK_IDS == ("edit_modal", "reject_modal", "feedback_modal", "args_modal")
+
+
+# --- votes name the arguments version their person saw -----------------------------------------
+
+
+def test_a_vote_value_reads_back_with_its_version() -> None:
+    value = vote_value(APPROVAL_ID, "0123456789abcdef")
+    assert value == '{"id":"apr_0123456789abcdef0123","v":"0123456789abcdef"}'
+    assert read_vote(value) == (APPROVAL_ID, "0123456789abcdef")
+    # cards posted before votes named a version carry the bare id
+    assert read_vote(APPROVAL_ID) == (APPROVAL_ID, None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(None, id="none"),
+        pytest.param("", id="empty"),
+        pytest.param("approve", id="word"),
+        pytest.param("apr_x y", id="spaced-id"),
+        pytest.param('{"id": "apr_1"}', id="no-version"),
+        pytest.param('{"id": "apr_1", "v": 3}', id="number-version"),
+        pytest.param('{"v": "abc"}', id="no-id"),
+        pytest.param('{"id": "apr_1", "page": 2}', id="page-button"),
+        pytest.param("[" * 5000, id="deep"),
+    ],
+)
+def test_anything_else_is_not_a_vote(value: object) -> None:
+    with pytest.raises(Unreadable):
+        read_vote(value)
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        pytest.param(render_edit_modal, id="edit"),
+        pytest.param(render_reject_modal, id="reject"),
+        pytest.param(render_feedback_modal, id="feedback"),
+    ],
+)
+def test_decision_modals_carry_the_version_of_the_arguments_shown(render: Any) -> None:
+    for approval in (make_approval(), edited_approval()):
+        view = render(approval)
+        assert read_modal_vote(view["private_metadata"]) == (APPROVAL_ID, approval.args_version)
+    assert args_version(EDITED) != make_approval().args_version
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        pytest.param('{"id": "apr_1"}', ("apr_1", None), id="before-versions"),
+        pytest.param('{"id": "apr_1", "fingerprint": "ab"}', ("apr_1", "ab"), id="old-edit-modal"),
+    ],
+)
+def test_modals_opened_before_versions_still_read(metadata: str, expected: tuple[str, Any]) -> None:
+    assert read_modal_vote(metadata) == expected
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("apr_1", id="bare-id"),
+        pytest.param('{"id": "apr_1", "v": ["x"]}', id="odd-version"),
+        pytest.param(None, id="none"),
+    ],
+)
+def test_unreadable_modal_metadata_is_refused(metadata: object) -> None:
+    with pytest.raises(Unreadable):
+        read_modal_vote(metadata)
+
+
+# --- App Home and /approvals --------------------------------------------------------------------
+
+
+def check_home(view: dict[str, Any]) -> None:
+    assert view["type"] == "home"
+    check_blocks([b for b in view["blocks"] if b["type"] != "divider"], max_blocks=100)
+    assert len(view["blocks"]) <= 100
+    assert len(json.dumps(view)) < 250_000
+
+
+def test_waiting_entries_show_the_arguments_beside_their_buttons() -> None:
+    approval = make_approval()
+    view = render_home([approval], [])
+
+    check_home(view)
+    arguments = block(view, "args")["text"]["text"]
+    assert '"version": "1.4.2"' in arguments
+    ids = block_ids(view)
+    assert ids.index("args") == ids.index("actions") - 1
+    assert list(buttons(view)) == ["approve", "edit", "reject", "feedback"]
+    assert all(
+        read_vote(button["value"]) == (APPROVAL_ID, approval.args_version)
+        for button in buttons(view).values()
+    )
+
+
+def test_large_waiting_arguments_are_cut_by_the_same_rules_with_the_full_view() -> None:
+    query = "UPDATE customers SET plan='free' WHERE 1=1"
+    approval = make_approval(args={"rows": "x" * 105_000, "query": query})
+    view = render_home([approval], [])
+
+    check_home(view)
+    assert f'"query": "{query}"' in unescape(block(view, "args")["text"]["text"])
+    assert '"rows" shows' in args_note(view)
+    assert "view_args" in buttons(view)
+
+
+def test_an_edited_waiting_entry_shows_the_edited_arguments() -> None:
+    view = render_home([edited_approval()], [])
+    assert "(edited by <@U0BOB>)" in block(view, "args")["text"]["text"]
+    assert '"canary": true' in block(view, "args")["text"]["text"]
+
+
+def test_the_critical_confirmation_in_app_home_shows_the_arguments() -> None:
+    view = render_home([make_approval(priority=Priority.CRITICAL)], [])
+    text = confirm_text(view)
+    assert "deploy_service" in text and '"version": "1.4.2"' in text
+
+
+def test_lists_without_buttons_show_no_arguments() -> None:
+    message = render_approval_list("Pending approvals", [make_approval()], empty="")
+    check_message(message)
+    assert not buttons(message) and "args" not in block_ids(message)
+
+
+@SLOW
+@given(st.lists(approvals(), max_size=20), st.lists(approvals(), max_size=12))
+def test_any_home_and_list_stay_within_limits_and_escaped(
+    pending: list[Approval], recent: list[Approval]
+) -> None:
+    pending = [a.model_copy(update={"id": f"apr_p{i}"}) for i, a in enumerate(pending)]
+    decided = [
+        decide(a.model_copy(update={"id": f"apr_d{i}"}), Action.CANCEL, decided_by="U0AGENT")
+        for i, a in enumerate(recent)
+    ]
+    view = render_home(pending, decided)
+    check_home(view)
+    assert_no_agent_markup(view)
+    for listed in (pending, decided):
+        message = render_approval_list("Approvals", listed, empty="none")
+        check_message(message)
+        assert_no_agent_markup(message)

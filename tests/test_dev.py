@@ -322,14 +322,14 @@ async def test_a_reply_in_the_cards_thread_approves_it(dev: Dev) -> None:
 
     status, _ = await dev.post(
         "/dev/reply",
-        {"user": "U0CAROL", "channel": card["channel"], "threadTs": card["ts"], "text": "lgtm"},
+        {"user": "U0CAROL", "channel": card["channel"], "threadTs": card["ts"], "text": "approve"},
     )
     decided = await dev.decided(run["id"])
     replies = await until(lambda: _reacted_replies(dev, card))
 
     assert status == 200
     assert decided["decision"]["decidedBy"] == "U0CAROL"
-    assert replies[0]["user"] == "U0CAROL" and replies[0]["text"] == "lgtm"
+    assert replies[0]["user"] == "U0CAROL" and replies[0]["text"] == "approve"
     assert replies[0]["reactions"][0]["name"] == "white_check_mark"
 
 
@@ -354,6 +354,29 @@ async def test_a_published_home_tab_is_shown_to_its_user(dev: Dev) -> None:
     assert status == 200 and opened["status"] is not None  # delivered to the bot
     assert (await dev.state("U0BOB"))["home"]["blocks"] == view["blocks"]
     assert (await dev.state("U0ALICE"))["home"] is None
+
+
+async def test_each_member_sees_only_the_channels_they_are_in(dev: Dev) -> None:
+    """As in Slack's sidebar, a private channel (marked private) shows only to its members, and
+    only they can post in it.
+
+    https://docs.slack.dev/reference/objects/conversation-object ("is_private: the
+    conversation is privileged between two or more members")
+    """
+    dev.ws.post_message("C0PRIVATE", text="for members only")
+    alice, bob = await dev.state("U0ALICE"), await dev.state("U0BOB")
+
+    security = {"id": "C0PRIVATE", "name": "security", "isIm": False, "isPrivate": True}
+    assert {**security, "user": None} in alice["channels"]
+    assert [m["text"] for m in alice["messages"]["C0PRIVATE"]] == ["for members only"]
+    assert {c["id"] for c in bob["channels"]} == {"C0OPS", "C0DEPLOY", "C0PAYMENTS", "C0ESCALATE"}
+    assert "C0PRIVATE" not in bob["messages"]
+    body = {"user": "U0BOB", "channel": "C0PRIVATE", "text": "let me in"}
+    status, refused = await dev.post("/dev/reply", body)
+    assert status == 404 and "not a member of #security" in refused["message"]
+
+    dev.ws.join("C0PRIVATE", "U0BOB")
+    assert "C0PRIVATE" in {c["id"] for c in (await dev.state("U0BOB"))["channels"]}
 
 
 async def test_the_page_endpoints_name_what_is_wrong(dev: Dev) -> None:

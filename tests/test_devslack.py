@@ -30,11 +30,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.devslack import (
     WORKSPACE_KEY,
+    ApiFailure,
     Deliverer,
     InteractionError,
     View,
     Workspace,
     create_slack_api,
+    payloads,
     sign,
     signed_headers,
     start_slack_api,
@@ -320,8 +322,14 @@ async def test_users_and_usergroups(client: AsyncWebClient) -> None:
 
 
 async def test_conversations_info_and_list(client: AsyncWebClient) -> None:
+    """``conversations.list`` lists public channels unless ``types`` asks for more.
+
+    https://docs.slack.dev/reference/methods/conversations.list ("types": default
+    public_channel; mix public_channel, private_channel, mpim, im).
+    """
     info = await client.conversations_info(channel="C0PAYMENTS")
     listing = await client.conversations_list()
+    both = await client.conversations_list(types="public_channel,private_channel")
 
     assert info["channel"]["name"] == "payments"
     assert {c["id"] for c in listing["channels"]} == {
@@ -330,6 +338,202 @@ async def test_conversations_info_and_list(client: AsyncWebClient) -> None:
         "C0PAYMENTS",
         "C0ESCALATE",
     }
+    assert {c["id"] for c in both["channels"]} == {c["id"] for c in listing["channels"]} | {
+        "C0PRIVATE"
+    }
+    with pytest.raises(SlackApiError) as caught:
+        await client.conversations_list(types="public_channel,shared")
+    assert caught.value.response["error"] == "invalid_types"
+
+
+# -- channels and their members ----------------------------------------------------------------
+
+
+async def test_public_channels_hold_everyone_and_private_ones_their_members(
+    ws: Workspace, client: AsyncWebClient
+) -> None:
+    """``is_private``, ``is_member`` (is the calling bot in it) and ``num_members``.
+
+    https://docs.slack.dev/reference/objects/conversation-object and
+    https://docs.slack.dev/reference/methods/conversations.info
+    """
+    quiet = ws.add_channel("C0QUIET", "quiet", members=["U0ALICE", "U0BOB"])
+    ws.add_channel("C0HR", "hr", private=True, members=["U0DAVE"])
+
+    ops = (await client.conversations_info(channel="C0OPS"))["channel"]
+    security = (await client.conversations_info(channel="C0PRIVATE"))["channel"]
+    quiet_info = (await client.conversations_info(channel="quiet"))["channel"]
+
+    assert (ops["is_private"], ops["is_member"], ops["num_members"]) == (False, True, 5)
+    assert ws.channels["C0OPS"].members == ["U0BOT", "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"]
+    assert (security["name"], security["is_private"], security["is_member"]) == (
+        "security",
+        True,
+        True,
+    )
+    assert ws.channels["C0PRIVATE"].members == ["U0ALICE", "U0CAROL", "U0BOT"]
+    assert (quiet_info["is_private"], quiet_info["is_member"], quiet_info["num_members"]) == (
+        False,
+        False,
+        2,
+    )
+    assert ws.channels["C0HR"].members == ["U0DAVE"]  # the bot was not invited
+    assert quiet.to_slack()["is_member"] is False
+    with pytest.raises(ApiFailure, match="user_not_found"):
+        ws.add_channel("C0BAD", "bad", members=["U0NOBODY"])
+
+
+def test_new_people_join_the_default_channels_only(ws: Workspace) -> None:
+    """New members join a workspace's default channels; private ones need an invite, and
+    bots join nothing by themselves.
+
+    https://slack.com/help/articles/201898998 ("Set default channels for new members": public
+    channels only) and https://docs.slack.dev/reference/methods/conversations.invite
+    """
+    ws.add_channel("C0QUIET", "quiet", members=["U0ALICE"])
+    ws.add_user("U0ERIN", "erin", "Erin Ellis")
+    ws.add_user("U0ROBOT", "robot", "Another Bot", is_bot=True)
+
+    assert ws.is_member("C0OPS", "U0ERIN")
+    assert not ws.is_member("C0PRIVATE", "U0ERIN")
+    assert not ws.is_member("C0QUIET", "U0ERIN")
+    assert not ws.is_member("C0OPS", "U0ROBOT")
+
+
+async def test_join_and_leave_change_who_is_in_a_channel(ws: Workspace) -> None:
+    """Joining twice changes nothing (Slack only warns ``already_in_channel``), nor does
+    leaving a channel one is not in; a direct message has no members to change.
+
+    https://docs.slack.dev/reference/methods/conversations.join (warning already_in_channel;
+    error method_not_supported_for_channel_type)
+    """
+    start = ws.feed.last_seq
+
+    ws.join("C0PRIVATE", "U0BOB")
+    ws.join("#security", "U0BOB")
+    ws.leave("C0PRIVATE", "U0ALICE")
+    ws.leave("C0PRIVATE", "U0ALICE")
+
+    assert ws.channels["C0PRIVATE"].members == ["U0CAROL", "U0BOT", "U0BOB"]
+    changes = await ws.changes_since(start, timeout=0.01)
+    assert [(c.kind, c.data["user"]) for c in changes] == [
+        ("channel.joined", "U0BOB"),
+        ("channel.left", "U0ALICE"),
+    ]
+    with pytest.raises(ApiFailure, match="method_not_supported_for_channel_type"):
+        ws.join("U0ALICE", "U0BOB")  # a user id names the bot's DM with them
+    with pytest.raises(ApiFailure, match="channel_not_found"):
+        ws.join("C0NOWHERE", "U0BOB")
+
+
+async def test_conversations_members_pages_with_next_cursor(
+    ws: Workspace, client: AsyncWebClient
+) -> None:
+    """Member ids a page at a time; ``response_metadata.next_cursor`` is empty on the last.
+
+    https://docs.slack.dev/reference/methods/conversations.members and
+    https://docs.slack.dev/apis/web-api/pagination
+    """
+    first = await client.conversations_members(channel="C0OPS", limit=2)
+    pages = [page["members"] async for page in first]  # slack_sdk follows next_cursor
+    everyone = await client.conversations_members(channel="C0OPS")
+    private = await client.conversations_members(channel="C0PRIVATE")
+
+    assert pages == [["U0BOT", "U0ALICE"], ["U0BOB", "U0CAROL"], ["U0DAVE"]]
+    cursors = [c.response["response_metadata"]["next_cursor"] for c in ws.calls[:3]]
+    assert cursors[0] and cursors[1] and cursors[2] == ""
+    assert [c.params.get("cursor") for c in ws.calls[:3]] == [None, *cursors[:2]]
+    assert everyone["members"] == ["U0BOT", "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"]
+    assert everyone["response_metadata"] == {"next_cursor": ""}
+    assert private["members"] == ["U0ALICE", "U0CAROL", "U0BOT"]
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        pytest.param({"channel": "C0NOWHERE"}, "channel_not_found", id="unknown-channel"),
+        pytest.param({"channel": "C0HR"}, "channel_not_found", id="private-without-the-bot"),
+        pytest.param({"channel": "C0OPS", "cursor": "bm9wZQ=="}, "invalid_cursor", id="cursor"),
+        pytest.param({"channel": "C0OPS", "limit": "0"}, "invalid_limit", id="limit-zero"),
+        pytest.param({"channel": "C0OPS", "limit": "many"}, "invalid_limit", id="limit-word"),
+    ],
+)
+async def test_conversations_members_refusals(
+    ws: Workspace, client: AsyncWebClient, params: dict[str, str], error: str
+) -> None:
+    """A private channel the bot is not in is ``channel_not_found``, as if it did not exist.
+
+    https://docs.slack.dev/reference/methods/conversations.members (errors:
+    channel_not_found, invalid_cursor, invalid_limit)
+    """
+    ws.add_channel("C0HR", "hr", private=True, members=["U0DAVE"])
+    with pytest.raises(SlackApiError) as caught:
+        await client.conversations_members(**params)
+    assert caught.value.response["error"] == error
+
+
+async def test_a_private_channel_the_bot_is_not_in_does_not_exist_for_it(
+    ws: Workspace, client: AsyncWebClient
+) -> None:
+    """Posting, reading and listing all answer as for an unknown channel until it is invited.
+
+    https://docs.slack.dev/reference/methods/chat.postMessage ("channel_not_found: Value
+    passed for channel was invalid"; chat:write.public covers public channels only:
+    https://docs.slack.dev/reference/scopes/chat:write.public) and
+    https://docs.slack.dev/reference/methods/conversations.info
+    """
+    ws.add_channel("C0HR", "hr", private=True, members=["U0DAVE"])
+
+    for call in (
+        client.chat_postMessage(channel="C0HR", text="hi"),
+        client.chat_postMessage(channel="#hr", text="hi"),
+        client.conversations_info(channel="C0HR"),
+        client.conversations_history(channel="C0HR"),
+        client.chat_postEphemeral(channel="C0HR", user="U0DAVE", text="psst"),
+    ):
+        with pytest.raises(SlackApiError) as caught:
+            await call
+        assert caught.value.response["error"] == "channel_not_found"
+    listing = await client.conversations_list(types="private_channel")
+    assert [c["id"] for c in listing["channels"]] == ["C0PRIVATE"]
+    assert ws.history("C0HR") == []
+
+    ws.join("C0HR", "U0BOT")  # invited
+    posted = await client.chat_postMessage(channel="C0HR", text="hi")
+    assert posted["channel"] == "C0HR"
+
+
+async def test_the_bot_posts_in_public_channels_it_is_not_in(
+    ws: Workspace, client: AsyncWebClient
+) -> None:
+    """``chat:write.public`` lets an app post to public channels it is not a member of.
+
+    https://docs.slack.dev/reference/scopes/chat:write.public
+    """
+    ws.add_channel("C0QUIET", "quiet", members=["U0ALICE"])
+
+    posted = await client.chat_postMessage(channel="C0QUIET", text="card")
+
+    assert posted["channel"] == "C0QUIET"
+    assert not ws.is_member("C0QUIET", "U0BOT")  # posting does not make it a member
+
+
+async def test_ephemeral_to_someone_not_in_the_channel_is_refused(
+    ws: Workspace, client: AsyncWebClient
+) -> None:
+    """``user_not_in_channel``: the recipient must be in the channel.
+
+    https://docs.slack.dev/reference/methods/chat.postEphemeral ("user: id of the user who
+    will receive the ephemeral message. The user should be in the channel"; errors:
+    user_not_in_channel)
+    """
+    with pytest.raises(SlackApiError) as caught:
+        await client.chat_postEphemeral(channel="C0PRIVATE", user="U0BOB", text="psst")
+
+    assert caught.value.response["error"] == "user_not_in_channel"
+    assert ws.ephemerals_for("U0BOB") == []
+    await client.chat_postEphemeral(channel="C0PRIVATE", user="U0CAROL", text="psst")
+    assert [e.text for e in ws.ephemerals_for("U0CAROL")] == ["psst"]
 
 
 async def test_auth_test_names_the_bot(client: AsyncWebClient) -> None:
@@ -871,6 +1075,61 @@ async def test_click_on_a_missing_button_raises(
     with pytest.raises(InteractionError, match="no message"):
         await deliverer.click("ops", "1.000001", "approve", user="U0ALICE")
     assert fake_bot[0].received == []
+
+
+async def test_people_act_only_in_channels_they_are_in(
+    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+) -> None:
+    """Slack shows a channel's messages, buttons and composer to its members only, so it never
+    sends a click, a message event or a slash command from anyone else.
+
+    https://docs.slack.dev/reference/interaction-payloads/block_actions-payload and
+    https://docs.slack.dev/reference/objects/conversation-object ("is_private: the
+    conversation is privileged between two or more members")
+    """
+    message = ws.post_message("C0PRIVATE", text="card", blocks=card())
+    triggers = len(ws.triggers)
+
+    with pytest.raises(InteractionError, match="U0BOB is not a member of #security"):
+        await deliverer.click("C0PRIVATE", message.ts, "approve", user="U0BOB")
+    with pytest.raises(InteractionError, match="not a member"):
+        await deliverer.reply_in_thread("C0PRIVATE", message.ts, "lgtm", user="U0DAVE")
+    with pytest.raises(InteractionError, match="not a member"):
+        await deliverer.slash_command("/approvals", user="U0BOB", channel="#security")
+    with pytest.raises(InteractionError, match="not a member"):
+        payloads.block_actions_payload(
+            ws,
+            user="U0BOB",
+            message=message,
+            action_id="approve",
+            trigger_id="t",
+            response_url="http://127.0.0.1:9/unused",
+            action_ts="1.0",
+        )
+    with pytest.raises(InteractionError, match="no channel"):
+        await deliverer.post_as_user("C0NOWHERE", "hi", user="U0BOB")
+
+    assert fake_bot[0].received == []
+    assert len(ws.triggers) == triggers  # nothing handed out for a click that never happened
+    assert ws.thread("C0PRIVATE", message.ts) == [message]
+    await deliverer.click("C0PRIVATE", message.ts, "approve", user="U0CAROL")
+    assert fake_bot[0].received[0]["channel"] == {"id": "C0PRIVATE", "name": "security"}
+
+
+async def test_a_message_in_a_private_channel_is_a_group_event(
+    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+) -> None:
+    """``message.groups`` events say ``channel_type: group``.
+
+    https://docs.slack.dev/reference/events/message.groups ("Differentiate private channels
+    ... by looking for the event's channel_type field set to group")
+    """
+    card_message = ws.post_message("C0PRIVATE", text="card", blocks=card())
+
+    await deliverer.reply_in_thread("C0PRIVATE", card_message.ts, "why?", user="U0ALICE")
+
+    [body] = fake_bot[0].received
+    assert body["event"]["channel_type"] == "group"
 
 
 async def test_wrong_signing_secret_is_refused_by_the_bot(

@@ -71,6 +71,8 @@ def test_scopes_cover_the_web_api_methods_the_bot_calls() -> None:
         "commands",  # /approvals
         "channels:history",  # message.channels
         "groups:history",  # message.groups
+        "channels:read",  # conversations.members of a public channel (who may decide)
+        "groups:read",  # … of a private one
     }
     assert needed <= scopes
 

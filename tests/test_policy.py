@@ -17,6 +17,7 @@ import pytest
 
 from bot.config import ConfigError
 from bot.devslack import Deliverer
+from bot.errors import Invalid
 from bot.policy import load_routing
 from tests.conftest import SIGNING_SECRET, Running, SlackRig, slack_settings, start_slack_bot, until
 from tests.slack_support import text_of
@@ -127,21 +128,20 @@ async def test_requests_can_only_tighten_a_rule(rig: SlackRig) -> None:
         channel="C0OPS",
         priority="low",
         timeoutSeconds=60,
-        onTimeout="approve",
+        onTimeout="escalate",
         allowedDecisions=["reject", "edit"],
     )
-    assert record["channel"] == "C0OPS"  # the request's channel wins
+    assert record["channel"] == "C0PAYMENTS"  # the rule's channel wins over the request's
     assert record["priority"] == "critical"  # cannot lower the rule's
-    assert record["timeoutSeconds"] == 60  # may shorten
-    assert record["onTimeout"] == "reject"  # the rule's
+    assert record["timeoutSeconds"] == 60  # may shorten: the rule rejects at timeout
+    assert record["onTimeout"] == "escalate"
     assert record["allowedDecisions"] == ["reject"]  # narrowed, never widened
 
-    status, body = await rig.bot.call(
-        "POST",
-        "/v1/approvals",
-        json={"toolName": "transfer_funds", "args": {}, "allowedDecisions": ["feedback"]},
-    )
-    assert (status, body["path"]) == (422, "allowedDecisions")
+    for field, value in [("allowedDecisions", ["feedback"]), ("onTimeout", "approve")]:
+        status, body = await rig.bot.call(
+            "POST", "/v1/approvals", json={"toolName": "transfer_funds", "args": {}, field: value}
+        )
+        assert (status, body["path"]) == (422, field)
 
 
 async def test_unmatched_tools_go_to_the_default_channel(rig: SlackRig) -> None:
@@ -373,11 +373,14 @@ async def test_approvals_command_lists_pending_mine_and_one(rig: SlackRig) -> No
     email = await rig.bot.submit(toolName="send_email", toolCallId="e")
     await rig.card(deploy["id"])
 
-    every = await rig.slack.slash_command("/approvals", "", user="U0CAROL", channel="C0OPS")
+    every = await rig.slack.slash_command("/approvals", "", user="U0BOB", channel="C0OPS")
     mine = await rig.slack.slash_command("/approvals", "mine", user="U0ALICE", channel="C0OPS")
     one = await rig.slack.slash_command("/approvals", email["id"], user="U0BOB", channel="C0OPS")
+    # carol may decide the email (a member of its channel) but not the deploy (not an approver)
+    hers = await rig.slack.slash_command("/approvals", "", user="U0CAROL", channel="C0OPS")
 
     assert deploy["id"] in every.body and email["id"] in every.body
+    assert email["id"] in hers.body and deploy["id"] not in hers.body
     assert deploy["id"] in mine.body and email["id"] not in mine.body
     assert email["id"] in one.body and deploy["id"] not in one.body
     assert (await rig.record_if(deploy["id"], lambda r: r))["slack"]["permalink"] in every.body
@@ -405,8 +408,9 @@ def test_a_request_cannot_choose_what_its_timeout_does(tmp_path: Path) -> None:
     request = ApprovalRequest.model_validate(
         {"toolName": "deploy_api", "args": {}, "timeoutSeconds": 1, "onTimeout": "approve"}
     )
-    route = routing.route(request)
-    assert route.on_timeout is None  # the bot's default (reject), never the agent's "approve"
+    with pytest.raises(Invalid) as refused:  # the rule's default is reject, never the agent's
+        routing.route(request)
+    assert refused.value.path == "onTimeout"
 
 
 async def test_an_api_decision_runs_the_arguments_being_approved(make_rig: RigFactory) -> None:

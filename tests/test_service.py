@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from bot.errors import AlreadyDecided, Invalid, InvalidEdit
-from bot.models import Action, Approval, ApprovalRequest, Status, utcnow
+from bot.models import Action, Approval, ApprovalRequest, OnTimeout, Status, utcnow
+from bot.policy import Routing, Rule
 from bot.service import TIMEOUT_ACTOR, ApprovalService
 from bot.store import SQLiteStore, open_store
 
@@ -166,7 +167,11 @@ async def test_expiry_applies_on_timeout(
     store: SQLiteStore, on_timeout: str, status: Status, approved_args: Any
 ) -> None:
     clock = Clock()
-    service = ApprovalService(store, default_channel="C0OPS", clock=clock)
+    # only the routing file may approve at timeout; the request may then ask for it too
+    rule = Rule(tools=["*"], on_timeout=OnTimeout(on_timeout), timeout_seconds=60)
+    service = ApprovalService(
+        store, default_channel="C0OPS", clock=clock, router=Routing(rules=[rule])
+    )
     approval, _ = await service.submit(request(timeoutSeconds=60, onTimeout=on_timeout))
     assert await service.expire_due() == []
 

@@ -250,7 +250,7 @@ async def test_the_requester_cannot_approve_their_own_call(rig: SlackRig) -> Non
 @pytest.mark.parametrize(
     ("reply", "status", "comment", "reaction"),
     [
-        pytest.param("lgtm", "approved", None, "white_check_mark", id="lgtm"),
+        pytest.param("<@U0BOT> approve", "approved", None, "white_check_mark", id="mention"),
         pytest.param("Approve", "approved", None, "white_check_mark", id="approve"),
         pytest.param("reject: wrong region", "rejected", "wrong region", "x", id="reject"),
     ],

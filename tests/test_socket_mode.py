@@ -147,7 +147,7 @@ async def test_a_thread_reply_arrives_as_an_events_api_envelope(
     record = await rig.bot.submit()
     card = await rig.card(record["id"])
 
-    delivery = await rig.slack.reply_in_thread(card.channel, card.ts, "lgtm", user="U0CAROL")
+    delivery = await rig.slack.reply_in_thread(card.channel, card.ts, "approve", user="U0CAROL")
     decided = await rig.decided(record["id"])
 
     sent = envelope(emulator.gateway, delivery.envelope_id)

@@ -53,7 +53,12 @@ def fill_prompt(prompt: str | None, tool_name: str, tool_arguments: str) -> str 
 async def decide_all(
     client: ApprovalClient, requests: Sequence[ToolRequest], timeout: float | None
 ) -> list[Decision]:
-    """Every decision, in order, asked for at once; the first failure cancels the other waits."""
+    """Every decision, in order, asked for at once; the first failure cancels the other waits.
+
+    That failure is raised, never turned into a refusal for the model: a refused request
+    (`ApprovalInvalid`, a 409 `conflict`) or a record of another call (`ApprovalMismatch`) is
+    no decision about these calls, so the run stops with none of them run.
+    """
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [

@@ -6,7 +6,9 @@ becomes one approval whose `toolCallId` is the call's id. Approve runs the call,
 the edited arguments, Reject or Feedback returns the denial to the model as the tool's result.
 As in ag2, a wait that outlives `timeout` ends the turn with `HumanInputTimeoutError` (the card
 is withdrawn), and a bot that cannot be reached ends it with `HumanInputFailedError`: an approval
-nobody could give denies nothing and runs nothing.
+nobody could give denies nothing and runs nothing. So does every other `ApprovalError` (a refused
+field, a reused `toolCallId`, a record of another call), kept as the error's `cause`: ag2 would
+hand any other exception to the model as the tool's result.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from bot.adapters._common import TOOL_PLACEHOLDERS, check_template, fill_prompt
 from bot.models import Decision, Priority
 from bot.sdk.client import ApprovalClient
 from bot.sdk.errors import ApprovalError, ApprovalTimeout, refusal
-from bot.sdk.wire import GateFields, decision_of
+from bot.sdk.wire import GateFields, ToolCall, decision_of
 
 __all__ = ["SlackApprovalRequired", "approval_required"]
 
@@ -80,29 +82,30 @@ class SlackApprovalRequired:
 
     async def _decide(self, event: ToolCallEvent, args: dict[str, Any]) -> Decision:
         try:
-            return await self.client.request(
-                event.name,
-                args,
-                timeout=self.timeout,
-                tool_call_id=event.id,
-                prompt=fill_prompt(self.message, event.name, event.arguments),
-                **self.fields,
-            )
-        except ApprovalTimeout as exc:
-            return await self._give_up(exc)
+            try:
+                return await self.client.request(
+                    event.name,
+                    args,
+                    timeout=self.timeout,
+                    tool_call_id=event.id,
+                    prompt=fill_prompt(self.message, event.name, event.arguments),
+                    **self.fields,
+                )
+            except ApprovalTimeout as exc:
+                return await self._give_up(exc)
         except ApprovalError as exc:
             raise HumanInputFailedError(exc) from exc
 
     async def _give_up(self, timed_out: ApprovalTimeout) -> Decision:
-        """Withdraw the card; a decision that won the race to it still counts."""
-        approval_id = timed_out.approval.id
+        """Withdraw the card; a decision that won the race to it still counts, if of this call."""
+        approval = timed_out.approval
         waited = self.timeout if self.timeout is not None else self.client.timeout or 0.0
         try:
-            await self.client.cancel(approval_id, f"the agent stopped waiting after {waited:g}s")
+            await self.client.cancel(approval.id, f"the agent stopped waiting after {waited:g}s")
         except ApprovalError as exc:
             if exc.status != 409:
-                raise HumanInputFailedError(exc) from exc
-            return decision_of(await self.client.get(approval_id))
+                raise
+            return decision_of(ToolCall.of(approval).check(await self.client.get(approval.id)))
         raise HumanInputTimeoutError(waited)
 
     def _denial(self, event: ToolCallEvent, decision: Decision) -> str:

@@ -14,8 +14,10 @@ read from a LangGraph server as well. Three shapes:
                                         → [{"type": "accept" | "edit" | "response" | "ignore"}]
 
 What the interrupt allows is the card's buttons: approve ↔ approve/accept, edit ↔ edit,
-reject ↔ reject/ignore, feedback ↔ reject with the feedback as its message (or `respond` when
-only that is allowed) and agent-inbox `response`.
+reject ↔ reject/ignore (or a `respond`/`response` saying so when only that is allowed),
+feedback ↔ reject with the feedback as its message (or `respond` when only that is allowed)
+and agent-inbox `response`. A card always offers Reject (the bot refuses one that does not:
+a reviewer can always say no), so an interrupt with no way to refuse is `UnsupportedInterrupt`.
 """
 
 from __future__ import annotations
@@ -170,7 +172,7 @@ def _read_inbox(value: Mapping[str, Any]) -> ToolReview:
         "accept": (DecisionKind.APPROVE,),
         "edit": (DecisionKind.EDIT,),
         "ignore": (DecisionKind.REJECT,),
-        "respond": (DecisionKind.FEEDBACK,),
+        "respond": (DecisionKind.REJECT, DecisionKind.FEEDBACK),
     }
     return ToolReview(
         name=name,
@@ -186,16 +188,19 @@ def _hitl_buttons(allowed: Sequence[str], name: str) -> tuple[DecisionKind, ...]
         "approve": (DecisionKind.APPROVE,),
         "edit": (DecisionKind.EDIT,),
         "reject": (DecisionKind.REJECT, DecisionKind.FEEDBACK),
-        "respond": (DecisionKind.FEEDBACK,),
+        "respond": (DecisionKind.REJECT, DecisionKind.FEEDBACK),
     }
     return _buttons([kind for word in allowed for kind in buttons.get(word, ())], name)
 
 
 def _buttons(kinds: Sequence[DecisionKind], name: str) -> tuple[DecisionKind, ...]:
-    """The card's buttons in their usual order; an interrupt that allows none is refused."""
+    """The card's buttons in their usual order; an interrupt that cannot refuse is refused."""
     chosen = tuple(kind for kind in DecisionKind if kind in kinds)
-    if not chosen:
-        raise UnsupportedInterrupt(f"the interrupt for {name} allows no answer a card can give")
+    if DecisionKind.REJECT not in chosen:
+        raise UnsupportedInterrupt(
+            f"the interrupt for {name} allows no way to refuse the call (reject, respond or "
+            "ignore), and the approval bot always lets a reviewer say no"
+        )
     return chosen
 
 

@@ -1,7 +1,9 @@
 """Block Kit rendering: pure functions from approvals to message blocks and modal views.
 
 No I/O and no Slack client. Every agent string is escaped (`escape_mrkdwn`) or shown as plain
-text, and cut to Slack's limits on the way out; the approval itself is never changed.
+text, and cut to Slack's limits on the way out; the approval itself is never changed. Every
+decision button and modal names the arguments version its person saw (`vote_value`,
+`read_vote`, `read_modal_vote`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from bot.cards.card import (
     render_card,
     render_decided_card,
     render_decision_reply,
+    render_thread_confirmation,
 )
 from bot.cards.edit import EditErrors, EditResult, parse_edit_submission, render_edit_modal
 from bot.cards.home import render_approval_list, render_home, summary_line
@@ -39,9 +42,12 @@ from bot.cards.ids import (
     read_approval_id,
     read_args_page,
     read_click,
+    read_modal_vote,
     read_private_metadata,
     read_text,
     read_user,
+    read_vote,
+    vote_value,
 )
 from bot.cards.inputs import arg_block_id
 from bot.cards.modals import (
@@ -91,9 +97,11 @@ __all__ = [
     "read_approval_id",
     "read_args_page",
     "read_click",
+    "read_modal_vote",
     "read_private_metadata",
     "read_text",
     "read_user",
+    "read_vote",
     "render_approval_list",
     "render_args_modal",
     "render_card",
@@ -105,6 +113,8 @@ __all__ = [
     "render_home",
     "render_notice_modal",
     "render_reject_modal",
+    "render_thread_confirmation",
     "summary_line",
     "truncate",
+    "vote_value",
 ]

@@ -7,14 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from bot.cards.ids import (
-    APPROVE_ACTION,
-    EDIT_ACTION,
-    FEEDBACK_ACTION,
-    REJECT_ACTION,
-    VIEW_ARGS_ACTION,
-    block_id,
-)
+from bot.cards.args import args_blocks
+from bot.cards.buttons import decision_buttons
+from bot.cards.ids import block_id
 from bot.cards.text import (
     Block,
     Message,
@@ -26,21 +21,23 @@ from bot.cards.text import (
     mention_markup,
     mrkdwn,
     plain,
-    pretty_json,
     section,
     truncate,
     user_markup,
+    verbatim,
 )
 from bot.models import Action, Approval, Decision, DecisionKind, OnTimeout, Priority, Status
 
 __all__ = [
     "Progress",
+    "args_title",
     "describe_outcome",
     "diff_lines",
     "outcome_line",
     "render_card",
     "render_decided_card",
     "render_decision_reply",
+    "render_thread_confirmation",
 ]
 
 # Slack refuses a message whose blocks carry more than about 12,000 characters of text in all
@@ -51,7 +48,7 @@ PROMPT_CHARS = 1500
 ARGS_PREVIEW_CHARS = 2000
 ARGS_PREVIEW_LINES = 40
 DECIDED_ARGS_CHARS = 1200
-DIFF_CHARS = 1200
+DIFF_CHARS = 1000
 MAX_DIFF_LINES = 20
 COMMENT_CHARS = 1500
 CONTEXT_CHARS = 1000
@@ -75,12 +72,6 @@ _AFTER_EXPIRY = {
     OnTimeout.APPROVE: "then approved automatically",
     OnTimeout.ESCALATE: "then escalated",
 }
-_BUTTONS = (
-    (DecisionKind.APPROVE, APPROVE_ACTION, "Approve", "primary"),
-    (DecisionKind.EDIT, EDIT_ACTION, "Edit…", None),
-    (DecisionKind.REJECT, REJECT_ACTION, "Reject…", "danger"),
-    (DecisionKind.FEEDBACK, FEEDBACK_ACTION, "Feedback…", None),
-)
 _OUTCOMES = {
     (Action.APPROVE, True): (":white_check_mark:", "Approved"),
     (Action.EDIT, True): (":pencil2:", "Approved with edits"),
@@ -99,7 +90,7 @@ _STATUS_OUTCOMES = {
 _COMMENT_LABELS = {
     Action.REJECT: "Reason",
     Action.FEEDBACK: "Feedback for the agent",
-    Action.CANCEL: "Reason",
+    Action.CANCEL: "Reason given by the agent",
 }
 
 
@@ -123,8 +114,10 @@ def render_card(
 ) -> Message:
     """The pending card, with a button for each allowed decision.
 
-    `mention` is trusted configuration ("here", a user group `S…` or a user `U…`); it leads the
-    notification and a top section. `notes` are plain lines (escaped) shown under the card.
+    It shows the arguments being approved now (`current_args`): after an edit, the edited
+    ones, who edited them and what changed. `mention` is trusted configuration ("here", a user
+    group `S…` or a user `U…`); it leads the notification and a top section. `notes` are plain
+    lines (escaped) shown under the card.
     """
     ping = mention_markup(mention) if mention else ""
     blocks: list[Block] = []
@@ -133,16 +126,17 @@ def render_card(
             section(_attention(approval, ping), block_id=block_id("attention", approval.id))
         )
     blocks.append(_header(approval))
-    if _shown(approval.prompt):
-        blocks.append(_prompt(approval))
+    blocks.extend(_agent_blocks(approval))
     blocks.append(_fields(approval, expiry=True))
-    args_block, args_cut = _args_section(approval, approval.args, "Arguments", ARGS_PREVIEW_CHARS)
-    blocks.append(args_block)
-    blocks.extend(_context_blocks(approval, notes))
+    args, cut = _current_args(approval)
+    blocks.extend(args)
+    if approval.progress.args is not None:
+        blocks.append(_diff_section(approval.args, approval.current_args, approval.id))
+    blocks.extend(_notes_block(approval, notes))
     if progress is not None:
         line = _progress_line(progress)
         blocks.append(context([line], block_id=block_id("progress", approval.id)))
-    actions = decision_buttons(approval, view_args=args_cut)
+    actions = decision_buttons(approval, view_args=cut)
     if actions is not None:
         blocks.append(actions)
     summary = f"Approval needed ({approval.priority.value}): {approval.tool_name}"
@@ -150,6 +144,23 @@ def render_card(
         summary += f" — {approval.prompt}"
     text = truncate(summary, NOTIFICATION_CHARS)
     return {"text": f"{ping} {text}" if ping else text, "blocks": blocks}
+
+
+def render_thread_confirmation(approval: Approval) -> Message:
+    """The ephemeral answer to `approve` typed in a critical card's thread: typing cannot
+    confirm, so it shows the arguments being approved now and an Approve button that asks for
+    the same confirmation as the card's (its vote bound to these arguments)."""
+    line = (
+        ":lock: Approving a critical call needs the confirmation: check its arguments, "
+        "then press *Approve* and confirm."
+    )
+    args, cut = _current_args(approval)
+    blocks = [section(line, block_id=block_id("confirm", approval.id)), _header(approval), *args]
+    actions = decision_buttons(approval, view_args=cut, only=DecisionKind.APPROVE)
+    if actions is not None:
+        blocks.append(actions)
+    text = truncate(f"Approving a critical call needs the confirmation: {approval.tool_name}", 300)
+    return {"text": text, "blocks": blocks}
 
 
 def render_decided_card(approval: Approval, *, notes: Sequence[str] = ()) -> Message:
@@ -160,21 +171,21 @@ def render_decided_card(approval: Approval, *, notes: Sequence[str] = ()) -> Mes
     if decision is not None:
         outcome += f" · {date_markup(decision.decided_at)}"
     blocks = [_header(approval), section(outcome, block_id=block_id("outcome", approval.id))]
-    if _shown(approval.prompt):
-        blocks.append(_prompt(approval))
+    blocks.extend(_agent_blocks(approval))
     blocks.append(_fields(approval, expiry=False))
     edited = _edited_args(decision)
     if edited is None:
-        blocks.append(_args_section(approval, approval.args, "Arguments", DECIDED_ARGS_CHARS)[0])
+        shown, title = approval.args, "*Arguments*"
     else:
-        title = "Arguments (edited)"
-        blocks.append(_args_section(approval, edited, title, DECIDED_ARGS_CHARS)[0])
+        shown, title = edited, "*Arguments (edited)*"
+    args, _ = args_blocks(
+        approval.id, shown, title, chars=DECIDED_ARGS_CHARS, lines=ARGS_PREVIEW_LINES
+    )
+    blocks.extend(args)
+    if edited is not None:
         blocks.append(_diff_section(approval.args, edited, approval.id))
-    if decision is not None and _shown(decision.comment):
-        label = _COMMENT_LABELS.get(decision.action, "Comment")
-        comment = f"*{label}*\n{truncate(decision.comment, COMMENT_CHARS)}"
-        blocks.append(section(comment, block_id=block_id("comment", approval.id)))
-    blocks.extend(_context_blocks(approval, notes))
+    blocks.extend(_comment_blocks(approval))
+    blocks.extend(_notes_block(approval, notes))
     text = truncate(f"{headline}: {approval.tool_name}", NOTIFICATION_CHARS)
     return {"text": text, "blocks": blocks}
 
@@ -183,14 +194,14 @@ def render_decision_reply(approval: Approval) -> Message:
     """The thread reply under the card: what was decided, by whom, and why."""
     decision = approval.decision
     line = outcome_line(approval)
+    text = line
     if decision is not None and _shown(decision.comment):
-        label = _COMMENT_LABELS.get(decision.action, "Comment")
-        line += f"\n*{label}:* {truncate(decision.comment, COMMENT_CHARS)}"
-    blocks = [section(line, block_id=block_id("reply", approval.id))]
+        text += f"\n{_comment_label(decision)}: {truncate(decision.comment, COMMENT_CHARS)}"
+    blocks = [section(line, block_id=block_id("reply", approval.id)), *_comment_blocks(approval)]
     edited = _edited_args(decision)
     if edited is not None:
         blocks.append(_diff_section(approval.args, edited, approval.id))
-    return {"text": line, "blocks": blocks}
+    return {"text": text, "blocks": blocks}
 
 
 def describe_outcome(approval: Approval) -> tuple[str, str]:
@@ -211,9 +222,35 @@ def outcome_line(approval: Approval) -> str:
     return f"{emoji} *{headline}*{_byline(approval.decision)}"
 
 
+def args_title(approval: Approval) -> str:
+    """`*Arguments*`, naming who edited them when they are an edit's (the editor clicked in
+    Slack, so they are a person, mentioned like any decider)."""
+    if approval.progress.args is None:
+        return "*Arguments*"
+    editor = approval.progress.edited_by
+    if editor is None:
+        return "*Arguments* (edited)"
+    return f"*Arguments* (edited by {user_markup(editor, NAME_CHARS)})"
+
+
+def _current_args(approval: Approval) -> tuple[list[Block], bool]:
+    """The arguments a vote now approves, and whether they had to be cut."""
+    title = args_title(approval)
+    return args_blocks(
+        approval.id,
+        approval.current_args,
+        title,
+        chars=ARGS_PREVIEW_CHARS,
+        lines=ARGS_PREVIEW_LINES,
+    )
+
+
 def _byline(decision: Decision | None) -> str:
     if decision is None or decision.action is Action.TIMEOUT:
         return ""
+    if decision.action is Action.CANCEL:
+        # the agent named itself (`cancelledBy`): shown as text, never as a mention
+        return f" ({truncate(decision.decided_by_name or decision.decided_by, NAME_CHARS)})"
     if decision.action in (Action.APPROVE, Action.EDIT) and len(decision.approvers) > 1:
         who = _user_list(decision.approvers)
     elif decision.decided_by.startswith("system:"):
@@ -222,7 +259,7 @@ def _byline(decision: Decision | None) -> str:
         who = user_markup(decision.decided_by)
     else:
         who = truncate(decision.decided_by_name or decision.decided_by, NAME_CHARS)
-    return f" ({who})" if decision.action is Action.CANCEL else f" by {who}"
+    return f" by {who}"
 
 
 def _attention(approval: Approval, ping: str) -> str:
@@ -242,9 +279,25 @@ def _header(approval: Approval) -> Block:
     }
 
 
-def _prompt(approval: Approval) -> Block:
-    text = truncate(approval.prompt or "", PROMPT_CHARS)
-    return section(text, block_id=block_id("prompt", approval.id))
+def _agent_blocks(approval: Approval) -> list[Block]:
+    """The prompt and context, under a label saying they are the agent's, as plain text: a
+    prompt reading `:white_check_mark: *Approved* by @alice` shows just those characters,
+    below the bot's own lines and never styled like them."""
+    blocks: list[Block] = []
+    if _shown(approval.prompt):
+        prompt = verbatim(approval.prompt, PROMPT_CHARS)
+        blocks.append(
+            {"type": "section", "block_id": block_id("prompt", approval.id), "text": prompt}
+        )
+    if _shown(approval.context):
+        element = verbatim(approval.context, CONTEXT_CHARS)
+        blocks.append(
+            {"type": "context", "block_id": block_id("context", approval.id), "elements": [element]}
+        )
+    if blocks:
+        label = context(["*From the agent:*"], block_id=block_id("agent", approval.id))
+        blocks.insert(0, label)
+    return blocks
 
 
 def _fields(approval: Approval, *, expiry: bool) -> Block:
@@ -264,30 +317,16 @@ def _fields(approval: Approval, *, expiry: bool) -> Block:
 
 
 def _requester(approval: Approval) -> str:
+    """Who asks, as the agent said: an agent-given Slack id is shown, never mentioned."""
     requester = approval.requester
     parts = []
     if requester.agent:
         parts.append(truncate(requester.agent, NAME_CHARS))
     if requester.slack_user:
-        parts.append(("for " if parts else "") + user_markup(requester.slack_user, NAME_CHARS))
+        parts.append(("for " if parts else "") + truncate(requester.slack_user, NAME_CHARS))
     if requester.run_id:
         parts.append(f"(run {truncate(requester.run_id, NAME_CHARS)})")
     return " ".join(parts) or "unknown"
-
-
-def _args_section(
-    approval: Approval, args: Mapping[str, Any], title: str, limit: int
-) -> tuple[Block, bool]:
-    """The arguments as a code block, and whether the card had to cut them."""
-    bid = block_id("args", approval.id)
-    if not args:
-        return section(f"*{title}*\n_none_", block_id=bid), False
-    lines = pretty_json(args).split("\n")
-    shown = "\n".join(lines[:ARGS_PREVIEW_LINES])
-    if len(lines) > ARGS_PREVIEW_LINES:
-        shown += "\n…"
-    code, cut = code_block(shown, limit)
-    return section(f"*{title}*\n{code}", block_id=bid), cut or len(lines) > ARGS_PREVIEW_LINES
 
 
 def _diff_section(old: Mapping[str, Any], new: Mapping[str, Any], approval_id: str) -> Block:
@@ -326,17 +365,30 @@ def _edited_args(decision: Decision | None) -> dict[str, Any] | None:
     return decision.approved_args
 
 
-def _context_blocks(approval: Approval, notes: Sequence[str]) -> list[Block]:
-    blocks = []
-    if _shown(approval.context):
-        text = truncate(approval.context, CONTEXT_CHARS)
-        blocks.append(context([text], block_id=block_id("context", approval.id)))
+def _comment_label(decision: Decision) -> str:
+    return _COMMENT_LABELS.get(decision.action, "Comment")
+
+
+def _comment_blocks(approval: Approval) -> list[Block]:
+    """The decision's comment under its label, as plain text: a cancellation's reason is the
+    agent's, and nobody's words should look like the bot's outcome line."""
+    decision = approval.decision
+    if decision is None or not _shown(decision.comment):
+        return []
+    label = context(
+        [f"*{_comment_label(decision)}:*"], block_id=block_id("comment_label", approval.id)
+    )
+    words = verbatim(decision.comment, COMMENT_CHARS)
+    return [label, {"type": "section", "block_id": block_id("comment", approval.id), "text": words}]
+
+
+def _notes_block(approval: Approval, notes: Sequence[str]) -> list[Block]:
     lines = [truncate(note, NOTE_CHARS) for note in notes if _shown(note)]
-    if lines:
-        if len(lines) > MAX_NOTES:
-            lines = [*lines[:MAX_NOTES], f"… and {len(lines) - MAX_NOTES} more notes"]
-        blocks.append(context(lines, block_id=block_id("notes", approval.id)))
-    return blocks
+    if not lines:
+        return []
+    if len(lines) > MAX_NOTES:
+        lines = [*lines[:MAX_NOTES], f"… and {len(lines) - MAX_NOTES} more notes"]
+    return [context(lines, block_id=block_id("notes", approval.id))]
 
 
 def _progress_line(progress: Progress) -> str:
@@ -355,43 +407,3 @@ def _user_list(users: Sequence[str]) -> str:
     if len(users) > MAX_LISTED_USERS:
         shown += f" and {len(users) - MAX_LISTED_USERS} more"
     return shown
-
-
-def decision_buttons(approval: Approval, *, view_args: bool) -> Block | None:
-    allowed = set(approval.allowed_decisions)
-    elements = []
-    for kind, action_id, label, style in _BUTTONS:
-        if kind not in allowed:
-            continue
-        button = _button(action_id, label, approval.id, style)
-        if kind is DecisionKind.APPROVE and approval.priority is Priority.CRITICAL:
-            button["confirm"] = _confirm(approval)
-        elements.append(button)
-    if view_args:
-        elements.append(_button(VIEW_ARGS_ACTION, "View full arguments", approval.id, None))
-    if not elements:
-        return None
-    return {"type": "actions", "block_id": block_id("actions", approval.id), "elements": elements}
-
-
-def _button(action_id: str, label: str, value: str, style: str | None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "action_id": action_id,
-        "text": plain(label, 75),
-        "value": value,
-    }
-    if style is not None:
-        button["style"] = style
-    return button
-
-
-def _confirm(approval: Approval) -> dict[str, Any]:
-    question = f"Run {approval.tool_name} with the arguments shown on the card?"
-    return {
-        "title": plain("Approve a critical action?", 100),
-        "text": plain(question, 300),
-        "confirm": plain("Approve", 30),
-        "deny": plain("Cancel", 30),
-        "style": "primary",
-    }

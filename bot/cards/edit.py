@@ -14,7 +14,7 @@ from jsonschema.exceptions import ValidationError
 from bot.cards.ids import COMMENT_BLOCK, EDIT_MODAL, private_metadata
 from bot.cards.inputs import KEPT_NOTE, input_block, plan_inputs, read_input, read_value
 from bot.cards.text import Block, View, clip, plain, text_input
-from bot.models import Approval, args_fingerprint
+from bot.models import Approval
 
 __all__ = ["EditErrors", "EditResult", "parse_edit_submission", "render_edit_modal"]
 
@@ -58,9 +58,8 @@ def render_edit_modal(approval: Approval) -> View:
     return {
         "type": "modal",
         "callback_id": EDIT_MODAL,
-        "private_metadata": private_metadata(
-            approval.id, fingerprint=args_fingerprint(current)[:16]
-        ),
+        # the version the editor saw: an edit of arguments changed since counts for nothing
+        "private_metadata": private_metadata(approval.id, v=approval.args_version),
         "title": plain("Edit arguments", 24),
         "submit": plain("Approve edits", 24),
         "close": plain("Cancel", 24),

@@ -1,14 +1,17 @@
 """App Home and `/approvals`: compact lists of approvals, each with a link to its card.
 
 The App Home entries carry the same buttons as the cards (same action ids, same values), so
-a decision there goes through the same listeners.
+a decision there goes through the same listeners; and the arguments those buttons decide on,
+since nobody may approve without seeing them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.cards.card import decision_buttons, outcome_line
+from bot.cards.args import args_blocks
+from bot.cards.buttons import decision_buttons
+from bot.cards.card import args_title, outcome_line
 from bot.cards.ids import block_id
 from bot.cards.text import (
     Block,
@@ -16,41 +19,66 @@ from bot.cards.text import (
     View,
     context,
     date_markup,
+    mrkdwn,
     plain,
     section,
     truncate,
-    user_markup,
+    verbatim,
 )
 from bot.models import Approval
 
-__all__ = ["MAX_LISTED", "render_approval_list", "render_home", "summary_line"]
+__all__ = ["MAX_LISTED", "MAX_WAITING", "render_approval_list", "render_home", "summary_line"]
 
-#: Entries per list: App Home allows 100 blocks, a message 50.
+#: Entries per `/approvals` list (a message allows 50 blocks; an entry takes up to 3)
 MAX_LISTED = 15
+#: "Waiting for you" entries in App Home (100 blocks in all; an entry with its arguments and
+#: buttons takes up to 6, a recent decision 3)
+MAX_WAITING = 10
+MAX_RECENT = 10
+PROMPT_CHARS = 150
+HOME_ARGS_CHARS = 800
+HOME_ARGS_LINES = 12
 _PRIORITY_MARK = {"low": "", "normal": "", "high": ":warning: ", "critical": ":rotating_light: "}
 
 
 def summary_line(approval: Approval) -> str:
-    """`*deploy_service* — Send build 1.4.2? · high · by release-bot`, linked to the card."""
+    """`*deploy_service* (linked to the card)` then `high · apr_… · by release-bot · expires …`.
+
+    Only the bot's words and escaped names: the agent's prompt goes in its own plain block
+    (`_prompt_block`), and an agent-given requester is shown, never mentioned."""
     tool = truncate(approval.tool_name, 150)
     if approval.slack.permalink:
         tool = f"<{approval.slack.permalink}|{tool}>"
-    parts = [f"{_PRIORITY_MARK[approval.priority.value]}*{tool}*"]
-    if approval.prompt:
-        parts.append(f"— {truncate(approval.prompt, 300)}")
     who = approval.requester.agent or approval.requester.slack_user
     meta = [approval.priority.value, f"`{approval.id}`"]
     if who:
-        meta.append(f"by {user_markup(who, 80)}")
+        meta.append(f"by {truncate(who, 80)}")
     if approval.expires_at and approval.is_pending:
         meta.append(f"expires {date_markup(approval.expires_at)}")
-    return " ".join(parts) + "\n" + " · ".join(meta)
+    return f"{_PRIORITY_MARK[approval.priority.value]}*{tool}*\n" + " · ".join(meta)
+
+
+def _prompt_block(approval: Approval) -> list[Block]:
+    """The agent's prompt, labelled as the agent's and in plain text (see `card._agent_blocks`)."""
+    if approval.prompt is None or not approval.prompt.strip():
+        return []
+    elements = [mrkdwn("*From the agent:*"), verbatim(approval.prompt, PROMPT_CHARS)]
+    return [{"type": "context", "block_id": block_id("prompt", approval.id), "elements": elements}]
 
 
 def _entry(approval: Approval, *, buttons: bool) -> list[Block]:
     blocks = [section(summary_line(approval), block_id=block_id("entry", approval.id))]
+    blocks.extend(_prompt_block(approval))
     if buttons and approval.is_pending:
-        actions = decision_buttons(approval, view_args=False)
+        args, cut = args_blocks(
+            approval.id,
+            approval.current_args,
+            args_title(approval),
+            chars=HOME_ARGS_CHARS,
+            lines=HOME_ARGS_LINES,
+        )
+        blocks.extend(args)
+        actions = decision_buttons(approval, view_args=cut)
         if actions is not None:
             blocks.append(actions)
     elif not approval.is_pending:
@@ -61,7 +89,8 @@ def _entry(approval: Approval, *, buttons: bool) -> list[Block]:
 def render_home(
     pending: Sequence[Approval], recent: Sequence[Approval], *, notes: Sequence[str] = ()
 ) -> View:
-    """The App Home tab: what the viewer can act on, with buttons, then their recent decisions.
+    """The App Home tab: what the viewer can act on, with its arguments and buttons, then
+    their recent decisions.
 
     `notes` are trusted mrkdwn lines shown under the first header (e.g. a channel's backlog).
     """
@@ -72,21 +101,21 @@ def render_home(
         blocks.append(context(list(notes)))
     if not pending:
         blocks.append(section("Nothing waits for your decision. :tada:"))
-    for approval in pending[:MAX_LISTED]:
+    for approval in pending[:MAX_WAITING]:
         blocks.extend(_entry(approval, buttons=True))
         blocks.append({"type": "divider"})
-    if len(pending) > MAX_LISTED:
-        blocks.append(context([f"… and {len(pending) - MAX_LISTED} more: `/approvals`"]))
+    if len(pending) > MAX_WAITING:
+        blocks.append(context([f"… and {len(pending) - MAX_WAITING} more: `/approvals`"]))
     blocks.append({"type": "header", "text": plain("Your recent decisions", 150)})
     if not recent:
         blocks.append(section("You have not decided anything yet."))
-    for approval in recent[:MAX_LISTED]:
+    for approval in recent[:MAX_RECENT]:
         blocks.extend(_entry(approval, buttons=False))
     return {"type": "home", "blocks": blocks}
 
 
 def render_approval_list(title: str, approvals: Sequence[Approval], *, empty: str) -> Message:
-    """An ephemeral `/approvals` answer: one line per approval, linked to its card."""
+    """An ephemeral `/approvals` answer: one entry per approval, linked to its card."""
     blocks: list[Block] = [section(f"*{truncate(title, 200)}*")]
     if not approvals:
         blocks.append(section(empty))

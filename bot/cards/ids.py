@@ -36,12 +36,15 @@ __all__ = [
     "read_approval_id",
     "read_args_page",
     "read_click",
+    "read_modal_vote",
     "read_private_metadata",
     "read_text",
     "read_user",
+    "read_vote",
+    "vote_value",
 ]
 
-#: button on the card: approve with the original arguments
+#: button on the card: approve the arguments shown (the version its value names)
 APPROVE_ACTION = "approve"
 #: button on the card: open the edit modal
 EDIT_ACTION = "edit"
@@ -161,3 +164,47 @@ def read_click(body: dict[str, Any]) -> tuple[str, str]:
     if not isinstance(value, str):
         raise Unreadable("the click carries no button value")
     return read_user(body), value
+
+
+# -- votes: every decision names the version of the arguments its voter saw ----------------
+
+#: the value of a button on cards posted before votes named a version: the bare approval id
+_LEGACY_VALUE = re.compile(r"apr_[A-Za-z0-9_-]{1,251}")
+
+
+def vote_value(approval_id: str, version: str) -> str:
+    """The value of a decision button: `{"id":"apr_…","v":"<args version>"}`.
+
+    The version (`Approval.args_version`) comes back with the click, so a click on a card
+    showing arguments that were edited since counts for nothing.
+    """
+    return private_metadata(approval_id, v=version)
+
+
+def read_vote(value: object) -> tuple[str, str | None]:
+    """`(approval_id, version)` from a button value; a bare `apr_…` id (a card posted before
+    votes named a version) gives version None. Anything else is `Unreadable`."""
+    if isinstance(value, str) and _LEGACY_VALUE.fullmatch(value):
+        return value, None
+    try:
+        data = read_private_metadata(value)
+    except ValueError as exc:
+        raise Unreadable(f"not a vote: {exc}") from None
+    version = data.get("v")
+    if not isinstance(version, str):
+        raise Unreadable("the vote names no arguments version")
+    return data["id"], version
+
+
+def read_modal_vote(text: object) -> tuple[str, str | None]:
+    """`(approval_id, version)` from the `private_metadata` of an edit, reject or feedback
+    modal. Modals opened before votes named a version give None (edit modals then carried
+    the same value as `fingerprint`)."""
+    try:
+        data = read_private_metadata(text)
+    except ValueError as exc:
+        raise Unreadable(str(exc)) from None
+    version = data.get("v", data.get("fingerprint"))
+    if version is not None and not isinstance(version, str):
+        raise Unreadable("private_metadata names no arguments version")
+    return data["id"], version

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,8 +24,9 @@ from bot.cards.text import (
     Block,
     View,
     clip,
+    code_cost,
+    code_prefix,
     code_safe,
-    measure,
     mrkdwn,
     plain,
     pretty_json,
@@ -61,7 +61,7 @@ def render_reject_modal(approval: Approval) -> View:
         {"type": "section", "text": plain(intro, 3000)},
         text_input(REASON_BLOCK, "Reason", "Shown on the card and sent to the agent."),
     ]
-    metadata = private_metadata(approval.id)
+    metadata = private_metadata(approval.id, v=approval.args_version)
     return _modal(REJECT_MODAL, "Reject request", metadata, blocks, submit="Reject")
 
 
@@ -80,7 +80,7 @@ def render_feedback_modal(approval: Approval) -> View:
             optional=False,
         ),
     ]
-    metadata = private_metadata(approval.id)
+    metadata = private_metadata(approval.id, v=approval.args_version)
     return _modal(FEEDBACK_MODAL, "Send feedback", metadata, blocks, submit="Send")
 
 
@@ -111,10 +111,12 @@ def render_decided_notice(approval: Approval) -> View:
 
 
 def render_args_modal(approval: Approval, page: int = 1) -> View:
-    """The full arguments as pretty JSON, one page of code blocks at a time (pages from 1)."""
-    pages = args_pages(approval.args)
+    """The arguments being approved now (an edit's, else the original ones) as pretty JSON,
+    one page of code blocks at a time (pages from 1)."""
+    pages = args_pages(approval.current_args)
     page = min(max(page, 1), len(pages))
-    where = f"{clip(approval.tool_name, 150)} · page {page} of {len(pages)}"
+    edited = " (edited)" if approval.progress.args is not None else ""
+    where = f"{clip(approval.tool_name, 150)}{edited} · page {page} of {len(pages)}"
     blocks: list[Block] = [{"type": "context", "elements": [plain(where, 2000)]}]
     blocks.extend({"type": "section", "text": mrkdwn(text)} for text in pages[page - 1])
     # Two blocks: an action_id must be unique within its block, and both buttons are args_page.
@@ -148,35 +150,21 @@ def _chunks(text: str) -> list[str]:
     lines: list[str] = []
     used = 0
     for line in text.splitlines(keepends=True):
-        cost = _cost(line)
+        cost = code_cost(line)
         if lines and used + cost > budget:
             chunks.append("".join(lines))
             lines, used = [], 0
         while cost > budget:
-            piece = _fit(line, budget)
+            piece = code_prefix(line, budget)
             chunks.append(piece)
             line = line[len(piece) :]
-            cost = _cost(line)
+            cost = code_cost(line)
         if line:
             lines.append(line)
             used += cost
     if lines or not chunks:
         chunks.append("".join(lines))
     return chunks
-
-
-def _cost(text: str) -> int:
-    """An upper bound of `measure(code_safe(text))`, cheap to compute."""
-    escapes = 4 * text.count("&") + 3 * (text.count("<") + text.count(">"))
-    return measure(text) + escapes + text.count("`")
-
-
-def _fit(text: str, budget: int) -> str:
-    piece = text[:budget]
-    while (excess := _cost(piece) - budget) > 0:
-        # a character costs at most 5 (`&` → `&amp;`): drop just enough characters to cover it
-        piece = piece[: len(piece) - math.ceil(excess / 5)]
-    return piece
 
 
 def _page_button(block: str, label: str, approval_id: str, page: int) -> Block:

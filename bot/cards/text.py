@@ -7,6 +7,7 @@ it can never ping, link or close a code block early. Plain text is cut with `cli
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any, TypedDict
@@ -20,6 +21,8 @@ __all__ = [
     "View",
     "clip",
     "code_block",
+    "code_cost",
+    "code_prefix",
     "code_safe",
     "context",
     "date_markup",
@@ -34,6 +37,7 @@ __all__ = [
     "text_input",
     "truncate",
     "user_markup",
+    "verbatim",
 ]
 
 Block = dict[str, Any]
@@ -105,6 +109,23 @@ def code_safe(text: str) -> str:
     return _FENCE.sub("`" + _ZWSP, escape_mrkdwn(text))
 
 
+def code_cost(text: str) -> int:
+    """An upper bound of `measure(code_safe(text))`, cheap to compute."""
+    escapes = 4 * text.count("&") + 3 * (text.count("<") + text.count(">"))
+    return measure(text) + escapes + text.count("`")
+
+
+def code_prefix(text: str, budget: int) -> str:
+    """The longest prefix of `text` (roughly) whose `code_cost` fits `budget`."""
+    if budget <= 0:
+        return ""
+    piece = text[:budget]
+    while (excess := code_cost(piece) - budget) > 0:
+        # a character costs at most 5 (`&` → `&amp;`): drop just enough characters to cover it
+        piece = piece[: len(piece) - math.ceil(excess / 5)]
+    return piece
+
+
 def code_block(text: str, limit: int) -> tuple[str, bool]:
     """A fenced code block of at most `limit` characters, and whether `text` was cut."""
     inner = limit - len("```\n\n```")
@@ -146,10 +167,17 @@ def date_markup(value: datetime) -> str:
     return f"<!date^{int(value.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
-def plain(text: str, limit: int) -> dict[str, Any]:
+def plain(text: str, limit: int, *, emoji: bool = True) -> dict[str, Any]:
     """A plain_text object cut to `limit`; blank text is shown quoted so Slack accepts it."""
     shown = text if text.strip() else json.dumps(text)
-    return {"type": "plain_text", "text": clip(shown, limit), "emoji": True}
+    return {"type": "plain_text", "text": clip(shown, limit), "emoji": emoji}
+
+
+def verbatim(text: str, limit: int) -> dict[str, Any]:
+    """Someone else's words as plain text with emoji codes left as typed: they can neither
+    format (`*Approved*`), ping, link nor draw `:white_check_mark:`, so they never pass for the
+    bot's own lines."""
+    return plain(text, limit, emoji=False)
 
 
 def mrkdwn(text: str) -> dict[str, Any]:

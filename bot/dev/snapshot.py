@@ -1,5 +1,6 @@
-"""What the workspace page draws, as one JSON document: the directory, every channel's recent
-messages and threads, and what only the chosen user sees (ephemeral notes, modals, App Home)."""
+"""What the workspace page draws, as one JSON document: the directory, the recent messages and
+threads of the channels the chosen user is in, and what only they see (ephemeral notes, modals,
+App Home)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,15 @@ def _channel(ws: Workspace, channel_id: str) -> tuple[list[JSON], dict[str, list
 def snapshot(
     ws: Workspace, user: str, runs: Sequence[AgentRun], examples: Sequence[Example]
 ) -> JSON:
-    """The page's state as `user` sees it, numbered with the feed's last change."""
+    """The page's state as `user` sees it, numbered with the feed's last change.
+
+    As in Slack's sidebar, a member sees the channels they are in (private ones only that
+    way) and their direct messages with the bot once it wrote to them.
+    """
     channels = [
-        c for c in ws.channels.values() if not c.is_im or (c.user == user and ws.messages[c.id])
+        c
+        for c in ws.channels.values()
+        if (not c.is_im and user in c.members) or (c.user == user and ws.messages[c.id])
     ]
     messages: dict[str, list[JSON]] = {}
     threads: dict[str, dict[str, list[JSON]]] = {}
@@ -61,7 +68,8 @@ def snapshot(
         ],
         "usergroups": [{"id": g.id, "handle": g.handle} for g in ws.usergroups.values()],
         "channels": [
-            {"id": c.id, "name": c.name, "isIm": c.is_im, "user": c.user} for c in channels
+            {"id": c.id, "name": c.name, "isIm": c.is_im, "isPrivate": c.private, "user": c.user}
+            for c in channels
         ],
         "messages": messages,
         "threads": threads,

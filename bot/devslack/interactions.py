@@ -27,7 +27,7 @@ import aiohttp
 from bot.devslack import payloads
 from bot.devslack.errors import ApiFailure, DeliveryFailed, InteractionError
 from bot.devslack.limits import validate_view
-from bot.devslack.model import View
+from bot.devslack.model import Ephemeral, View
 from bot.devslack.signing import signed_headers
 from bot.devslack.workspace import Workspace
 
@@ -205,11 +205,14 @@ class Deliverer:
     async def click(
         self, channel: str, ts: str, action_id: str, *, user: str, block_id: str | None = None
     ) -> Delivery:
-        """Click the button ``action_id`` on the message ``ts``."""
+        """``user`` clicks the button ``action_id`` on the message ``ts`` of a channel they
+        are in."""
         try:
             message = self.ws.message(channel, ts)
         except ApiFailure as exc:
             raise InteractionError(f"no message {ts!r} in {channel!r}: {exc.code}") from exc
+        # checked before a trigger or response_url is handed out for a click Slack never sends
+        payloads.require_member(self.ws, message.channel, user)
         payloads.find_button(message.blocks, action_id, block_id)
         target = self.ws.new_response_target(user, message.channel, message.ts)
         payload = payloads.block_actions_payload(
@@ -219,6 +222,23 @@ class Deliverer:
             action_id=action_id,
             block_id=block_id,
             trigger_id=self.ws.new_trigger(user).id,
+            response_url=self.ws.response_url(target),
+            action_ts=_action_ts(),
+        )
+        return await self.send_interaction(payload)
+
+    async def click_ephemeral(
+        self, note: Ephemeral, action_id: str, *, block_id: str | None = None
+    ) -> Delivery:
+        """The one user who sees an ephemeral message clicks its button ``action_id``."""
+        payloads.require_member(self.ws, note.channel, note.user)
+        target = self.ws.new_response_target(note.user, note.channel, None, note.thread_ts)
+        payload = payloads.ephemeral_block_actions_payload(
+            self.ws,
+            note=note,
+            action_id=action_id,
+            block_id=block_id,
+            trigger_id=self.ws.new_trigger(note.user).id,
             response_url=self.ws.response_url(target),
             action_ts=_action_ts(),
         )
@@ -309,17 +329,29 @@ class Deliverer:
     # -- messages, App Home and commands -----------------------------------------------------
 
     async def post_as_user(
-        self, channel: str, text: str, *, user: str, thread_ts: str | None = None
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
     ) -> Delivery:
-        """Store a user's message (a thread reply with ``thread_ts``) and send its event."""
-        message = self.ws.post_message(channel, text=text, user=user, thread_ts=thread_ts)
+        """Store a member's message (a thread reply with ``thread_ts``, also shown in the
+        channel with ``broadcast``) and send its event."""
+        self._require_member(channel, user)
+        message = self.ws.post_message(
+            channel, text=text, user=user, thread_ts=thread_ts, reply_broadcast=broadcast
+        )
         return await self.send_event(payloads.message_event(self.ws, message))
 
     async def reply_in_thread(
-        self, channel: str, thread_ts: str, text: str, *, user: str
+        self, channel: str, thread_ts: str, text: str, *, user: str, broadcast: bool = False
     ) -> Delivery:
         """A user's reply in the thread of ``thread_ts``."""
-        return await self.post_as_user(channel, text, user=user, thread_ts=thread_ts)
+        return await self.post_as_user(
+            channel, text, user=user, thread_ts=thread_ts, broadcast=broadcast
+        )
 
     async def open_home(self, user: str) -> Delivery:
         """The user opens the bot's App Home tab."""
@@ -329,7 +361,9 @@ class Deliverer:
     async def slash_command(
         self, command: str, text: str = "", *, user: str, channel: str
     ) -> Delivery:
-        """Run ``/command text`` in ``channel``; its response_url points at the emulator."""
+        """Run ``/command text`` in ``channel``, as a member; its response_url points at the
+        emulator."""
+        self._require_member(channel, user)
         channel_id = self.ws.channel(channel).id
         target = self.ws.new_response_target(user, channel_id, None)
         fields = payloads.slash_command_fields(
@@ -344,6 +378,12 @@ class Deliverer:
         return await self.transport.send("slash_commands", dict(fields))
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _require_member(self, channel: str, user: str) -> None:
+        try:
+            payloads.require_member(self.ws, channel, user)
+        except ApiFailure as exc:
+            raise InteractionError(f"no channel {channel!r}: {exc.code}") from exc
 
     def _open_view(self, view_id: str) -> View:
         view = self.ws.views.get(view_id)

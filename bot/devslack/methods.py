@@ -6,6 +6,8 @@ HTTP concerns (auth, faults, rate limits, recording) live in ``api.py``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ from bot.devslack.limits import (
     validate_message_blocks,
     validate_view,
 )
-from bot.devslack.model import Message, View
+from bot.devslack.model import Channel, Message, View
 from bot.devslack.workspace import Workspace
 
 __all__ = ["METHODS", "CallContext", "Method", "check_blocks", "permalink"]
@@ -90,14 +92,60 @@ def permalink(host_url: str, message: Message) -> str:
     return link
 
 
-def _page(items: list[JSON], params: JSON, key: str) -> JSON:
-    limit = int(params.get("limit") or 100)
-    return {
-        "ok": True,
-        key: items[:limit],
-        "has_more": len(items) > limit,
-        "response_metadata": {"next_cursor": ""},
-    }
+#: the most items one page holds, whatever ``limit`` asks
+MAX_PAGE = 1000
+
+
+def _cursor(offset: int) -> str:
+    return base64.b64encode(f"next:{offset}".encode()).decode()
+
+
+def _offset(params: JSON) -> int:
+    """Where a page starts: 0 without a cursor, else what an earlier ``next_cursor`` said."""
+    cursor = _opt_str(params, "cursor")
+    if cursor is None:
+        return 0
+    try:
+        kind, _, offset = base64.b64decode(cursor, validate=True).decode().partition(":")
+        if kind != "next" or not offset.isdigit():
+            raise ValueError(cursor)
+    except (ValueError, binascii.Error):
+        raise ApiFailure("invalid_cursor") from None
+    return int(offset)
+
+
+def _limit(params: JSON) -> int:
+    raw = params.get("limit")
+    if raw is None or raw == "":
+        return 100
+    try:
+        limit = int(raw)
+    except (TypeError, ValueError):
+        raise ApiFailure("invalid_limit") from None
+    if limit < 1:
+        raise ApiFailure("invalid_limit")
+    return min(limit, MAX_PAGE)
+
+
+def _page(items: list[Any], params: JSON, key: str) -> JSON:
+    """One page in Slack's cursor pagination: ``next_cursor`` is empty on the last page.
+
+    https://docs.slack.dev/apis/web-api/pagination
+    """
+    start, limit = _offset(params), _limit(params)
+    end = start + limit
+    next_cursor = _cursor(end) if end < len(items) else ""
+    return {"ok": True, key: items[start:end], "response_metadata": {"next_cursor": next_cursor}}
+
+
+def _with_has_more(page: JSON) -> JSON:
+    """History and replies also say ``has_more``."""
+    return {**page, "has_more": bool(page["response_metadata"]["next_cursor"])}
+
+
+def _channel(ws: Workspace, params: JSON) -> Channel:
+    """The ``channel`` argument as the bot sees it (private channels it is not in: not found)."""
+    return ws.visible_channel(_str(params, "channel", "channel_not_found"))
 
 
 # -- auth, users, channels ---------------------------------------------------------------------
@@ -127,13 +175,34 @@ def usergroups_users_list(ws: Workspace, params: JSON, ctx: CallContext) -> JSON
 
 
 def conversations_info(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    channel = ws.channel(_str(params, "channel", "channel_not_found"))
-    return {"ok": True, "channel": channel.to_slack()}
+    return {"ok": True, "channel": _channel(ws, params).to_slack()}
+
+
+_CONVERSATION_TYPES = frozenset({"public_channel", "private_channel", "mpim", "im"})
+
+
+def _kind(channel: Channel) -> str:
+    if channel.is_im:
+        return "im"
+    return "private_channel" if channel.private else "public_channel"
 
 
 def conversations_list(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    channels = [c.to_slack() for c in ws.channels.values() if not c.is_im]
+    """``types`` defaults to public channels; private ones are listed only if the bot is in."""
+    types = {t.strip() for t in (_opt_str(params, "types") or "public_channel").split(",")}
+    if not types <= _CONVERSATION_TYPES:
+        raise ApiFailure("invalid_types")
+    channels = [
+        c.to_slack()
+        for c in ws.channels.values()
+        if _kind(c) in types and (not c.is_private or ws.bot_user_id in c.members)
+    ]
     return _page(channels, params, "channels")
+
+
+def conversations_members(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    """Member ids, a page at a time (Tier 4): who may decide a card posted in the channel."""
+    return _page(list(_channel(ws, params).members), params, "members")
 
 
 def conversations_open(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
@@ -144,21 +213,23 @@ def conversations_open(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
 
 
 def conversations_history(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    messages = ws.history(_str(params, "channel", "channel_not_found"))
-    return _page([m.to_slack() for m in messages], params, "messages")
+    messages = ws.history(_channel(ws, params).id)
+    return _with_has_more(_page([m.to_slack() for m in messages], params, "messages"))
 
 
 def conversations_replies(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    channel = _str(params, "channel", "channel_not_found")
+    channel = _channel(ws, params).id
     thread = ws.thread(channel, _str(params, "ts", "thread_not_found"))
-    return _page([m.to_slack() for m in thread], params, "messages")
+    return _with_has_more(_page([m.to_slack() for m in thread], params, "messages"))
 
 
 # -- chat --------------------------------------------------------------------------------------
 
 
 def chat_post_message(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    channel = _str(params, "channel", "channel_not_found")
+    """Public channels take posts without the bot in them (``chat:write.public``); private
+    ones it was not invited to do not exist for it."""
+    channel = _channel(ws, params).id
     text = _opt_str(params, "text")
     blocks = check_blocks(params.get("blocks"))
     if text is None and not blocks:
@@ -176,9 +247,7 @@ def chat_post_message(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
 
 
 def chat_update(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    message = ws.message(
-        _str(params, "channel", "channel_not_found"), _str(params, "ts", "message_not_found")
-    )
+    message = ws.message(_channel(ws, params).id, _str(params, "ts", "message_not_found"))
     if message.bot_id is None:
         raise ApiFailure("cant_update_message")
     text = _opt_str(params, "text")
@@ -198,9 +267,7 @@ def chat_update(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
 
 
 def chat_delete(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    message = ws.message(
-        _str(params, "channel", "channel_not_found"), _str(params, "ts", "message_not_found")
-    )
+    message = ws.message(_channel(ws, params).id, _str(params, "ts", "message_not_found"))
     if message.bot_id is None:
         raise ApiFailure("cant_delete_message")
     ws.delete_message(message.channel, message.ts)
@@ -208,7 +275,7 @@ def chat_delete(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
 
 
 def chat_post_ephemeral(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    channel = _str(params, "channel", "channel_not_found")
+    channel = _channel(ws, params).id
     user = _str(params, "user", "user_not_found")
     text = _opt_str(params, "text")
     blocks = check_blocks(params.get("blocks"))
@@ -225,15 +292,12 @@ def chat_post_ephemeral(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
 
 
 def chat_get_permalink(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    message = ws.message(
-        _str(params, "channel", "channel_not_found"),
-        _str(params, "message_ts", "message_not_found"),
-    )
+    message = ws.message(_channel(ws, params).id, _str(params, "message_ts", "message_not_found"))
     return {"ok": True, "channel": message.channel, "permalink": permalink(ctx.host_url, message)}
 
 
 def reactions_add(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    channel = _str(params, "channel", "channel_not_found")
+    channel = _channel(ws, params).id
     ts = _str(params, "timestamp", "message_not_found")
     ws.add_reaction(channel, ts, _str(params, "name", "invalid_name").strip(":"))
     return {"ok": True}
@@ -294,6 +358,7 @@ METHODS: dict[str, Method] = {
     "conversations.history": conversations_history,
     "conversations.info": conversations_info,
     "conversations.list": conversations_list,
+    "conversations.members": conversations_members,
     "conversations.open": conversations_open,
     "conversations.replies": conversations_replies,
     "reactions.add": reactions_add,

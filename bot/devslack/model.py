@@ -44,17 +44,31 @@ class User:
 
 @dataclass
 class Channel:
-    """A public channel, or the bot's direct message with one ``user``."""
+    """A public or private channel, or the bot's direct message with one ``user``.
+
+    ``members`` decides who sees it: on the workspace page, in ``conversations.members``, and
+    for the bot itself, since a private channel the bot is not in does not exist for its token.
+    """
 
     id: str
     name: str
     members: list[str] = field(default_factory=list)
     #: set for a direct message (``is_im``)
     user: str | None = None
+    private: bool = False
+    #: users added to the workspace later join it too, as new members join Slack's default
+    #: channels; true for public channels created without a member list
+    auto_join: bool = False
+    #: the bot user, whose membership ``is_member`` reports (conversations.* answer the bot)
+    bot_user: str = "U0BOT"
 
     @property
     def is_im(self) -> bool:
         return self.user is not None
+
+    @property
+    def is_private(self) -> bool:
+        return self.private or self.is_im
 
     def to_slack(self) -> JSON:
         out: JSON = {
@@ -62,9 +76,9 @@ class Channel:
             "name": self.name,
             "is_channel": not self.is_im,
             "is_im": self.is_im,
-            "is_private": self.is_im,
+            "is_private": self.is_private,
             "is_archived": False,
-            "is_member": True,
+            "is_member": self.bot_user in self.members,
             "num_members": len(self.members),
         }
         if self.user is not None:

@@ -11,15 +11,17 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bot.devslack.errors import InteractionError
-from bot.devslack.model import Message, View
+from bot.devslack.model import Ephemeral, Message, View
 from bot.devslack.workspace import Workspace
 
 __all__ = [
     "app_home_opened_event",
     "block_actions_payload",
+    "ephemeral_block_actions_payload",
     "event_callback",
     "find_button",
     "message_event",
+    "require_member",
     "slash_command_fields",
     "state_values",
     "view_block_actions_payload",
@@ -51,6 +53,15 @@ def _block_id(block: Mapping[str, Any], index: int) -> str:
 def _user(ws: Workspace, user_id: str) -> JSON:
     user = ws.user(user_id)
     return {"id": user.id, "username": user.name, "name": user.name, "team_id": ws.team_id}
+
+
+def require_member(ws: Workspace, channel: str, user: str) -> None:
+    """Refuse what only a member could do: Slack shows a channel's messages, buttons and
+    composer to its members alone, so it never sends such a payload from anyone else."""
+    where = ws.channel(channel)
+    if not ws.is_member(where.id, user):
+        name = where.name if where.is_im else f"#{where.name}"
+        raise InteractionError(f"{user} is not a member of {name} ({where.id})")
 
 
 def _team(ws: Workspace) -> JSON:
@@ -122,7 +133,8 @@ def block_actions_payload(
     action_ts: str,
     block_id: str | None = None,
 ) -> JSON:
-    """A click on a button of a channel message."""
+    """A click on a button of a channel message, by a member of its channel."""
+    require_member(ws, message.channel, user)
     found_block_id, button = find_button(message.blocks, action_id, block_id)
     payload = _envelope(ws, "block_actions", user, trigger_id)
     payload["container"] = {
@@ -136,6 +148,37 @@ def block_actions_payload(
     channel = ws.channel(message.channel)
     payload["channel"] = {"id": channel.id, "name": channel.name}
     payload["message"] = message.to_slack()
+    payload["state"] = {"values": {}}
+    payload["response_url"] = response_url
+    payload["actions"] = [_action(found_block_id, button, action_ts)]
+    return payload
+
+
+def ephemeral_block_actions_payload(
+    ws: Workspace,
+    *,
+    note: Ephemeral,
+    action_id: str,
+    trigger_id: str,
+    response_url: str,
+    action_ts: str,
+    block_id: str | None = None,
+) -> JSON:
+    """A click on a button of an ephemeral message, by the one user who sees it. Slack keeps
+    no copy of an ephemeral message, so the payload names it in `container` (with
+    `is_ephemeral: true`) and carries no `message`."""
+    found_block_id, button = find_button(note.blocks, action_id, block_id)
+    payload = _envelope(ws, "block_actions", note.user, trigger_id)
+    payload["container"] = {
+        "type": "message",
+        "message_ts": note.ts,
+        "channel_id": note.channel,
+        "is_ephemeral": True,
+    }
+    if note.thread_ts is not None:
+        payload["container"]["thread_ts"] = note.thread_ts
+    channel = ws.channel(note.channel)
+    payload["channel"] = {"id": channel.id, "name": channel.name}
     payload["state"] = {"values": {}}
     payload["response_url"] = response_url
     payload["actions"] = [_action(found_block_id, button, action_ts)]
@@ -264,12 +307,20 @@ def message_event(ws: Workspace, message: Message) -> JSON:
         "team": ws.team_id,
         "client_msg_id": str(uuid.uuid4()),
         "event_ts": message.ts,
-        "channel_type": "im" if ws.channel(message.channel).is_im else "channel",
+        "channel_type": _channel_type(ws, message.channel),
     }
     if message.is_reply and message.thread_ts is not None:
         event["thread_ts"] = message.thread_ts
         event["parent_user_id"] = ws.message(message.channel, message.thread_ts).user
+        if message.reply_broadcast:  # "Also send to #channel"
+            event["subtype"] = "thread_broadcast"
     return event
+
+
+def _channel_type(ws: Workspace, channel_id: str) -> str:
+    """``message.groups`` events say ``group`` for a private channel."""
+    channel = ws.channel(channel_id)
+    return "im" if channel.is_im else "group" if channel.private else "channel"
 
 
 def app_home_opened_event(ws: Workspace, user: str, event_ts: str) -> JSON:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bot.devslack.errors import ApiFailure
@@ -40,12 +40,15 @@ _SEED_USERS = [
     ("U0CAROL", "carol", "Carol Chen"),
     ("U0DAVE", "dave", "Dave Dorsey"),
 ]
+#: public channels everyone is in
 _SEED_CHANNELS = [
     ("C0OPS", "ops"),
     ("C0DEPLOY", "deploy"),
     ("C0PAYMENTS", "payments"),
     ("C0ESCALATE", "escalate"),
 ]
+#: private channels: only these members (the bot was invited) see them
+_SEED_PRIVATE_CHANNELS = [("C0PRIVATE", "security", ["U0ALICE", "U0CAROL", "U0BOT"])]
 _SEED_GROUPS = [("S0SRE", "sre", ["U0ALICE", "U0BOB"]), ("S0ONCALL", "oncall", ["U0CAROL"])]
 
 
@@ -97,21 +100,78 @@ class Workspace:
             self.add_user(user_id, name, real_name)
         for channel_id, name in _SEED_CHANNELS:
             self.add_channel(channel_id, name)
+        for channel_id, name, members in _SEED_PRIVATE_CHANNELS:
+            self.add_channel(channel_id, name, private=True, members=members)
         for group_id, handle, members in _SEED_GROUPS:
             self.add_usergroup(group_id, handle, members)
 
     # -- directory ---------------------------------------------------------------------------
 
     def add_user(self, user_id: str, name: str, real_name: str, *, is_bot: bool = False) -> User:
+        """A member; people join the ``auto_join`` channels at once, bots wait for an invite."""
         user = User(user_id, name, real_name, is_bot=is_bot, team_id=self.team_id)
         self.users[user_id] = user
+        if not is_bot:
+            for channel in self.channels.values():
+                if channel.auto_join and user_id not in channel.members:
+                    channel.members.append(user_id)
         return user
 
-    def add_channel(self, channel_id: str, name: str) -> Channel:
-        channel = Channel(channel_id, name, members=list(self.users))
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        private: bool = False,
+        members: Iterable[str] | None = None,
+    ) -> Channel:
+        """A channel. A public one holds every user unless ``members`` names them; a private
+        one holds only ``members``, the bot included only when listed, as Slack's bots see a
+        private channel only once invited."""
+        auto_join = members is None and not private
+        chosen = list(self.users) if auto_join else list(dict.fromkeys(members or ()))
+        for member in chosen:
+            self.user(member)
+        channel = Channel(
+            channel_id,
+            name,
+            chosen,
+            private=private,
+            auto_join=auto_join,
+            bot_user=self.bot_user_id,
+        )
         self.channels[channel_id] = channel
         self.messages.setdefault(channel_id, [])
         return channel
+
+    def join(self, channel: str, user: str) -> Channel:
+        """``user`` joins the channel, or is invited to it; joining twice changes nothing."""
+        room = self._room(channel)
+        member = self.user(user).id
+        if member not in room.members:
+            room.members.append(member)
+            self.feed.publish("channel.joined", channel=room.id, user=member)
+        return room
+
+    def leave(self, channel: str, user: str) -> Channel:
+        """``user`` leaves the channel, or is removed; a bot that leaves a private channel
+        no longer sees it."""
+        room = self._room(channel)
+        member = self.user(user).id
+        if member in room.members:
+            room.members.remove(member)
+            self.feed.publish("channel.left", channel=room.id, user=member)
+        return room
+
+    def _room(self, ref: str) -> Channel:
+        """A channel people can join or leave: not a direct message."""
+        room = self.channel(ref)
+        if room.is_im:
+            raise ApiFailure("method_not_supported_for_channel_type")
+        return room
+
+    def is_member(self, channel: str, user: str) -> bool:
+        return user in self.channel(channel).members
 
     def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> UserGroup:
         group = UserGroup(group_id, handle, list(users))
@@ -136,13 +196,22 @@ class Workspace:
                 return channel
         raise ApiFailure("channel_not_found")
 
+    def visible_channel(self, ref: str) -> Channel:
+        """A channel as the bot's token sees it: a private channel the bot is not in answers
+        ``channel_not_found``, exactly like one that does not exist."""
+        channel = self.channel(ref)
+        if channel.is_private and self.bot_user_id not in channel.members:
+            raise ApiFailure("channel_not_found")
+        return channel
+
     def open_dm(self, user: str) -> Channel:
         """The bot's direct message with ``user``, created on first use."""
         member = self.user(user)
         for channel in self.channels.values():
             if channel.user == member.id:
                 return channel
-        dm = Channel(f"D{member.id[1:]}", member.id, [self.bot_user_id, member.id], member.id)
+        members = [self.bot_user_id, member.id]
+        dm = Channel(f"D{member.id[1:]}", member.id, members, member.id, bot_user=self.bot_user_id)
         self.channels[dm.id] = dm
         self.messages[dm.id] = []
         return dm
@@ -256,9 +325,13 @@ class Workspace:
         blocks: list[JSON] | None = None,
         thread_ts: str | None = None,
     ) -> Ephemeral:
+        """A note only ``user`` sees, who must be in the channel (else ``user_not_in_channel``)."""
+        where, member = self.channel(channel), self.user(user)
+        if member.id not in where.members:
+            raise ApiFailure("user_not_in_channel")
         ephemeral = Ephemeral(
-            channel=self.channel(channel).id,
-            user=self.user(user).id,
+            channel=where.id,
+            user=member.id,
             ts=self.next_ts(),
             text=text,
             blocks=list(blocks or []),

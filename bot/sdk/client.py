@@ -3,6 +3,8 @@
 `request` always sends a `toolCallId`, so a resubmission resumes the same approval: its waits
 reconnect after network errors and restarts of the bot (capped exponential backoff with jitter)
 until the caller's timeout, and resubmit once when the bot no longer knows the approval.
+Every record answered about a call is checked to be of that call (`ToolCall.check`): a
+decision about another call raises `ApprovalMismatch`, never reaches the caller.
 """
 
 from __future__ import annotations
@@ -20,8 +22,15 @@ from urllib.parse import quote, urlparse
 import aiohttp
 
 from bot.models import Approval, Decision, Status
-from bot.sdk.errors import ApprovalError, ApprovalTimeout, ApprovalUnavailable
-from bot.sdk.wire import SubmitFields, decision_of, new_tool_call_id, parse_approval, request_body
+from bot.sdk.errors import ApprovalError, ApprovalInvalid, ApprovalTimeout, ApprovalUnavailable
+from bot.sdk.wire import (
+    SubmitFields,
+    ToolCall,
+    decision_of,
+    new_tool_call_id,
+    parse_approval,
+    request_body,
+)
 
 __all__ = [
     "BACKOFF_CAP",
@@ -97,16 +106,23 @@ class ApprovalClient:
     ) -> Approval:
         """Ask for a decision without waiting; the same `tool_call_id` returns the same record."""
         body = request_body(tool_name, args, fields)
-        return parse_approval(await self._send("POST", "/v1/approvals", data=body))
+        call = ToolCall.sent(tool_name, args, fields.get("tool_call_id"))
+        return await self._submit(call, body, HTTP_TIMEOUT)
 
     async def get(self, approval_id: str) -> Approval:
         """The approval record as it stands."""
         return parse_approval(await self._send("GET", _path(approval_id)))
 
-    async def wait(self, approval_id: str, timeout: float | None = None) -> Approval:
-        """The record once decided; `ApprovalTimeout` when `timeout` (or the client's) passes."""
+    async def wait(self, approval: str | Approval, timeout: float | None = None) -> Approval:
+        """The record once decided; `ApprovalTimeout` when `timeout` (or the client's) passes.
+
+        Given the record `submit` answered rather than its id, every answer must be a record of
+        that same call (`ApprovalMismatch` otherwise), as in `request`.
+        """
         seconds = self.timeout if timeout is None else timeout
-        return await self._wait(approval_id, _deadline(seconds), seconds)
+        if isinstance(approval, str):
+            return await self._wait(approval, None, _deadline(seconds), seconds)
+        return await self._wait(approval.id, ToolCall.of(approval), _deadline(seconds), seconds)
 
     async def cancel(
         self, approval_id: str, reason: str | None = None, *, cancelled_by: str | None = None
@@ -159,28 +175,41 @@ class ApprovalClient:
     ) -> Approval:
         fields = {**fields, "tool_call_id": fields.get("tool_call_id") or new_tool_call_id()}
         body = request_body(tool_name, args, fields)
+        call = ToolCall.sent(tool_name, args, fields["tool_call_id"])
         seconds = self.timeout if timeout is None else timeout
         deadline = _deadline(seconds)
 
         async def submit() -> Approval:
-            async def post() -> Any:
-                limit = _within(HTTP_TIMEOUT, deadline)
-                return await self._send("POST", "/v1/approvals", data=body, timeout=limit)
-
-            return parse_approval(await self._retrying(post, deadline))
+            return await self._retrying(
+                lambda: self._submit(call, body, _within(HTTP_TIMEOUT, deadline)), deadline
+            )
 
         approval = await submit()
         if not approval.is_pending:
             return approval
-        return await self._wait(approval.id, deadline, seconds, resubmit=submit)
+        return await self._wait(approval.id, call, deadline, seconds, resubmit=submit)
+
+    async def _submit(self, call: ToolCall, body: bytes, timeout: float) -> Approval:
+        """`POST /v1/approvals`: the record of `call`, checked; a 409 says the id is taken."""
+        try:
+            answer = await self._send("POST", "/v1/approvals", data=body, timeout=timeout)
+        except ApprovalError as exc:
+            if exc.status != 409:
+                raise
+            which = f" {call.tool_call_id!r}" if call.tool_call_id else ""
+            message = f"toolCallId{which} was already used for another call: {exc.message}"
+            raise ApprovalError(exc.status, exc.code, message) from exc
+        return call.check(parse_approval(answer))
 
     async def _wait(
         self,
         approval_id: str,
+        call: ToolCall | None,
         deadline: float | None,
         seconds: float | None,
         resubmit: Callable[[], Awaitable[Approval]] | None = None,
     ) -> Approval:
+        """Wait slices until decided; with `call`, every answer is checked to be of it."""
         loop = asyncio.get_running_loop()
 
         async def wait_once() -> Any:
@@ -202,6 +231,8 @@ class ApprovalClient:
                 log.warning("the bot lost approval %s; submitting it again", approval_id)
                 approval, resubmit = await resubmit(), None
                 approval_id = approval.id
+            if call is not None:
+                call.check(approval)
             if not approval.is_pending:
                 return approval
             if deadline is not None and loop.time() >= deadline:
@@ -295,6 +326,9 @@ class ApprovalClient:
         error = body if isinstance(body, dict) else {}
         code = str(error.get("error") or f"http_{status}")
         message = str(error.get("message") or raw[:200].decode(errors="replace") or "no detail")
+        if status == 422:
+            field = error.get("path")
+            raise ApprovalInvalid(status, code, message, str(field) if field else None)
         kind = ApprovalUnavailable if status in (502, 503, 504) else ApprovalError
         raise kind(status, code, message)
 

@@ -1,17 +1,24 @@
 """The errors the SDK raises on purpose, and the refusal text a gated tool hands to a model.
 
-ApprovalError(status, code, message)   every error raised here on purpose
+ApprovalError(status, code, message)   every error raised here on purpose (409 `conflict`:
+│                                      the toolCallId was already used for another call)
 ├── ApprovalUnavailable                the bot cannot be reached (network error, 502/503/504)
+├── ApprovalInvalid(path)              422 `invalid`: the bot refused a field; `.path` names it
+├── ApprovalMismatch                   the bot answered with the record of another call
 ├── ApprovalTimeout                    still pending when the caller's timeout ran out
 └── ApprovalRejected                   `requires_approval`: the call was not approved
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.models import Action, Approval, Decision
 
 __all__ = [
     "ApprovalError",
+    "ApprovalInvalid",
+    "ApprovalMismatch",
     "ApprovalRejected",
     "ApprovalTimeout",
     "ApprovalUnavailable",
@@ -31,6 +38,41 @@ class ApprovalError(Exception):
 
 class ApprovalUnavailable(ApprovalError):
     """The bot could not be reached, or answered that it cannot serve right now."""
+
+
+class ApprovalInvalid(ApprovalError):
+    """The bot refused a request field (422): a request may make the policy stricter, never looser.
+
+    `.path` is the field at fault as the bot names it (`channel`, `onTimeout`, `args.version`),
+    or None from a bot that does not say.
+    """
+
+    def __init__(self, status: int, code: str, message: str, path: str | None) -> None:
+        if path and not message.startswith(f"{path}:"):
+            message = f"{path}: {message}"
+        super().__init__(status, code, message)
+        self.path = path
+
+
+class ApprovalMismatch(ApprovalError):
+    """The bot answered with the record of another call: its decision is not this call's.
+
+    An approval is for one call. A bot that answers a reused `toolCallId` with the record of
+    another tool or other arguments (an old bot, or a compromised one) must never let this
+    call run on a decision nobody made about it. `.approval` is the record answered;
+    `.differences` says what differs, without the argument values.
+    """
+
+    def __init__(self, approval: Approval, tool_name: str, differences: Sequence[str]) -> None:
+        super().__init__(
+            None,
+            "mismatch",
+            f"the approval bot answered {tool_name} with the record of another call "
+            f"(approval {approval.id!r:.80}: {'; '.join(differences)}); its decision is not "
+            f"for this call, so {tool_name} must not run on it",
+        )
+        self.approval = approval
+        self.differences = tuple(differences)
 
 
 class ApprovalTimeout(ApprovalError):

@@ -229,7 +229,9 @@ def requires_approval(
     still be given at call time to resume an earlier approval. Edited arguments replace the
     originals; an edit adding arguments the function does not take raises `ApprovalError`
     (`invalid_edit`) instead of running it. Anything but approval raises `ApprovalRejected`,
-    or with `on_reject="message"` returns a refusal for the model.
+    or with `on_reject="message"` returns a refusal for the model. A request the bot refuses
+    (`ApprovalInvalid`, a 409 `conflict`) or a record of another call (`ApprovalMismatch`)
+    always raises: neither is a decision about this call, so the model is told nothing.
     """
     if not isinstance(client, ApprovalClient | SyncApprovalClient):
         raise TypeError(

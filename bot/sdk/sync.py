@@ -72,9 +72,13 @@ class SyncApprovalClient:
         """The approval record as it stands."""
         return self._call(self._client.get(approval_id))
 
-    def wait(self, approval_id: str, timeout: float | None = None) -> Approval:
-        """The record once decided; `ApprovalTimeout` when `timeout` (or the client's) passes."""
-        return self._call(self._client.wait(approval_id, timeout))
+    def wait(self, approval: str | Approval, timeout: float | None = None) -> Approval:
+        """The record once decided; `ApprovalTimeout` when `timeout` (or the client's) passes.
+
+        Given the record `submit` answered rather than its id, every answer must be a record of
+        that same call (`ApprovalMismatch` otherwise), as in `request`.
+        """
+        return self._call(self._client.wait(approval, timeout))
 
     def cancel(
         self, approval_id: str, reason: str | None = None, *, cancelled_by: str | None = None

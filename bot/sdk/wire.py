@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from pydantic import BaseModel, ValidationError
@@ -17,11 +18,12 @@ from bot.models import (
     Requester,
     new_tool_call_id,
 )
-from bot.sdk.errors import ApprovalError
+from bot.sdk.errors import ApprovalError, ApprovalMismatch
 
 __all__ = [
     "GateFields",
     "SubmitFields",
+    "ToolCall",
     "decision_of",
     "json_object",
     "new_tool_call_id",
@@ -124,3 +126,73 @@ def decision_of(approval: Approval) -> Decision:
             None, "bad_response", f"approval {approval.id} is {approval.status}, with no decision"
         )
     return approval.decision
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call as sent for approval: every record the bot answers must be of this call.
+
+    The bot's idempotency (`toolCallId`) makes this necessary: a bot that answers a reused
+    `toolCallId` with the record of another call (an old bot, or a compromised one) would
+    otherwise hand this call a decision somebody made about another. `check` is the one place
+    the SDK, the MCP gate and every adapter refuse such an answer.
+    """
+
+    tool_name: str
+    #: the arguments as sent: plain JSON
+    args: dict[str, Any]
+    #: None when the bot was left to generate one
+    tool_call_id: str | None = None
+
+    @classmethod
+    def sent(
+        cls, tool_name: str, args: Mapping[str, Any], tool_call_id: str | None = None
+    ) -> ToolCall:
+        """The call as the bot receives it: the arguments after a JSON round trip."""
+        return cls(tool_name, json_object(args, tool_name), tool_call_id)
+
+    @classmethod
+    def of(cls, approval: Approval) -> ToolCall:
+        """The call a record (already checked) is about, to check later answers against."""
+        return cls.sent(approval.tool_name, approval.args, approval.tool_call_id)
+
+    def check(self, approval: Approval) -> Approval:
+        """`approval` when it is a record of this call; else `ApprovalMismatch`.
+
+        Only the record's own `toolName`, `args` and `toolCallId` must match: its decision's
+        `approvedArgs` may differ, as an edit. The message names what differs, never the
+        argument values (they may be secrets, and a compromised bot chose them).
+        """
+        differences = []
+        if approval.tool_name != self.tool_name:
+            differences.append(f"toolName {approval.tool_name!r:.80}, not {self.tool_name!r}")
+        answered = json_object(approval.args, approval.tool_name)
+        keys = sorted(
+            key
+            for key in answered.keys() | self.args.keys()
+            if not _same_json(answered.get(key, _ABSENT), self.args.get(key, _ABSENT))
+        )
+        if keys:
+            shown = ", ".join(f"{key!r:.40}" for key in keys[:5])
+            more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+            differences.append(f"other arguments (at {shown}{more})")
+        if self.tool_call_id is not None and approval.tool_call_id != self.tool_call_id:
+            differences.append(
+                f"toolCallId {approval.tool_call_id!r:.80}, not {self.tool_call_id!r}"
+            )
+        if differences:
+            raise ApprovalMismatch(approval, self.tool_name, differences)
+        return approval
+
+
+#: an argument one side lacks: unequal to anything, `null` included
+_ABSENT = object()
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: `1` is `1.0`, but `true` is not `1` (Python says it is)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    return isinstance(a, bool) is isinstance(b, bool) and bool(a == b)

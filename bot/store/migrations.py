@@ -123,9 +123,15 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    # When the arguments were last edited: a vote typed in the thread before then is stale.
+    db.execute("ALTER TABLE approvals ADD COLUMN edited_at REAL")
+
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
+    _migration_4,
 ]

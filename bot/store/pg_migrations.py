@@ -113,5 +113,10 @@ ALTER TABLE outbox ADD COLUMN claimed_by text;
 CREATE INDEX outbox_claimed ON outbox (claimed_by) WHERE claimed_by IS NOT NULL;
 """
 
+_EDITED_AT = """
+-- When the arguments were last edited: a vote typed in the thread before then is stale.
+ALTER TABLE approvals ADD COLUMN edited_at timestamptz;
+"""
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA, _LEASES]
+MIGRATIONS: list[str] = [_SCHEMA, _LEASES, _EDITED_AT]

@@ -255,7 +255,8 @@ class PostgresStore:
                d.decided_by_name, d.approvers, d.comment, d.decided_at, a.seq, a.created_at,
                a.current_args, a.edited_by, a.escalations,
                (SELECT coalesce(json_agg(v."user" ORDER BY v.at, v.seq), '[]'::json)
-                  FROM votes v WHERE v.approval_id = a.id)
+                  FROM votes v WHERE v.approval_id = a.id),
+               a.edited_at
         FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
     """
 
@@ -333,7 +334,7 @@ class PostgresStore:
             )
             if await cursor.fetchone() is None:  # submitted before, maybe through another replica
                 cursor = await conn.execute(
-                    "SELECT id, fingerprint FROM approvals WHERE tool_call_id = %s",
+                    "SELECT id, fingerprint, tool_name FROM approvals WHERE tool_call_id = %s",
                     (approval.tool_call_id,),
                 )
                 row = await cursor.fetchone()
@@ -406,9 +407,10 @@ class PostgresStore:
         user: str,
         args: dict[str, Any] | None,
         decide: Callable[[Approval], Decision],
+        seen: str | None = None,
     ) -> tuple[Approval, bool]:
         """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
-        `required_approvals` approved the same arguments.
+        `required_approvals` approved the same arguments. `seen`: see `tally`.
 
         Approving other arguments than the current ones is an edit: it restarts the count
         with `user` as the first approver. `decide` builds the final decision from the record.
@@ -416,13 +418,12 @@ class PostgresStore:
         async with self._transaction() as conn:
             # One vote at a time per approval, whichever replica counts it.
             approval = await self._fetch(conn, approval_id, lock=True)
-            if not approval.is_pending:
-                raise AlreadyDecided(approval)
-            counted, edited = tally(approval, user, args)
+            counted, edited = tally(approval, user, args, seen)
             if edited:
                 await conn.execute(
-                    "UPDATE approvals SET current_args = %s, edited_by = %s WHERE id = %s",
-                    (Json(args), user, approval_id),
+                    "UPDATE approvals SET current_args = %s, edited_by = %s, edited_at = %s"
+                    " WHERE id = %s",
+                    (Json(args), user, _now(), approval_id),
                 )
                 await conn.execute("DELETE FROM votes WHERE approval_id = %s", (approval_id,))
                 await self._append_event(

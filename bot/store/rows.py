@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.errors import Conflict
+from bot.errors import AlreadyDecided, Conflict, StaleVote
 from bot.models import Approval, Decision, Status
 from bot.store.base import Event, OutboxItem, Page, read_cursor
 
@@ -28,14 +28,21 @@ def request_of(approval: Approval) -> dict[str, Any]:
 
 
 def resubmitted(approval: Approval, fingerprint: str, row: Sequence[Any]) -> str:
-    """The id in `row` (id, fingerprint) of the approval already stored for this toolCallId.
+    """The id in `row` (id, fingerprint, tool name) of the approval already stored for this
+    toolCallId.
 
-    The same call with other arguments is a `Conflict`, not the same approval.
+    An approval is for one call: the same toolCallId for another tool or other arguments is
+    a `Conflict`, never the earlier call's decision.
     """
+    if row[2] != approval.tool_name:
+        raise Conflict(
+            f"toolCallId {approval.tool_call_id!r} was already used for another tool "
+            f"(approval {row[0]}); each call needs its own toolCallId"
+        )
     if row[1] != fingerprint:
         raise Conflict(
             f"toolCallId {approval.tool_call_id!r} was already submitted with "
-            f"other arguments (approval {row[0]})"
+            f"other arguments (approval {row[0]}); each call needs its own toolCallId"
         )
     return str(row[0])
 
@@ -59,12 +66,20 @@ def listing(
     return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 
-def tally(approval: Approval, user: str, args: dict[str, Any] | None) -> tuple[Approval, bool]:
+def tally(
+    approval: Approval, user: str, args: dict[str, Any] | None, seen: str | None
+) -> tuple[Approval, bool]:
     """The record once `user` approved `args` (None: the current ones), and whether that was
     an edit: approving other arguments than the current ones restarts the count with `user`.
 
-    The engines write the same change; this spares them reading the record back to count.
+    `seen` is the version of the arguments the voter was shown (None: not known); a vote on
+    arguments edited since is `StaleVote`. The engines call this inside the transaction that
+    writes the vote, so no edit can slip in between the check and the count.
     """
+    if not approval.is_pending:
+        raise AlreadyDecided(approval)
+    if seen is not None and seen != approval.args_version:
+        raise StaleVote(approval)
     progress = approval.progress
     edited = args is not None and args != approval.current_args
     if edited:
@@ -188,6 +203,7 @@ class Rows:
                 "approvedBy": self.load(row[20]),
                 "args": self.load(row[17]),
                 "editedBy": row[18],
+                "editedAt": self.time(row[21]) if row[21] is not None else None,
                 "escalated": row[19] > 0,
             },
         )

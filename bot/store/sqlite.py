@@ -218,7 +218,8 @@ class SQLiteStore:
                d.decided_by_name, d.approvers, d.comment, d.decided_at, a.seq, a.created_at,
                a.current_args, a.edited_by, a.escalations,
                (SELECT json_group_array(user) FROM
-                   (SELECT user FROM votes v WHERE v.approval_id = a.id ORDER BY v.at, v.rowid))
+                   (SELECT user FROM votes v WHERE v.approval_id = a.id ORDER BY v.at, v.rowid)),
+               a.edited_at
         FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
     """
 
@@ -260,7 +261,7 @@ class SQLiteStore:
 
         def insert(conn: sqlite3.Connection) -> tuple[Approval, bool]:
             row = conn.execute(
-                "SELECT id, fingerprint FROM approvals WHERE tool_call_id = ?",
+                "SELECT id, fingerprint, tool_name FROM approvals WHERE tool_call_id = ?",
                 (approval.tool_call_id,),
             ).fetchone()
             if row is not None:
@@ -350,9 +351,10 @@ class SQLiteStore:
         user: str,
         args: dict[str, Any] | None,
         decide: Callable[[Approval], Decision],
+        seen: str | None = None,
     ) -> tuple[Approval, bool]:
         """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
-        `required_approvals` approved the same arguments.
+        `required_approvals` approved the same arguments. `seen`: see `tally`.
 
         Approving other arguments than the current ones is an edit: it restarts the count
         with `user` as the first approver. `decide` builds the final decision from the record.
@@ -360,13 +362,12 @@ class SQLiteStore:
 
         def vote(conn: sqlite3.Connection) -> tuple[Approval, bool]:
             approval = self._fetch(conn, approval_id)
-            if not approval.is_pending:
-                raise AlreadyDecided(approval)
-            counted, edited = tally(approval, user, args)
+            counted, edited = tally(approval, user, args, seen)
             if edited:
                 conn.execute(
-                    "UPDATE approvals SET current_args = ?, edited_by = ? WHERE id = ?",
-                    (_json(args), user, approval_id),
+                    "UPDATE approvals SET current_args = ?, edited_by = ?, edited_at = ?"
+                    " WHERE id = ?",
+                    (_json(args), user, time.time(), approval_id),
                 )
                 conn.execute("DELETE FROM votes WHERE approval_id = ?", (approval_id,))
                 self._append_event(conn, NewEvent.edited(approval, user, counted.current_args))

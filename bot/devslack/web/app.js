@@ -11,6 +11,7 @@
     deploy: "Deploys and rollbacks",
     payments: "Money leaving the company",
     escalate: "Requests nobody decided in time",
+    security: "Private: only its members see it, and only they may decide its cards",
   };
   const OUTCOMES = {
     approve: ["approved", "Approved"],
@@ -82,6 +83,7 @@
     eye: ["M2 10s3-5.5 8-5.5S18 10 18 10s-3 5.5-8 5.5S2 10 2 10z", "M10 12.5a2.5 2.5 0 100-5 2.5 2.5 0 000 5z"],
     play: ["M6 4.5l9 5.5-9 5.5z"],
     jump: ["M8 4h8v8M16 4L6 14"],
+    lock: ["M5 9h10v7.5H5z", "M7.5 9V6.5a2.5 2.5 0 015 0V9"],
   };
 
   function sleep(ms) {
@@ -94,6 +96,22 @@
 
   function channel(id) {
     return (S.snap && S.snap.channels.find((c) => c.id === id)) || null;
+  }
+
+  /* How Slack names a channel: `#name`, or a lock before a private one's name. */
+  function channelLabel(c) {
+    return c.isPrivate ? `🔒 ${c.name}` : `#${c.name}`;
+  }
+
+  function channelMark(c, className) {
+    if (c && c.isPrivate) {
+      const lock = icon(ICONS.lock, `${className} lock`);
+      lock.setAttribute("aria-label", "private");
+      lock.setAttribute("aria-hidden", "false");
+      lock.setAttribute("role", "img");
+      return lock;
+    }
+    return el("span", className, "#");
   }
 
   function dmId() {
@@ -223,7 +241,8 @@
     S.snap = snap;
     S.seq = snap.seq;
     if (!snap.channels.some((c) => c.id === S.place) && !S.place.startsWith("app:")) {
-      S.place = "C0OPS";
+      const first = snap.channels.find((c) => !c.isIm); // not a member here: somewhere they are
+      S.place = first ? first.id : "app:home";
     }
     if (fresh) {
       S.seen = {};
@@ -308,7 +327,7 @@
     const unread = (id) => Math.max(0, (S.snap.messages[id] || []).length - (S.seen[id] || 0));
     const channels = S.snap.channels.filter((c) => !c.isIm);
     $("channel-list").replaceChildren(
-      ...channels.map((c) => navButton(c.name, c.id, unread(c.id), el("span", "nav-hash", "#"))),
+      ...channels.map((c) => navButton(c.name, c.id, unread(c.id), channelMark(c, "nav-hash"))),
     );
     const dm = dmId();
     $("app-list").replaceChildren(
@@ -362,13 +381,14 @@
     const current = channel(place);
     tabs.hidden = true;
     composer.hidden = false;
-    title.replaceChildren(el("span", "title-hash", "#"), el("span", "", current ? current.name : place));
+    const label = current ? channelLabel(current) : place;
+    title.replaceChildren(channelMark(current, "title-hash"), el("span", "", current ? current.name : place));
     note.textContent = current ? CHANNEL_NOTES[current.name] || "" : "";
-    $("composer-text").placeholder = `Message #${current ? current.name : place}`;
+    $("composer-text").placeholder = `Message ${label}`;
     renderTimeline(
       S.snap.messages[place] || [],
       place,
-      `This is the very beginning of #${current ? current.name : place}. Approval cards for it appear here; start one from the agent panel.`,
+      `This is the very beginning of ${label}. Approval cards for it appear here; start one from the agent panel.`,
     );
   }
 
@@ -584,7 +604,7 @@
 
   function renderThread(parent) {
     const c = channel(parent.channel);
-    $("thread-where").textContent = c ? (c.isIm ? S.snap.bot.name : `#${c.name}`) : parent.channel;
+    $("thread-where").textContent = c ? (c.isIm ? S.snap.bot.name : channelLabel(c)) : parent.channel;
     const replies = (S.snap.threads[parent.channel] || {})[parent.ts] || [];
     const list = $("thread-list");
     const key = `${parent.channel}:${parent.ts}:${S.me}`;
@@ -704,7 +724,7 @@
       const jump = el("button", "link-button");
       jump.type = "button";
       const c = channel(card.channel);
-      jump.append(el("span", "", `card in #${c ? c.name : card.channel}`), icon(ICONS.jump));
+      jump.append(el("span", "", `card in ${c ? channelLabel(c) : card.channel}`), icon(ICONS.jump));
       jump.addEventListener("click", () => jumpTo(card));
       meta.append(jump);
     }
