@@ -8,7 +8,7 @@ import contextlib
 import os
 import secrets
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -271,6 +271,33 @@ async def rig(db_path: Path, workspace: Any) -> AsyncIterator[SlackRig]:
         async with Deliverer(workspace, running.url + "/slack/events", SIGNING_SECRET) as hands:
             yield SlackRig(running, workspace, hands)
     await server.close()
+
+
+RigFactory = Callable[..., Awaitable[SlackRig]]
+
+
+@pytest.fixture
+async def make_rig(db_path: Path, workspace: Any, tmp_path: Path) -> AsyncIterator[RigFactory]:
+    """`await make_rig(toml)`: the bot on the local Slack with a routing file of the test's own."""
+    from bot.devslack import Deliverer
+
+    started: list[tuple[TestServer, aiohttp.ClientSession, Deliverer]] = []
+
+    async def make(config: str = "") -> SlackRig:
+        path = tmp_path / "approvals.toml"
+        path.write_text(config)
+        settings = slack_settings(db_path, workspace.base_url, config=str(path))
+        server = await start_slack_bot(settings)
+        http = aiohttp.ClientSession()
+        hands = Deliverer(workspace, str(server.make_url("/slack/events")), SIGNING_SECRET)
+        started.append((server, http, hands))
+        return SlackRig(Running(server, http, settings), workspace, hands)
+
+    yield make
+    for server, http, hands in started:
+        await hands.close()
+        await http.close()
+        await server.close()
 
 
 @pytest.fixture

@@ -12,41 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.devslack import Deliverer
 from tests.conftest import (
-    SIGNING_SECRET,
     Running,
-    SlackRig,
     bot_settings,
-    slack_settings,
     start_bot,
-    start_slack_bot,
     until,
 )
-
-RigFactory = Callable[..., Any]
-
-
-@pytest.fixture
-async def make_rig(db_path: Path, workspace: Any, tmp_path: Path) -> AsyncIterator[RigFactory]:
-    """The bot with a routing file of the test's own, on the local Slack."""
-    started: list[tuple[Any, aiohttp.ClientSession, Deliverer]] = []
-
-    async def make(config: str = "") -> SlackRig:
-        path = tmp_path / "approvals.toml"
-        path.write_text(config)
-        settings = slack_settings(db_path, workspace.base_url, config=str(path))
-        server = await start_slack_bot(settings)
-        http = aiohttp.ClientSession()
-        hands = Deliverer(workspace, str(server.make_url("/slack/events")), SIGNING_SECRET)
-        started.append((server, http, hands))
-        return SlackRig(Running(server, http, settings), workspace, hands)
-
-    yield make
-    for server, http, hands in started:
-        await hands.close()
-        await http.close()
-        await server.close()
 
 
 @pytest.fixture

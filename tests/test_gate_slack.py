@@ -7,18 +7,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from bot.devslack import Deliverer, payloads
-from tests.conftest import SIGNING_SECRET, Running, SlackRig, slack_settings, start_slack_bot, until
+from bot.devslack import payloads
+from tests.conftest import RigFactory, SlackRig, until
 from tests.slack_support import text_of
-
-RigFactory = Callable[..., Any]
 
 PRIVATE = '[[rules]]\ntools = ["rotate_*"]\nchannel = "C0PRIVATE"\n'
 TWO_OF_M = """
@@ -28,27 +23,6 @@ approvers = ["U0ALICE", "U0BOB", "U0CAROL"]
 required_approvals = 2
 """
 CRITICAL = '[[rules]]\ntools = ["transfer_*"]\npriority = "critical"\n'
-
-
-@pytest.fixture
-async def make_rig(db_path: Path, workspace: Any, tmp_path: Path) -> AsyncIterator[RigFactory]:
-    started: list[tuple[Any, aiohttp.ClientSession, Deliverer]] = []
-
-    async def make(config: str = "") -> SlackRig:
-        path = tmp_path / "approvals.toml"
-        path.write_text(config)
-        settings = slack_settings(db_path, workspace.base_url, config=str(path))
-        server = await start_slack_bot(settings)
-        http = aiohttp.ClientSession()
-        hands = Deliverer(workspace, str(server.make_url("/slack/events")), SIGNING_SECRET)
-        started.append((server, http, hands))
-        return SlackRig(Running(server, http, settings), workspace, hands)
-
-    yield make
-    for server, http, hands in started:
-        await hands.close()
-        await http.close()
-        await server.close()
 
 
 async def record_of(rig: SlackRig, approval_id: str) -> dict[str, Any]:

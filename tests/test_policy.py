@@ -8,18 +8,15 @@ import json
 import os
 import re
 import signal
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bot.config import ConfigError
-from bot.devslack import Deliverer
 from bot.errors import Invalid
 from bot.policy import load_routing
-from tests.conftest import SIGNING_SECRET, Running, SlackRig, slack_settings, start_slack_bot, until
+from tests.conftest import RigFactory, SlackRig, until
 from tests.slack_support import text_of
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -30,29 +27,6 @@ assert EXAMPLE, "README has no Policies example"
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
-
-
-RigFactory = Callable[[str], Any]
-
-
-@pytest.fixture
-async def make_rig(db_path: Path, workspace: Any, tmp_path: Path) -> AsyncIterator[RigFactory]:
-    started: list[tuple[Any, aiohttp.ClientSession, Deliverer]] = []
-
-    async def make(config: str) -> SlackRig:
-        path = write(tmp_path / "approvals.toml", config)
-        settings = slack_settings(db_path, workspace.base_url, config=str(path))
-        server = await start_slack_bot(settings)
-        http = aiohttp.ClientSession()
-        hands = Deliverer(workspace, str(server.make_url("/slack/events")), SIGNING_SECRET)
-        started.append((server, http, hands))
-        return SlackRig(Running(server, http, settings), workspace, hands)
-
-    yield make
-    for server, http, hands in started:
-        await hands.close()
-        await http.close()
-        await server.close()
 
 
 @pytest.fixture
