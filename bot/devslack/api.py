@@ -8,24 +8,27 @@ mounted with ``app.add_subapp("/slack/api", create_slack_api(ws))``, use ``…/s
 set ``ws.api_url`` to that URL so response_url links point back at it.
 
 Each call passes, in order: token check (the bot token when ``bot_token`` is set; the app
-token for ``apps.connections.open``, and app tokens are refused elsewhere), a queued fault
-(``Workspace.fail_next``), the optional per-channel ``chat.postMessage`` rate limit, then the
-method itself. Every call is recorded in ``Workspace.calls``, refused or not.
+token for ``apps.connections.open``, and app tokens are refused elsewhere), the scope check
+(``Workspace.scopes``, ``missing_scope``; see ``scopes.py``), a queued fault
+(``Workspace.fail_next``), the rate limits (``Workspace.rate_limits``, per tier and per channel
+for ``chat.postMessage``; see ``tiers.py``), then the method itself. Every call is recorded in
+``Workspace.calls``, refused or not. Answers to the bot token carry ``X-OAuth-Scopes``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 from aiohttp import web
 
 from bot.devslack.errors import ApiFailure
-from bot.devslack.faults import RateLimiter
 from bot.devslack.limits import truncate_message_text
 from bot.devslack.methods import METHODS, CallContext, check_blocks
 from bot.devslack.model import ApiCall, ResponseTarget
+from bot.devslack.scopes import check_scope
 from bot.devslack.socket_mode import (
     CONNECTIONS_OPEN,
     LINK_PATH,
@@ -40,6 +43,9 @@ JSON = dict[str, Any]
 
 #: the workspace an application serves: ``app[WORKSPACE_KEY]``
 WORKSPACE_KEY = web.AppKey("devslack_workspace", Workspace)
+
+#: a response_url answers these with HTTP 404: expired (or never issued), or used five times
+_GONE_URL_ERRORS = frozenset({"expired_url", "used_url"})
 
 #: parameters that arrive as JSON strings in form-encoded or query-string calls
 _JSON_PARAMS = frozenset({"blocks", "attachments", "view", "metadata"})
@@ -96,7 +102,6 @@ class _SlackApi:
         self.bot_token = bot_token
         self.socket_mode = socket_mode
         self.methods = {**METHODS, CONNECTIONS_OPEN: socket_mode.connections_open}
-        self._limiter: RateLimiter | None = None
 
     async def handle_method(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -107,6 +112,8 @@ class _SlackApi:
             answer = await self._answer(method, params, token, request)
         except ApiFailure as failure:
             answer = _Answer(failure.to_response())
+        if method != CONNECTIONS_OPEN:
+            answer.headers.setdefault("X-OAuth-Scopes", ",".join(sorted(self.ws.scopes)))
         self.ws.record_call(
             ApiCall(
                 method=method,
@@ -127,6 +134,8 @@ class _SlackApi:
         if handler is None:
             raise ApiFailure("unknown_method")
         self._check_token(method, token)
+        if method != CONNECTIONS_OPEN:
+            check_scope(self.ws, method, params, self.ws.scopes)
         fault = self.ws.faults.take(method)
         if fault is not None:
             if fault.delay:
@@ -149,34 +158,27 @@ class _SlackApi:
             raise ApiFailure("not_allowed_token_type")
 
     def _rate_limited(self, method: str, params: JSON) -> _Answer | None:
-        rate = self.ws.rate_limit_per_channel
-        if method != "chat.postMessage" or rate is None:
-            return None
-        limiter = self._limiter
-        if limiter is None or (limiter.rate, limiter.burst) != (rate, self.ws.rate_limit_burst):
-            limiter = self._limiter = RateLimiter(rate, self.ws.rate_limit_burst)
-        try:
-            channel = self.ws.channel(str(params.get("channel", ""))).id
-        except ApiFailure:
-            return None  # the method itself answers channel_not_found
-        wait = limiter.acquire(channel, self.ws.clock())
+        channel: str | None = None
+        if method == "chat.postMessage":
+            # an unknown channel is let through: the method answers channel_not_found
+            with contextlib.suppress(ApiFailure):
+                channel = self.ws.channel(str(params.get("channel", ""))).id
+        wait = self.ws.rate_limits.acquire(method, channel, self.ws.clock())
         if wait is None:
             return None
         body = {"ok": False, "error": "ratelimited"}
         return _Answer(body, 429, {"Retry-After": str(wait)}, faulted=True)
 
     async def handle_response_url(self, request: web.Request) -> web.Response:
-        target = self.ws.response_targets.get(request.match_info["target"])
         body: JSON = {}
         try:
-            if target is None:
-                raise ApiFailure("expired_url")
+            target = self.ws.use_response_target(request.match_info["target"])
             body = await _read_response_body(request)
             answer: JSON = {"ok": True}
             _apply_response(self.ws, target, body)
         except ApiFailure as failure:
             answer = failure.to_response()
-        status = 404 if answer.get("error") == "expired_url" else 200
+        status = 404 if answer.get("error") in _GONE_URL_ERRORS else 200
         call = ApiCall("response_url", body, answer, status, self.ws.clock(), faulted=False)
         self.ws.record_call(call)
         return web.json_response(answer, status=status)
@@ -207,7 +209,8 @@ def _apply_response(ws: Workspace, target: ResponseTarget, body: JSON) -> None:
     if body.get("delete_original") and target.message_ts is not None:
         ws.delete_message(target.channel, target.message_ts)
     elif body.get("replace_original") and target.message_ts is not None:
-        ws.update_message(target.channel, target.message_ts, text=text, blocks=blocks)
+        # the new message replaces the old in its entirety
+        ws.update_message(target.channel, target.message_ts, text=text or "", blocks=blocks or [])
     elif body.get("response_type") == "in_channel":
         thread_ts = target.thread_ts if body.get("thread_ts") is None else str(body["thread_ts"])
         ws.post_message(target.channel, text=text or "", blocks=blocks, thread_ts=thread_ts)

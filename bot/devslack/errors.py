@@ -34,4 +34,12 @@ class InteractionError(DevSlackError, LookupError):
 
 
 class DeliveryFailed(DevSlackError):
-    """The bot's URL did not answer: connection refused, or no answer within the timeout."""
+    """The bot's URL did not answer: connection refused, or no answer within the timeout.
+
+    ``reason`` is what Slack would name the failure when it retries an event
+    (``http_timeout``, ``connection_failed``; ``timeout`` over Socket Mode), ``None`` when it
+    would not retry."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason

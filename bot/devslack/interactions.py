@@ -9,10 +9,22 @@ updates, pushes, clears or keeps the view. Two transports exist:
   the signing secret; the answer is the HTTP response.
 * ``SocketModeTransport`` (``bot.devslack.socket_mode``) sends envelopes over the app's
   websocket; the answer is the ack's ``payload``.
+
+Events are redelivered as Slack does (https://api.slack.com/apis/events-api#retries): an event
+not answered with a 2xx within 3 seconds (the transport's ``timeout``), answered with another
+status, or not reached at all, is sent again "up to three times", with the same ``event_id`` and
+``X-Slack-Retry-Num: 1..3`` / ``X-Slack-Retry-Reason`` (``http_timeout``, ``http_error``,
+``connection_failed``); over Socket Mode an envelope not acked in time comes again with
+``retry_attempt`` / ``retry_reason``. An answer carrying ``X-Slack-No-Retry: 1`` is not retried.
+Slack spaces its retries ("nearly immediately, 1 minute, 5 minutes": ``SLACK_RETRY_DELAYS``);
+``Deliverer.retry_delays`` compresses them to nothing unless a test asks for more, and
+``Deliverer.event_retries = 0`` turns retries off. Interactions and slash commands are never
+retried: a late answer is an error the user sees.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -31,12 +43,43 @@ from bot.devslack.model import Ephemeral, View
 from bot.devslack.signing import signed_headers
 from bot.devslack.workspace import Workspace
 
-__all__ = ["Deliverer", "Delivery", "HttpTransport", "RequestKind", "Transport"]
+__all__ = [
+    "EVENT_RETRIES",
+    "SLACK_RETRY_DELAYS",
+    "Deliverer",
+    "Delivery",
+    "HttpTransport",
+    "RequestKind",
+    "RetryNum",
+    "Transport",
+    "retry_reason",
+]
 
 JSON = dict[str, Any]
 
 #: what Slack sends an app, named as Socket Mode names its envelope types
 RequestKind = Literal["interactive", "events_api", "slash_commands"]
+
+#: how many times Slack sends a failed event again, and after how long each time
+EVENT_RETRIES = 3
+SLACK_RETRY_DELAYS = (0.0, 60.0, 300.0)
+
+
+class RetryNum(int):
+    """An Events API retry's number (1-3) that also carries Slack's reason for it, so any
+    ``Transport`` passing ``retry_num`` along passes the reason too."""
+
+    reason: str
+
+    def __new__(cls, num: int, reason: str) -> RetryNum:
+        retry = super().__new__(cls, num)
+        retry.reason = reason
+        return retry
+
+
+def retry_reason(retry_num: int | None, default: str) -> str:
+    """The reason a retry was sent: its own, or ``default`` for a bare number."""
+    return retry_num.reason if isinstance(retry_num, RetryNum) else default
 
 
 @dataclass
@@ -55,6 +98,9 @@ class Delivery:
     problems: list[str] = field(default_factory=list)
     #: the Socket Mode envelope that carried the payload; ``None`` over HTTP
     envelope_id: str | None = None
+    #: for an event: why each earlier attempt failed, one reason per retry before this answer
+    #: (``["http_timeout"]``: this is the first retry, sent after a timeout)
+    retries: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -71,7 +117,9 @@ class Transport(Protocol):
     async def send(
         self, kind: RequestKind, payload: JSON, *, retry_num: int | None = None
     ) -> Delivery:
-        """Deliver ``payload``; ``retry_num`` marks an Events API retry."""
+        """Deliver ``payload``; ``retry_num`` marks an Events API retry (a ``RetryNum`` also
+        says why). Raises ``DeliveryFailed``, with Slack's retry ``reason``, when no answer
+        comes."""
         ...
 
     async def close(self) -> None:
@@ -113,7 +161,7 @@ class HttpTransport:
             if retry_num is not None:
                 extra = {
                     "X-Slack-Retry-Num": str(retry_num),
-                    "X-Slack-Retry-Reason": "http_timeout",
+                    "X-Slack-Retry-Reason": retry_reason(retry_num, "http_timeout"),
                 }
         return await self._post(body, content_type, payload, extra)
 
@@ -131,8 +179,12 @@ class HttpTransport:
             ) as response:
                 text = await response.text()
                 return Delivery(response.status, text, payload, dict(response.headers))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DeliveryFailed(f"{self.bot_url} did not answer: {exc!r}") from exc
+        except TimeoutError as exc:
+            message = f"{self.bot_url} did not answer within {self.timeout}s"
+            raise DeliveryFailed(message, reason="http_timeout") from exc
+        except aiohttp.ClientError as exc:
+            message = f"{self.bot_url} did not answer: {exc!r}"
+            raise DeliveryFailed(message, reason="connection_failed") from exc
 
     async def close(self) -> None:
         """Close the HTTP session when this transport opened it."""
@@ -166,6 +218,10 @@ class Deliverer:
         elif bot_url is not None or signing_secret is not None or session is not None:
             raise TypeError("bot_url, signing_secret and session are for HTTP; not with transport=")
         self.transport = transport
+        #: times a failed event is sent again (Slack: 3); 0 sends each event once
+        self.event_retries = EVENT_RETRIES
+        #: seconds before each retry; Slack waits ``SLACK_RETRY_DELAYS``, tests need not
+        self.retry_delays: tuple[float, ...] = (0.0,)
 
     async def __aenter__(self) -> Deliverer:
         return self
@@ -189,16 +245,50 @@ class Deliverer:
         return await self.transport.send("interactive", payload)
 
     async def send_event(
-        self, event: JSON, *, event_id: str | None = None, retry_num: int | None = None
+        self,
+        event: JSON,
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        reason: str = "http_timeout",
     ) -> Delivery:
-        """Send an Events API callback; repeat an ``event_id`` with ``retry_num`` to retry."""
+        """Send an Events API callback, retried as Slack retries it (see the module doc).
+
+        The answer is the last attempt's; when no attempt was answered at all, the last
+        ``DeliveryFailed`` is raised. Passing ``retry_num`` (and its ``reason``) sends one
+        hand-made retry of ``event_id`` instead, and nothing more."""
         envelope = payloads.event_callback(
             self.ws,
             event,
             event_id=event_id or f"Ev{secrets.token_hex(5).upper()}",
             event_time=int(self.ws.clock()),
         )
-        return await self.transport.send("events_api", envelope, retry_num=retry_num)
+        if retry_num is not None:
+            retry = RetryNum(retry_num, reason)
+            return await self.transport.send("events_api", envelope, retry_num=retry)
+        return await self._deliver_event(envelope)
+
+    async def _deliver_event(self, envelope: JSON) -> Delivery:
+        """Send an event until it is answered with a 2xx, or Slack would give up on it."""
+        reasons: list[str] = []
+        while True:
+            attempt: RetryNum | None = None
+            if reasons:
+                delays = self.retry_delays or (0.0,)
+                await asyncio.sleep(delays[min(len(reasons), len(delays)) - 1])
+                attempt = RetryNum(len(reasons), reasons[-1])
+            try:
+                delivery = await self.transport.send("events_api", envelope, retry_num=attempt)
+            except DeliveryFailed as failed:
+                if failed.reason is None or len(reasons) >= self.event_retries:
+                    raise
+                reasons.append(failed.reason)
+                continue
+            delivery.retries = list(reasons)
+            why = _retry_reason(delivery)
+            if why is None or len(reasons) >= self.event_retries:
+                return delivery
+            reasons.append(why)
 
     # -- clicks ------------------------------------------------------------------------------
 
@@ -336,26 +426,32 @@ class Deliverer:
         user: str,
         thread_ts: str | None = None,
         broadcast: bool = False,
-    ) -> Delivery:
+    ) -> Delivery | None:
         """Store a member's message (a thread reply with ``thread_ts``, also shown in the
-        channel with ``broadcast``) and send its event."""
+        channel with ``broadcast``) and send its event; ``None`` when Slack sends none, as
+        from a channel the bot is not in (``Workspace.hears_messages_in``)."""
         self._require_member(channel, user)
         message = self.ws.post_message(
             channel, text=text, user=user, thread_ts=thread_ts, reply_broadcast=broadcast
         )
+        if not self.ws.hears_messages_in(message.channel):
+            return None
         return await self.send_event(payloads.message_event(self.ws, message))
 
     async def reply_in_thread(
         self, channel: str, thread_ts: str, text: str, *, user: str, broadcast: bool = False
-    ) -> Delivery:
+    ) -> Delivery | None:
         """A user's reply in the thread of ``thread_ts``."""
         return await self.post_as_user(
             channel, text, user=user, thread_ts=thread_ts, broadcast=broadcast
         )
 
-    async def open_home(self, user: str) -> Delivery:
-        """The user opens the bot's App Home tab."""
+    async def open_home(self, user: str) -> Delivery | None:
+        """The user opens the bot's App Home tab; ``None`` when the app did not subscribe to
+        ``app_home_opened`` (Slack then sends nothing)."""
         event = payloads.app_home_opened_event(self.ws, user, _action_ts())
+        if "app_home_opened" not in self.ws.bot_events:
+            return None
         return await self.send_event(event)
 
     async def slash_command(
@@ -397,6 +493,17 @@ class Deliverer:
         if who is None:
             raise InteractionError(f"view {view.id} has no user; pass user=")
         return who
+
+
+def _retry_reason(delivery: Delivery) -> str | None:
+    """Why Slack would send an answered event again: any status but 2xx (``http_error``),
+    unless the app said ``X-Slack-No-Retry: 1``."""
+    if 200 <= delivery.status < 300:
+        return None
+    headers = {name.lower(): value for name, value in delivery.headers.items()}
+    if headers.get("x-slack-no-retry") == "1":
+        return None
+    return "http_error"
 
 
 def _action_ts() -> str:

@@ -36,11 +36,13 @@ from bot.devslack.rules import (
 )
 
 __all__ = [
+    "MAX_BLOCKS_TEXT",
     "MAX_MESSAGE_BLOCKS",
     "MAX_MESSAGE_TEXT",
     "MAX_UPDATE_TEXT",
     "MAX_VIEW_BLOCKS",
     "MAX_VIEW_BYTES",
+    "blocks_text_length",
     "truncate_message_text",
     "validate_blocks",
     "validate_message_blocks",
@@ -53,6 +55,10 @@ MAX_MESSAGE_TEXT = 40_000
 MAX_UPDATE_TEXT = 4_000
 MAX_VIEW_BYTES = 250_000
 MAX_ID = 255
+#: the text a message's blocks may carry in all: Slack publishes no figure, but refuses a
+#: message well below the per-block limits with ``msg_blocks_too_long`` (reports put it near
+#: 12-13k characters); the bot's cards budget for 12,000 (bot/cards/card.py)
+MAX_BLOCKS_TEXT = 12_000
 
 # -- cross-field checks ------------------------------------------------------------------------
 
@@ -352,6 +358,21 @@ def validate_view(view: object, path: str = "view") -> list[str]:
     if size > MAX_VIEW_BYTES:
         problems.append(f"{path}: {size} bytes > {MAX_VIEW_BYTES}")
     return problems
+
+
+def blocks_text_length(value: object) -> int:
+    """Characters of text in blocks: every string under a ``text`` key, however deep."""
+    if isinstance(value, list):
+        return sum(blocks_text_length(item) for item in value)
+    if not isinstance(value, Mapping):
+        return 0
+    total = 0
+    for key, item in value.items():
+        if key == "text" and isinstance(item, str):
+            total += len(item)
+        else:
+            total += blocks_text_length(item)
+    return total
 
 
 def truncate_message_text(text: str) -> str:

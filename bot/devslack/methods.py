@@ -14,7 +14,9 @@ from typing import Any
 
 from bot.devslack.errors import ApiFailure
 from bot.devslack.limits import (
+    MAX_BLOCKS_TEXT,
     MAX_UPDATE_TEXT,
+    blocks_text_length,
     truncate_message_text,
     validate_message_blocks,
     validate_view,
@@ -62,13 +64,16 @@ def _problem_failure(code: str, problems: list[str]) -> ApiFailure:
 
 
 def check_blocks(blocks: object) -> list[JSON] | None:
-    """Message blocks as given, or ``invalid_blocks`` listing every problem."""
+    """Message blocks as given, or ``invalid_blocks`` listing every problem, or
+    ``msg_blocks_too_long`` past ``MAX_BLOCKS_TEXT`` characters of text in all."""
     if blocks is None:
         return None
     problems = validate_message_blocks(blocks)
     if problems:
         raise _problem_failure("invalid_blocks", problems)
     assert isinstance(blocks, list)
+    if blocks_text_length(blocks) > MAX_BLOCKS_TEXT:
+        raise ApiFailure("msg_blocks_too_long")
     return blocks
 
 
@@ -148,6 +153,15 @@ def _channel(ws: Workspace, params: JSON) -> Channel:
     return ws.visible_channel(_str(params, "channel", "channel_not_found"))
 
 
+def _joined_channel(ws: Workspace, params: JSON) -> Channel:
+    """A channel the bot must be in to read, as ``conversations.history`` documents:
+    ``not_in_channel``, "Only user tokens can access public channels they are not in"."""
+    channel = _channel(ws, params)
+    if ws.bot_user_id not in channel.members:
+        raise ApiFailure("not_in_channel")
+    return channel
+
+
 # -- auth, users, channels ---------------------------------------------------------------------
 
 
@@ -212,8 +226,22 @@ def conversations_open(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
     return {"ok": True, "channel": {"id": ws.open_dm(users[0].strip()).id}}
 
 
+def conversations_join(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    """The bot joins a public channel (``channels:join``); a private channel or a DM cannot
+    be joined, only invited to. Joining again answers ``already_in_channel`` as a warning."""
+    channel = _channel(ws, params)
+    if channel.is_private:
+        raise ApiFailure("method_not_supported_for_channel_type")
+    answer: JSON = {"ok": True}
+    if ws.bot_user_id in channel.members:
+        answer["warning"] = "already_in_channel"
+        answer["response_metadata"] = {"warnings": ["already_in_channel"]}
+    ws.join(channel.id, ws.bot_user_id)
+    return {**answer, "channel": channel.to_slack()}
+
+
 def conversations_history(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    messages = ws.history(_channel(ws, params).id)
+    messages = ws.history(_joined_channel(ws, params).id)
     return _with_has_more(_page([m.to_slack() for m in messages], params, "messages"))
 
 
@@ -227,9 +255,12 @@ def conversations_replies(ws: Workspace, params: JSON, ctx: CallContext) -> JSON
 
 
 def chat_post_message(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    """Public channels take posts without the bot in them (``chat:write.public``); private
-    ones it was not invited to do not exist for it."""
-    channel = _channel(ws, params).id
+    """Public channels take posts without the bot in them only with ``chat:write.public``
+    (else ``not_in_channel``); private ones it was not invited to do not exist for it."""
+    where = _channel(ws, params)
+    if ws.bot_user_id not in where.members and "chat:write.public" not in ws.scopes:
+        raise ApiFailure("not_in_channel")
+    channel = where.id
     text = _opt_str(params, "text")
     blocks = check_blocks(params.get("blocks"))
     if text is None and not blocks:
@@ -310,12 +341,12 @@ def _view_answer(view: View) -> JSON:
     return {"ok": True, "view": view.to_slack()}
 
 
-def _trigger_user(ws: Workspace, params: JSON, method: str) -> str | None:
+def _trigger_user(ws: Workspace, params: JSON, method: str) -> str:
+    """The user whose interaction issued the trigger, once it is spent on ``method``."""
     trigger_id = _opt_str(params, "trigger_id") or _opt_str(params, "interactivity_pointer")
     if trigger_id is None:
         raise ApiFailure("invalid_arguments", errors=["trigger_id: required"])
-    trigger = ws.use_trigger(trigger_id, method)
-    return trigger.user if trigger is not None else None
+    return ws.use_trigger(trigger_id, method).user
 
 
 def views_open(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
@@ -357,6 +388,7 @@ METHODS: dict[str, Method] = {
     "chat.update": chat_update,
     "conversations.history": conversations_history,
     "conversations.info": conversations_info,
+    "conversations.join": conversations_join,
     "conversations.list": conversations_list,
     "conversations.members": conversations_members,
     "conversations.open": conversations_open,

@@ -259,6 +259,9 @@ class ResponseTarget:
     channel: str | None
     message_ts: str | None
     thread_ts: str | None = None
+    #: when it was handed out (workspace clock), and how many posts it took since
+    created_at: float = 0.0
+    uses: int = 0
 
 
 @dataclass

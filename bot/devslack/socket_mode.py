@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.devslack.errors import ApiFailure, DeliveryFailed
-from bot.devslack.interactions import Deliverer, Delivery, RequestKind
+from bot.devslack.interactions import Deliverer, Delivery, RequestKind, retry_reason
 from bot.devslack.methods import CallContext
 from bot.devslack.workspace import Workspace
 
@@ -220,7 +220,8 @@ class SocketModeGateway:
         """Send ``payload`` to the newest connection and wait for its ack, all within ``timeout``.
 
         Raises ``DeliveryFailed`` when no app is connected, the connection drops, or no ack
-        comes in time (Bolt sends none when no listener matched, as Slack then retries).
+        comes in time (Bolt sends none when no listener matched, as Slack then retries: the
+        failure's ``reason`` is then ``timeout``).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -234,7 +235,7 @@ class SocketModeGateway:
         }
         if kind == "events_api":
             envelope["retry_attempt"] = retry_num or 0
-            envelope["retry_reason"] = "timeout" if retry_num else ""
+            envelope["retry_reason"] = retry_reason(retry_num, "timeout") if retry_num else ""
         pending = _Pending(connection, loop.create_future())
         self._pending[envelope_id] = pending
         self.envelopes.append(envelope)
@@ -248,7 +249,8 @@ class SocketModeGateway:
                     ack = await pending.ack
             except TimeoutError:
                 raise DeliveryFailed(
-                    f"no ack for {kind} envelope {envelope_id} within {timeout}s"
+                    f"no ack for {kind} envelope {envelope_id} within {timeout}s",
+                    reason="timeout",
                 ) from None
         finally:
             self._pending.pop(envelope_id, None)

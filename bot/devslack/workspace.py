@@ -15,6 +15,7 @@ from typing import Any
 from bot.devslack.errors import ApiFailure
 from bot.devslack.faults import Fault, FaultQueue
 from bot.devslack.feed import Change, ChangeFeed
+from bot.devslack.handles import TRIGGER_TTL, exchange_trigger, use_response_target
 from bot.devslack.model import (
     ApiCall,
     Channel,
@@ -26,6 +27,9 @@ from bot.devslack.model import (
     UserGroup,
     View,
 )
+from bot.devslack.scopes import load_manifest, message_event_type
+from bot.devslack.seed import populate
+from bot.devslack.tiers import RateLimits
 
 __all__ = ["MAX_VIEW_STACK", "Workspace"]
 
@@ -33,23 +37,6 @@ JSON = dict[str, Any]
 
 #: views.push refuses a fourth modal
 MAX_VIEW_STACK = 3
-
-_SEED_USERS = [
-    ("U0ALICE", "alice", "Alice Archer"),
-    ("U0BOB", "bob", "Bob Baker"),
-    ("U0CAROL", "carol", "Carol Chen"),
-    ("U0DAVE", "dave", "Dave Dorsey"),
-]
-#: public channels everyone is in
-_SEED_CHANNELS = [
-    ("C0OPS", "ops"),
-    ("C0DEPLOY", "deploy"),
-    ("C0PAYMENTS", "payments"),
-    ("C0ESCALATE", "escalate"),
-]
-#: private channels: only these members (the bot was invited) see them
-_SEED_PRIVATE_CHANNELS = [("C0PRIVATE", "security", ["U0ALICE", "U0CAROL", "U0BOT"])]
-_SEED_GROUPS = [("S0SRE", "sre", ["U0ALICE", "U0BOB"]), ("S0ONCALL", "oncall", ["U0CAROL"])]
 
 
 class Workspace:
@@ -62,7 +49,10 @@ class Workspace:
         team_name: str = "devslack",
         clock: Callable[[], float] = time.time,
         seed: bool = True,
+        scopes: Iterable[str] | None = None,
+        bot_events: Iterable[str] | None = None,
     ) -> None:
+        """``scopes`` and ``bot_events`` default to those of the repository's ``manifest.yml``."""
         self.team_id = team_id
         self.team_name = team_name
         self.app_id = "A0APPROVAL"
@@ -85,25 +75,38 @@ class Workspace:
         self.response_targets: dict[str, ResponseTarget] = {}
         self.calls: list[ApiCall] = []
         self.faults = FaultQueue()
-        #: chat.postMessage messages per second per channel; ``None`` turns the limit off
-        self.rate_limit_per_channel: float | None = None
-        self.rate_limit_burst = 3
+        manifest = load_manifest()
+        #: the bot token's scopes; a method needing another answers ``missing_scope``
+        self.scopes = frozenset(manifest.scopes if scopes is None else scopes)
+        #: the events the app subscribes to; others are never sent to it
+        self.bot_events = frozenset(manifest.bot_events if bot_events is None else bot_events)
+        #: per-tier and per-channel limits (``rate_limits.enabled = False`` turns them off)
+        self.rate_limits = RateLimits()
+        #: seconds a trigger_id stays good; ``None`` lets late ones through
+        self.trigger_ttl: float | None = TRIGGER_TTL
         self.feed = ChangeFeed()
         self._last_micros = 0
         self._ids = itertools.count(1)
         self.add_user(self.bot_user_id, "approval-bot", "Approval Bot", is_bot=True)
         if seed:
-            self._seed()
+            populate(self)
 
-    def _seed(self) -> None:
-        for user_id, name, real_name in _SEED_USERS:
-            self.add_user(user_id, name, real_name)
-        for channel_id, name in _SEED_CHANNELS:
-            self.add_channel(channel_id, name)
-        for channel_id, name, members in _SEED_PRIVATE_CHANNELS:
-            self.add_channel(channel_id, name, private=True, members=members)
-        for group_id, handle, members in _SEED_GROUPS:
-            self.add_usergroup(group_id, handle, members)
+    @property
+    def rate_limit_per_channel(self) -> float | None:
+        """chat.postMessage messages per second per channel; ``None`` turns that limit off."""
+        return self.rate_limits.per_channel
+
+    @rate_limit_per_channel.setter
+    def rate_limit_per_channel(self, rate: float | None) -> None:
+        self.rate_limits.per_channel = rate
+
+    @property
+    def rate_limit_burst(self) -> int:
+        return self.rate_limits.burst
+
+    @rate_limit_burst.setter
+    def rate_limit_burst(self, burst: int) -> None:
+        self.rate_limits.burst = burst
 
     # -- directory ---------------------------------------------------------------------------
 
@@ -172,6 +175,12 @@ class Workspace:
 
     def is_member(self, channel: str, user: str) -> bool:
         return user in self.channel(channel).members
+
+    def hears_messages_in(self, channel: str) -> bool:
+        """Whether the bot gets message events from a channel: Slack sends them only from
+        conversations the bot is a member of, and only the kinds it subscribed to."""
+        room = self.channel(channel)
+        return self.bot_user_id in room.members and message_event_type(room) in self.bot_events
 
     def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> UserGroup:
         group = UserGroup(group_id, handle, list(users))
@@ -285,12 +294,15 @@ class Workspace:
     def update_message(
         self, channel: str, ts: str, *, text: str | None = None, blocks: list[JSON] | None = None
     ) -> Message:
-        """Rewrite a message; a field left ``None`` keeps its old value."""
+        """Rewrite a message as ``chat.update`` does: new ``blocks`` replace the old; ``text``
+        without ``blocks`` removes them (the text then renders); neither keeps both."""
         message = self.message(channel, ts)
         if text is not None:
             message.text = text
         if blocks is not None:
             message.blocks = list(blocks)
+        elif text is not None:
+            message.blocks = []
         message.edited_ts = self.next_ts()
         self.feed.publish("message.updated", channel=message.channel, message=message.to_slack())
         return message
@@ -361,12 +373,10 @@ class Workspace:
         self.triggers[trigger_id] = trigger
         return trigger
 
-    def use_trigger(self, trigger_id: str, method: str) -> Trigger | None:
-        """Mark a trigger as used; unknown triggers are tolerated (``None``)."""
-        trigger = self.triggers.get(trigger_id)
-        if trigger is not None:
-            trigger.used_by = method
-        return trigger
+    def use_trigger(self, trigger_id: str, method: str) -> Trigger:
+        """Spend a trigger on ``method``: unknown, late (``trigger_ttl``) or spent ones are
+        refused with ``invalid_trigger_id``, ``expired_trigger_id``, ``exchanged_trigger_id``."""
+        return exchange_trigger(self.triggers, trigger_id, method, self.clock(), self.trigger_ttl)
 
     def new_response_target(
         self,
@@ -375,9 +385,16 @@ class Workspace:
         message_ts: str | None,
         thread_ts: str | None = None,
     ) -> ResponseTarget:
-        target = ResponseTarget(secrets.token_hex(12), user, channel, message_ts, thread_ts)
+        target = ResponseTarget(
+            secrets.token_hex(12), user, channel, message_ts, thread_ts, created_at=self.clock()
+        )
         self.response_targets[target.id] = target
         return target
+
+    def use_response_target(self, target_id: str) -> ResponseTarget:
+        """Count a post to a response_url: five within 30 minutes, then ``used_url`` or
+        ``expired_url``."""
+        return use_response_target(self.response_targets, target_id, self.clock())
 
     def response_url(self, target: ResponseTarget) -> str:
         return f"{self.api_url}response/{target.id}"
