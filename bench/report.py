@@ -105,6 +105,15 @@ def _peers(m: JSON) -> Iterator[Row]:
         yield "awaithumans 0.1.12", "not measured", m["awaithumans_skipped"]
 
 
+def _hostile(m: JSON) -> Iterator[Row]:
+    what = f"{m['rate_per_s']:g} hostile submissions/s for {m['seconds']:g} s"
+    yield from _latency(f"{what}: /healthz", m["health_ms"], "hostile.health_ms")
+    yield from _latency(f"{what}: click → agent woken", m["click_ms"], "hostile.click_ms")
+    answers = ", ".join(f"{status} ×{count:,}" for status, count in m["statuses"].items())
+    fine = all(status.isdigit() and int(status) < 500 for status in m["statuses"])
+    yield f"{what}: answered", answers, f"4xx or a record  {'✓' if fine else '✗'}"
+
+
 SECTIONS: dict[str, Callable[[JSON], Iterator[Row]]] = {
     "submissions": _submissions,
     "wake": _wake,
@@ -112,6 +121,7 @@ SECTIONS: dict[str, Callable[[JSON], Iterator[Row]]] = {
     "ack": _ack,
     "cards": _cards,
     "replicas": _replicas,
+    "hostile": _hostile,
     "peers": _peers,
 }
 

@@ -34,6 +34,9 @@ class Sizes:
     replica_approvals: int = 200
     replica_concurrency: int = 1
     replica_channels: int = 50
+    #: hostile submissions a second, and for how long
+    hostile_rate: float = 20.0
+    hostile_seconds: float = 20.0
     #: submit → decide → resume loops per system in `peers`, and how many run at once
     peer_loops: int = 50
     peer_concurrency: int = 10
@@ -63,6 +66,8 @@ QUICK = Sizes(
     replica_approvals=10,
     replica_concurrency=2,
     replica_channels=5,
+    hostile_rate=10.0,
+    hostile_seconds=1.0,
     peer_loops=4,
     peer_concurrency=4,
     poll_interval=0.2,

@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.ack import Ack, measure_ack
 from bench.cards import measure_cards
+from bench.hostile import measure_hostile
 from bench.idle import measure_idle
 from bench.output import jsonable, read_results, write_results
 from bench.peers import Peers, measure_peers
@@ -26,7 +27,7 @@ from bench.wake import Wake, measure_wake
 
 __all__ = ["MEASURES", "Run", "run_peers", "run_suite"]
 
-MEASURES = ("submissions", "wake", "idle", "ack", "cards", "replicas")
+MEASURES = ("submissions", "wake", "idle", "ack", "cards", "replicas", "hostile")
 LATENCY_PNG = "latency.png"
 PEERS_PNG = "peers.png"
 
@@ -76,6 +77,11 @@ async def _measure(name: str, sizes: Sizes) -> Any:
             sizes.replica_concurrency,
             sizes.replica_channels,
         )
+    if name == "hostile":
+        say(
+            f"hostile: {sizes.hostile_rate:g} hostile submissions/s for {sizes.hostile_seconds:g} s"
+        )
+        return await measure_hostile(sizes.hostile_rate, sizes.hostile_seconds)
     raise ValueError(f"no measure {name!r}; pick from {', '.join(MEASURES)}")
 
 

@@ -42,6 +42,7 @@ TARGETS = (
     Target("Slack ack, p99", ("ack", "ms", "p99"), 50, True, " ms"),
     Target("submissions into store + outbox", ("submissions", "per_s"), 500, False, "/s"),
     Target("click on A → agent on C, p99", ("replicas", "ms", "p99"), 50, True, " ms"),
+    Target("/healthz under hostile load, p99", ("hostile", "health_ms", "p99"), 50, True, " ms"),
     Target(
         "resume vs awaithumans, p50", ("peers", "speedup", "awaithumans", "p50"), 50, False, "×"
     ),

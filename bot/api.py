@@ -1,6 +1,8 @@
 """The agent API: aiohttp routes under `/v1` that parse, call the service and answer JSON.
 
 Every failure is `{"error", "message"}` with a 4xx status; bad input never yields a 500.
+Bodies are read within the edge's deadline (`bot.edge`); without a token (`--insecure-no-auth`)
+the API answers only this machine's programs, not web pages (see `_open_request`).
 """
 
 from __future__ import annotations
@@ -8,15 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from bot.edge import (
+    EDGE,
+    BrokenBody,
+    ClientGone,
+    SlowBody,
+    answer_and_close,
+    hung_up,
+    read_body,
+    refuse,
+)
 from bot.errors import (
     BadRequest,
     BotError,
@@ -33,8 +46,12 @@ __all__ = ["MAX_BODY", "ApiSettings", "HealthCheck", "add_api_routes", "error_mi
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAX_BODY = 1024 * 1024
 MAX_WAIT = 60.0
+#: `/healthz` writes a row; a store that cannot within this many seconds is not healthy
+HEALTH_WRITE_TIMEOUT = 1.0
 DEFAULT_WAIT = 30.0
 MAX_LIMIT = 500
 SSE_HEARTBEAT = 15.0
@@ -80,16 +97,24 @@ async def error_middleware(
     """Turn every error into `{"error", "message"}`; an unexpected one is logged, not leaked."""
     try:
         return await handler(request)
+    except (SlowBody, BrokenBody) as exc:  # the rest of the body is not worth waiting for
+        return await answer_and_close(request, web.json_response(exc.to_wire(), status=exc.status))
     except BotError as exc:
-        return web.json_response(exc.to_wire(), status=exc.status)
+        return refuse(request, web.json_response(exc.to_wire(), status=exc.status))
     except web.HTTPException as exc:
         if exc.status < 400 or request.path.startswith("/slack/"):
             raise
         code = _HTTP_CODES.get(exc.status, "error")
-        return _error(exc.status, code, f"{request.method} {request.path}: {exc.reason}")
-    except (asyncio.CancelledError, ConnectionResetError):
+        return refuse(
+            request, _error(exc.status, code, f"{request.method} {request.path}: {exc.reason}")
+        )
+    except asyncio.CancelledError:
         raise
-    except Exception:
+    except ClientGone:
+        return web.Response(status=499)  # the client left mid-request: nobody reads this
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and hung_up(request):
+            return web.Response(status=499)
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _error(500, "internal", "the bot failed unexpectedly; see its log")
 
@@ -108,6 +133,8 @@ def _same(given: str | None, expected: str | None) -> bool:
 
 def _authorize(request: web.Request, *, admin: bool = False) -> None:
     settings = request.app[_SETTINGS]
+    if settings.api_token is None:
+        _open_request(request)
     token = _token(request)
     is_admin = _same(token, settings.admin_token)
     if admin:
@@ -123,9 +150,61 @@ def _authorize(request: web.Request, *, admin: bool = False) -> None:
     raise Unauthorized("send 'Authorization: Bearer <APPROVAL_API_TOKEN>'")
 
 
+#: host names that always mean this machine
+LOCAL_NAMES = frozenset({"localhost", "localhost."})
+
+
+def _open_request(request: web.Request) -> None:
+    """Without a token the API is open to whatever can reach it, so it answers only programs
+    on this machine, not web pages: a page of another site could otherwise post to it (its
+    `Origin` or `Sec-Fetch-Site` says so; a JSON post needs CORS, which is not offered), or
+    read from it by pointing a name of its own at 127.0.0.1 (DNS rebinding: its `Host` says
+    so). `Host` must be localhost or an IP address of this machine's."""
+    host = request.headers.get("Host")
+    if host is not None and not _local_host(request, host):
+        raise Forbidden(
+            "without a token the API answers only on localhost or its IP address, "
+            f"not {host[:100]!r}"
+        )
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in (
+        f"http://{host}".lower(),
+        f"https://{host}".lower(),
+    ):
+        raise Forbidden(f"without a token the API does not answer pages of {origin[:100]!r}")
+    if request.headers.get("Sec-Fetch-Site", "none") not in ("none", "same-origin"):
+        raise Forbidden("without a token the API does not answer pages of other sites")
+    if request.body_exists and request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(reason="send the body as Content-Type: application/json")
+
+
+def _local_host(request: web.Request, authority: str) -> bool:
+    """`Host` names this machine: localhost, a loopback address, or the address the
+    connection arrived at (any port: the bot may be reached through a port forward)."""
+    if authority.startswith("["):
+        name, bracket, port = authority[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
+            return False
+        port = port[1:]
+    else:
+        name, colon, port = authority.partition(":")
+    if (port or colon) and not (port.isascii() and port.isdigit()):
+        return False
+    if name.lower() in LOCAL_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+        if address.is_loopback:
+            return True
+        local = request.transport.get_extra_info("sockname") if request.transport else None
+        return local is not None and address == ipaddress.ip_address(local[0])
+    except ValueError:
+        return False
+
+
 async def _body(request: web.Request, model: type[BaseModel], *, optional: bool = False) -> Any:
     try:
-        raw = await request.read()  # the app's client_max_size is MAX_BODY
+        raw = await read_body(request)  # the app's client_max_size is MAX_BODY
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is over the limit of {MAX_BODY} bytes") from None
     if not raw.strip():
@@ -219,8 +298,29 @@ async def get_approval(request: web.Request) -> web.Response:
 async def wait_approval(request: web.Request) -> web.Response:
     _authorize(request)
     timeout = _float_query(request, "timeout", DEFAULT_WAIT, MAX_WAIT)
-    approval = await request.app[_SERVICE].wait(request.match_info["id"], timeout)
+    service = request.app[_SERVICE]
+    approval = await _until_hangup(request, service.wait(request.match_info["id"], timeout))
+    if approval is None:
+        return web.Response(status=499)  # the agent hung up: its wait is not counted any more
     return web.json_response(approval.to_wire())
+
+
+async def _until_hangup(request: web.Request, work: Awaitable[T]) -> T | None:
+    """The result of `work`, or None as soon as the client hangs up (`work` is cancelled then).
+    Handler cancellation is off (a decision must not stop halfway), so a long poll ends here."""
+    edge = request.app.get(EDGE)
+    hangup = edge.hangup(request) if edge is not None else None
+    if hangup is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    try:
+        either: set[asyncio.Future[Any]] = {task, hangup}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its own cleanup runs before this answers
+    return None if task.cancelled() else task.result()
 
 
 async def decide(request: web.Request) -> web.Response:
@@ -292,7 +392,7 @@ async def healthz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     ok = True
     try:
-        await service.store.next_expiry()
+        await service.store.check_writable(HEALTH_WRITE_TIMEOUT)
         checks["store"] = "ok"
     except BotError as exc:
         ok, checks["store"] = False, exc.message

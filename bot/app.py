@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot.api import MAX_BODY, ApiSettings, add_api_routes, error_middleware
 from bot.config import ConfigError, Settings
+from bot.edge import EDGE, Edge
 from bot.events import WEBHOOK_TOPIC, Broadcast, WebhookSender
 from bot.outbox import OutboxWorker
 from bot.policy import load_routing
@@ -79,6 +80,7 @@ def create_app(
 ) -> web.Application:
     """The whole bot as one aiohttp app; the store opens when the app starts."""
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    app[EDGE] = Edge()  # the body deadline, the connection cap; served by `bot.edge.BotRunner`
     states, updates = queued_topics(settings)
     extra = [t for extension in extensions for t in extension.topics if t not in updates]
     store = open_store(settings.db, outbox_topics=states, update_topics=updates + extra)

@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from aiohttp import web
-
-from bot import mcp_server
+from bot import edge, mcp_server
 from bot.app import BOT, create_app, queued_topics
 from bot.config import ConfigError, Settings
 from bot.dev import demo, run_dev
@@ -174,11 +172,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "APPROVAL_CHANNEL must be set for serve, or default_channel in the routing file"
         )
     listening = f"approval-bot listening on http://{settings.host}:{settings.port}"
-    web.run_app(
+    edge.run(
         app,
-        host=settings.host,
-        port=settings.port,
-        print=lambda _: print(listening, flush=True),  # once the store opened and Slack answered
+        settings.host,
+        settings.port,
+        ready=lambda: print(listening, flush=True),  # once the store opened and Slack answered
         shutdown_timeout=5,
         access_log_format=ACCESS_LOG_FORMAT,
     )
@@ -228,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    settings = None
     try:
         settings = Settings.load(host=getattr(args, "host", None), port=getattr(args, "port", None))
         return COMMANDS[args.command](args, settings)
@@ -235,5 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"approval-bot: configuration: {exc}", file=sys.stderr)
         return 2
     except BotError as exc:
-        print(f"approval-bot: {exc.code}: {exc.message}", file=sys.stderr)
+        # Agents and Slack users never see where the database is; whoever ran this command
+        # chose it, and needs to know which file is locked (never a URL: it may hold a password).
+        where = ""
+        if settings is not None and "database" in exc.message and "://" not in settings.db:
+            where = f" (APPROVAL_DB={settings.db})"
+        print(f"approval-bot: {exc.code}: {exc.message}{where}", file=sys.stderr)
         return 1

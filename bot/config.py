@@ -18,11 +18,18 @@ class ConfigError(Exception):
 
 
 def _http_url(value: str | None) -> str | None:
+    # The value is never echoed: a URL may carry a password (https://user:secret@host/).
     if value is None:
         return None
     parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"must be an http(s) URL, not {value!r}")
+    if parsed.scheme not in ("http", "https"):
+        raise ValueError("must be an http(s) URL, starting with http:// or https://")
+    try:
+        port_ok = parsed.port is None or parsed.port > 0
+    except ValueError:
+        port_ok = False
+    if not parsed.hostname or not port_ok or any(c.isspace() for c in value):
+        raise ValueError("must be an http(s) URL with a host (and a port from 1 to 65535)")
     return value
 
 

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -100,4 +101,7 @@ class WebhookSender:
                     after = seconds_after(response.headers.get("Retry-After"))
                     raise Retry(f"HTTP {response.status}", after=after)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Retry(f"{type(exc).__name__}: {exc}") from exc
+            reason = f"{type(exc).__name__}: {exc}"
+            password = urlsplit(self.url).password
+            # the reason is logged and stored: never the password a webhook URL may carry
+            raise Retry(reason.replace(password, "***") if password else reason) from exc

@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +22,8 @@ from pydantic import (
     PlainSerializer,
 )
 from pydantic.alias_generators import to_camel
+
+from bot.schemas import check_plain_json, compile_schema
 
 __all__ = [
     "MAX_TIMEOUT_SECONDS",
@@ -159,22 +159,13 @@ def args_version(args: dict[str, Any]) -> str:
 
 
 def _check_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
-    if schema is None:
-        return None
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
-    if schema.get("type", "object") != "object":
-        raise ValueError('must describe an object ("type": "object")')
+    if schema is not None:
+        compile_schema(schema)  # SchemaRefused (a ValueError) says what cannot be run safely
     return schema
 
 
 def _check_json(value: dict[str, Any]) -> dict[str, Any]:
-    try:
-        json.dumps(value, allow_nan=False)
-    except ValueError as exc:
-        raise ValueError("must be plain JSON (no NaN or Infinity)") from exc
+    check_plain_json(value)  # no NaN, no lone surrogate, at most 32 levels deep
     return value
 
 

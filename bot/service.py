@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from jsonschema import Draft202012Validator
-
 from bot.errors import (
     AlreadyDecided,
     BotError,
@@ -46,6 +44,7 @@ from bot.models import (
     utcnow,
 )
 from bot.policy import Route, Router, Routing
+from bot.schemas import check_plain_json, compile_schema
 from bot.store import Page, Store
 
 __all__ = [
@@ -89,14 +88,36 @@ class Observer(Protocol):
     def approval_changed(self, approval: Approval, kind: str) -> None: ...
 
 
-def validate_args(approval: Approval, args: dict[str, Any], path: str = "approvedArgs") -> None:
-    """Raise `InvalidEdit` when `args` break the approval's `argsSchema`."""
+#: how much of a schema error's message an answer carries (it may quote a 1 MiB argument)
+MAX_ERROR_MESSAGE = 500
+
+
+async def validate_args(
+    approval: Approval, args: dict[str, Any], path: str = "approvedArgs"
+) -> None:
+    """Raise `InvalidEdit` when `args` break the approval's `argsSchema`, or are not plain JSON
+    (an edit typed in Slack is checked here, not by a model).
+
+    The check runs in a worker thread when it is not quick (`bot.schemas`); one past its budget
+    is refused. At submission (`path` "args") the agent's own schema is at fault for that, so
+    the error names `argsSchema`; on an edit it names the edit."""
+    try:
+        check_plain_json(args)
+    except ValueError as exc:
+        raise InvalidEdit(str(exc), path=path) from None
     if approval.args_schema is None:
         return
-    error = next(iter(Draft202012Validator(approval.args_schema).iter_errors(args)), None)
-    if error is not None:
+    try:
+        errors = await compile_schema(approval.args_schema).errors(args)
+    except ValueError as exc:  # SchemaRefused (stored before the rules), Uncheckable
+        raise InvalidEdit(str(exc), path="argsSchema" if path == "args" else path) from None
+    if errors:
+        error = errors[0]
         where = ".".join([path, *(str(part) for part in error.absolute_path)])
-        raise InvalidEdit(error.message, path=where)
+        message = error.message
+        if len(message) > MAX_ERROR_MESSAGE:
+            message = message[: MAX_ERROR_MESSAGE - 1] + "…"
+        raise InvalidEdit(message, path=where)
 
 
 @dataclass
@@ -170,7 +191,7 @@ class ApprovalService:
             created_at=now,
             expires_at=now + timedelta(seconds=timeout) if timeout else None,
         )
-        validate_args(approval, approval.args, path="args")
+        await validate_args(approval, approval.args, path="args")
         stored, created = await self.store.insert(approval, args_fingerprint(request.args))
         if created:
             self._notify(stored, "submitted")
@@ -198,7 +219,7 @@ class ApprovalService:
             raise AlreadyDecided(approval)
         if approved:
             run_with = approval.current_args if approved_args is None else approved_args
-            validate_args(approval, run_with)
+            await validate_args(approval, run_with)
             action = action or (Action.APPROVE if run_with == approval.args else Action.EDIT)
             status = Status.APPROVED
         else:
@@ -243,7 +264,7 @@ class ApprovalService:
             await self.store.get(approval_id), user, kind, seen=seen, typed_at=typed_at
         )
         if approved_args is not None:
-            validate_args(approval, approved_args)
+            await validate_args(approval, approved_args)
         elif user in approval.progress.approved_by:
             return approval  # counted once already
 

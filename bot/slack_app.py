@@ -34,7 +34,7 @@ from bot.cards import (
     VIEW_ARGS_ACTION,
     EditErrors,
     Unreadable,
-    arg_block_id,
+    edit_errors,
     is_user_id,
     parse_edit_submission,
     parse_feedback_submission,
@@ -351,8 +351,8 @@ class Listeners:
                 comment=edit.comment,
             )
         except InvalidEdit as exc:
-            prop = exc.path.removeprefix("approvedArgs").strip(".").split(".")[0]
-            await ack(response_action="errors", errors={arg_block_id(prop): exc.message})
+            refused = edit_errors(approval, exc.path, exc.message)
+            await ack(response_action="errors", errors=refused.errors)
             return
         except BotError as exc:
             await self._refused_in_modal(ack, exc)

@@ -25,13 +25,14 @@ from yarl import URL
 from bot.app import Bot
 from bot.cards import read_click
 from bot.config import Settings
+from bot.edge import read_body, refuse
 from bot.errors import Unavailable
 from bot.outbox import OutboxWorker
 from bot.pacing import ChannelPacer
 from bot.poster import SLACK_TOPIC, CardPoster
 from bot.slack_app import register_listeners
 from bot.slack_lookups import SlackChannels, SlackGroups
-from bot.slack_signature import signed_by_slack
+from bot.slack_signature import signed_by_slack, signed_in_time
 
 __all__ = ["SlackReachability", "SlackSurface", "make_client"]
 
@@ -187,9 +188,13 @@ class SlackSurface:
         """`POST /slack/events`: check the signature, read the payload, then let Bolt route it.
 
         Bolt parses the body before it checks the signature, and answers 500 to a body it
-        cannot read; so both happen here first: 401 when unsigned, 400 when unreadable.
+        cannot read; so both happen here first: 401 when unsigned, 400 when unreadable. Headers
+        without a fresh signature of the right form are refused before the body is read; the
+        body is read within the edge's deadline (408 and closed after it).
         """
-        body = await request.read()
+        if not signed_in_time(request.headers):
+            return refuse(request, web.json_response({"error": "invalid_signature"}, status=401))
+        body = await read_body(request)
         if not signed_by_slack(self.settings.slack_signing_secret or "", body, request.headers):
             return web.json_response({"error": "invalid_signature"}, status=401)
         try:

@@ -34,7 +34,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     results = json.loads((tmp_path / "results.json").read_text())
     assert results == run.results
     assert results["run"]["sizes"] == "quick"
-    measures = ["submissions", "wake", "idle", "ack", "cards", "replicas"]
+    measures = ["submissions", "wake", "idle", "ack", "cards", "replicas", "hostile"]
     assert results["run"]["measures"] == measures
 
     assert results["submissions"]["count"] == QUICK.submissions
@@ -65,6 +65,12 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert (replicas["replicas"], replicas["skipped"]) == (QUICK.replicas, None)
     assert_latency(replicas["ms"], QUICK.replica_approvals)
 
+    hostile = results["hostile"]
+    assert hostile["sent"] == round(QUICK.hostile_rate * QUICK.hostile_seconds)
+    assert sum(hostile["statuses"].values()) == hostile["sent"]
+    assert all(status.isdigit() and int(status) < 500 for status in hostile["statuses"])
+    assert hostile["health_ms"]["n"] > 0 and hostile["click_ms"]["n"] > 0
+
     names = {t["name"] for t in results["targets"]}
     assert names == {t.name for t in TARGETS if t.path[0] != "peers"}
     assert all(isinstance(t["met"], bool) for t in results["targets"])
@@ -74,6 +80,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert "click → agent woken" in table
     assert "posted exactly once" in table
     assert "click on A → agent waiting on C" in table
+    assert "hostile submissions/s" in table
 
 
 @pytest.mark.timeout(120)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
+import aiohttp
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -619,6 +620,54 @@ async def test_unreadable_bodies_are_refused_signed_or_not(scene: Scene) -> None
     await _still_decides(scene)
 
 
+slack_timestamps = st.one_of(
+    st.sampled_from(
+        ["", "0", "-1", "1e10", "nan", "inf", "9" * 5000, "1700000000.5", " 1", "\u0661\u0662"]
+    ),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.text(max_size=20).filter(lambda t: t.isprintable() and "\n" not in t),
+)
+slack_signatures = st.one_of(
+    st.sampled_from(["", "v0=", "v0=" + "0" * 64, "v1=" + "f" * 64, "v0=" + "g" * 5000]),
+    st.text(max_size=80).filter(lambda t: t.isprintable() and "\n" not in t),
+)
+
+
+async def test_junk_signature_headers_are_refused_quietly(
+    scene: Scene, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unauthenticated junk in the headers Slack signs with: a 401, never a 500 or a logged
+    traceback (a 5,000-digit timestamp was both)."""
+    loop = asyncio.get_running_loop()
+    statuses: set[int] = set()
+
+    async def check(timestamp: str | None, signature: str | None) -> None:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if timestamp is not None:
+            headers["X-Slack-Request-Timestamp"] = timestamp
+        if signature is not None:
+            headers["X-Slack-Signature"] = signature
+        async with scene.rig.bot.http.post(
+            scene.rig.bot.url + "/slack/events",
+            data=b"payload=%7B%7D",
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as response:
+            await response.read()
+            statuses.add(response.status)
+
+    @FUZZ
+    @given(st.none() | slack_timestamps, st.none() | slack_signatures)
+    def run(timestamp: str | None, signature: str | None) -> None:
+        on_loop(loop, lambda: check(timestamp, signature))
+
+    with caplog.at_level("WARNING"):
+        await asyncio.to_thread(run)
+    assert statuses <= {400, 401}, statuses
+    assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
+    await _still_decides(scene)
+
+
 # -- the agent API ----------------------------------------------------------------------------
 
 json_scalars = (
@@ -687,8 +736,50 @@ valid_requests = st.fixed_dictionaries(
         "allowedDecisions": st.sampled_from([["approve"], ["reject", "feedback"]]),
     },
 ).map(lambda body: {"args": {}, **body})
+
+
+def _nested(depth: int, leaf: Any, wrap: Callable[[Any], Any]) -> Any:
+    for _ in range(depth):
+        leaf = wrap(leaf)
+    return leaf
+
+
+#: requests built to stall, crash or make the bot fetch something (issue: no request can)
+hostile_requests = st.sampled_from(
+    [
+        {  # catastrophic backtracking in Python's `re`
+            "toolName": "t",
+            "args": {"s": "a" * 28 + "!"},
+            "argsSchema": {"type": "object", "properties": {"s": {"pattern": "^(a+)+$"}}},
+        },
+        {  # uniqueItems over thousands of objects
+            "toolName": "t",
+            "args": {"rows": [{"i": i} for i in range(3000)]},
+            "argsSchema": {"type": "object", "properties": {"rows": {"uniqueItems": True}}},
+        },
+        *(
+            {"toolName": "t", "args": {}, "argsSchema": {"type": "object", "$ref": ref}}
+            for ref in (
+                "http://127.0.0.1:9/schema",
+                "file:///etc/passwd",
+                "urn:nope",
+                "#/$defs/missing",
+            )
+        ),
+        {"toolName": "t", "args": {}, "argsSchema": {"type": "object", "$dynamicRef": "#x"}},
+        {
+            "toolName": "t",
+            "args": {},
+            "argsSchema": _nested(100, {"type": "object"}, lambda s: {"not": {"not": s}}),
+        },
+        {"toolName": "t", "args": {"deep": _nested(300, 1, lambda v: [v])}},
+        {"toolName": "t", "args": {"s": "\ud800"}},
+    ]
+)
 approval_requests = st.one_of(
-    valid_requests, st.fixed_dictionaries({}, optional={**request_fields, "unknown": json_junk})
+    valid_requests,
+    hostile_requests,
+    st.fixed_dictionaries({}, optional={**request_fields, "unknown": json_junk}),
 )
 decision_bodies = st.fixed_dictionaries(
     {},
@@ -762,6 +853,7 @@ class Api:
             self.bot.url + path,
             headers=headers,
             data=None if data is None else io.BytesIO(data),
+            timeout=aiohttp.ClientTimeout(total=10),  # every answer arrives
             **kwargs,
         ) as response:
             status = response.status

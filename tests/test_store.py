@@ -151,7 +151,13 @@ async def test_migrations_run_once(db_path: Path) -> None:
         await store.close()
     conn = sqlite3.connect(db_path)
     try:
-        assert conn.execute("SELECT version FROM migrations").fetchall() == [(1,), (2,), (3,), (4,)]
+        assert conn.execute("SELECT version FROM migrations").fetchall() == [
+            (1,),
+            (2,),
+            (3,),
+            (4,),
+            (5,),
+        ]
     finally:
         conn.close()
 

@@ -17,7 +17,13 @@ from bot.cards.card import (
     render_decision_reply,
     render_thread_confirmation,
 )
-from bot.cards.edit import EditErrors, EditResult, parse_edit_submission, render_edit_modal
+from bot.cards.edit import (
+    EditErrors,
+    EditResult,
+    edit_errors,
+    parse_edit_submission,
+    render_edit_modal,
+)
 from bot.cards.home import render_approval_list, render_home, summary_line
 from bot.cards.ids import (
     ACTION_IDS,
@@ -88,6 +94,7 @@ __all__ = [
     "arg_block_id",
     "clip",
     "describe_outcome",
+    "edit_errors",
     "escape_mrkdwn",
     "is_user_id",
     "outcome_line",

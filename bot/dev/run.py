@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
+from bot import edge
 from bot.app import create_app
 from bot.config import ConfigError, Settings
 from bot.dev.examples import EXAMPLES
@@ -84,18 +85,11 @@ def run_dev(settings: Settings, *, router: Router | None = None) -> int:
     dev = dev_settings(settings)
     app = create_dev_app(dev, router=router)
 
-    def announce(_: str) -> None:
+    def announce() -> None:
         print(banner(dev, app[DEV]), flush=True)
 
     try:
-        web.run_app(
-            app,
-            host="127.0.0.1",
-            port=dev.port,
-            print=announce,
-            access_log=None,
-            shutdown_timeout=3,
-        )
+        edge.run(app, "127.0.0.1", dev.port, ready=announce, access_log=None, shutdown_timeout=3)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         print(

@@ -128,10 +128,17 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE approvals ADD COLUMN edited_at REAL")
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    # One row `/healthz` rewrites: a store that can read but not write is not healthy.
+    db.execute("CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL)")
+    db.execute("INSERT INTO health VALUES (1, NULL)")
+
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
+    _migration_5,
 ]

@@ -118,5 +118,11 @@ _EDITED_AT = """
 ALTER TABLE approvals ADD COLUMN edited_at timestamptz;
 """
 
+_HEALTH = """
+-- One row `/healthz` rewrites: a store that can read but not write is not healthy.
+CREATE TABLE health (id integer PRIMARY KEY CHECK (id = 1), checked_at timestamptz);
+INSERT INTO health VALUES (1, NULL);
+"""
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA, _LEASES, _EDITED_AT]
+MIGRATIONS: list[str] = [_SCHEMA, _LEASES, _EDITED_AT, _HEALTH]

@@ -583,6 +583,17 @@ class PostgresStore:
             row = await cursor.fetchone()
         return row[0] if row and row[0] is not None else None
 
+    async def check_writable(self, timeout: float) -> None:
+        """Write the health row: `Unavailable` when the server refuses writes (a read-only
+        standby, a full disk) or does not answer within `timeout` seconds."""
+        millis = max(1, round(timeout * 1000))
+        try:
+            async with self._transaction() as conn:
+                await conn.execute(f"SET LOCAL statement_timeout = {millis}")
+                await conn.execute("UPDATE health SET checked_at = now() WHERE id = 1")
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
     # -- events -----------------------------------------------------------------------------
 
     _EVENT_COLUMNS = (

@@ -118,12 +118,13 @@ class SQLiteStore:
                     self._local.waits = waits
                 return fn(conn)
             except sqlite3.OperationalError as exc:
+                # No file path in these: they reach agents (503) and Slack users (notes).
                 if "locked" in str(exc) or "busy" in str(exc):
                     raise Unavailable(
-                        f"the database {self.path} is locked by another process "
-                        f"(waited {self.busy_timeout:g}s); stop it or remove the stale lock"
+                        f"the database is locked by another process (waited "
+                        f"{self.busy_timeout:g}s); stop it or remove the stale lock"
                     ) from exc
-                raise Unavailable(f"the database {self.path} cannot be used: {exc}") from exc
+                raise Unavailable(f"the database cannot be used: {exc}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(executor, call)
 
@@ -532,6 +533,19 @@ class SQLiteStore:
             return _time(row[0]) if row and row[0] is not None else None
 
         return await self._run(self._reader, select)
+
+    async def check_writable(self, timeout: float) -> None:
+        """Write the health row: `Unavailable` when the file is locked, full or read-only."""
+
+        def touch(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE health SET checked_at = ? WHERE id = 1", (time.time(),))
+
+        try:
+            await asyncio.wait_for(self._run(self._writer, self._write(touch)), timeout)
+        except TimeoutError:
+            raise Unavailable(
+                f"the database cannot be written: busy for over {timeout:g}s"
+            ) from None
 
     # -- events -----------------------------------------------------------------------------
 

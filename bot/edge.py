@@ -1,0 +1,348 @@
+"""The HTTP edge: what holds for every connection before and around the handlers, and the
+runner the bot is served with (`serve` and `dev`).
+
+- A request body is read against a deadline (`Edge.body_deadline`, 10 s): a client that
+  trickles its body is answered 408 and disconnected, whatever route it posts to.
+- A request refused before its body arrived is not read on: the answer says `Connection:
+  close`, and the rest of the body is discarded for at most `LINGER` seconds.
+- Connections are capped (`Edge.max_connections`, below the file-descriptor limit). At the
+  cap, a new connection takes the place of the one idle longest: one that is between requests,
+  still sending its headers, or still sending its body. Connections inside a handler (a
+  decision being written, an agent's long poll) are never evicted; when every connection is
+  busy, the new one is answered 503 and closed. Slow clients therefore cannot exhaust the
+  process's descriptors, nor keep a signed Slack click out.
+- A client that hangs up is known at once (`Edge.hangup`), so a long poll ends with it.
+- Malformed HTTP and clients that vanish mid-request are logged in one line, not as
+  tracebacks: they are the client's doing, often unauthenticated junk.
+
+Handler cancellation stays off: a request whose client hung up still finishes, so a decision
+is never cut off halfway through its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from bot.errors import BadRequest
+
+__all__ = [
+    "BODY_DEADLINE",
+    "EDGE",
+    "LINGER",
+    "BotRunner",
+    "BrokenBody",
+    "ClientGone",
+    "Edge",
+    "EdgeServer",
+    "SlowBody",
+    "answer_and_close",
+    "connection_limit",
+    "hung_up",
+    "read_body",
+    "refuse",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=web.StreamResponse)
+
+#: seconds a request body may take to arrive, counted from when the handler asks for it
+BODY_DEADLINE = 10.0
+#: seconds the unread rest of a refused request's body is discarded before the connection closes
+LINGER = 2.0
+#: seconds an idle keep-alive connection is kept (as `web.run_app`)
+KEEPALIVE = 75.0
+#: at most this many connections whatever the descriptor limit
+MAX_CONNECTIONS = 16384
+#: the listen backlog; asyncio accepts up to this many connections in one go, each holding a
+#: descriptor before the server sees any, so the cap leaves room for a whole burst
+BACKLOG = 128
+#: descriptors kept for the rest: the store, Slack's and the webhooks' connection pools, logs
+RESERVE = 64
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Content-Length: 78\r\n"
+    b"Retry-After: 1\r\n"
+    b"Connection: close\r\n"
+    b"\r\n"
+    b'{"error": "unavailable", "message": "too many connections; retry in a moment"}'
+)
+assert len(_BUSY.partition(b"\r\n\r\n")[2]) == 78
+
+
+def connection_limit() -> int:
+    """Connections to accept at most: the descriptor limit (`ulimit -n`) less a burst of
+    accepts and the descriptors everything else needs: 768 of 1024, 64 of 256."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return MAX_CONNECTIONS
+    return max(8, min(MAX_CONNECTIONS, soft - BACKLOG - max(RESERVE, soft // 8)))
+
+
+class SlowBody(BadRequest):
+    """The body did not arrive within the deadline; the connection is closed after the answer."""
+
+    status = 408
+
+
+class BrokenBody(BadRequest):
+    """The body cannot be decoded (bad chunking, bad gzip); the connection cannot go on."""
+
+
+class ClientGone(Exception):
+    """The client hung up (or its connection was evicted) before its body arrived."""
+
+
+def hung_up(request: web.BaseRequest) -> bool:
+    """The connection of `request` is closed or closing."""
+    return request.transport is None or request.transport.is_closing()
+
+
+@dataclass
+class Edge:
+    """The edge's settings and state, shared by the app (`app[EDGE]`) and its runner."""
+
+    body_deadline: float = BODY_DEADLINE
+    max_connections: int = field(default_factory=connection_limit)
+    #: the server, when the app is served by `BotRunner`
+    server: EdgeServer | None = None
+
+    def hangup(self, request: web.BaseRequest) -> asyncio.Future[None] | None:
+        """A future done once the client of `request` has hung up; None when the server
+        cannot tell (another runner than `BotRunner`)."""
+        if self.server is None:
+            return None
+        return self.server.hangup(request.protocol)
+
+    @contextlib.contextmanager
+    def reading(self, request: web.BaseRequest) -> Iterator[None]:
+        """While the body of `request` is read, its connection may be evicted at the cap."""
+        if self.server is None:
+            yield
+            return
+        self.server.set_idle(request.protocol, True)
+        try:
+            yield
+        finally:
+            self.server.set_idle(request.protocol, False)
+
+
+EDGE: web.AppKey[Edge] = web.AppKey("edge", Edge)
+
+
+async def read_body(request: web.BaseRequest) -> bytes:
+    """The whole body, within the deadline: `SlowBody` after it, `BrokenBody` when it cannot be
+    decoded, `ClientGone` when the connection closed first, `HTTPRequestEntityTooLarge` over
+    the app's `client_max_size`."""
+    edge = request.app.get(EDGE) if isinstance(request, web.Request) else None
+    deadline = edge.body_deadline if edge is not None else BODY_DEADLINE
+    with edge.reading(request) if edge is not None else contextlib.nullcontext():
+        try:
+            async with asyncio.timeout(deadline):
+                return await request.read()
+        except TimeoutError:
+            raise SlowBody(f"the body did not arrive within {deadline:g} seconds") from None
+        except web.RequestPayloadError as exc:
+            raise BrokenBody(f"the body cannot be read: {exc}") from None
+        except (ConnectionError, RuntimeError):  # aiohttp: "Connection closed."
+            if hung_up(request):
+                raise ClientGone from None
+            raise
+
+
+async def answer_and_close(request: web.BaseRequest, response: web.Response) -> web.Response:
+    """Send `response` and close the connection at once, without reading what is left of the
+    request (the client may see a reset instead of the answer: it was too slow or broken)."""
+    response.force_close()
+    with contextlib.suppress(ConnectionError):
+        await response.prepare(request)
+        await response.write_eof()
+    request.protocol.force_close()
+    return response
+
+
+def refuse(request: web.BaseRequest, response: R) -> R:
+    """`response` to a request refused unread: when its body has not all arrived, the
+    connection closes after the answer instead of reading the body (see `LINGER`)."""
+    if not request.content.is_eof():
+        response.force_close()
+    return response
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+class EdgeServer(web.Server):
+    """aiohttp's server with the connection cap, eviction of idle connections and hangup
+    notice. A connection is *idle* when no handler is running for it, or its handler is
+    waiting for the body (`Edge.reading`)."""
+
+    def __init__(self, plain: web.Server, edge: Edge) -> None:
+        super().__init__(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=False,
+            **plain._kwargs,
+        )
+        self.edge = edge
+        self.handle_app = plain.request_handler
+        self.request_handler = self._handle
+        #: connections accepted and not yet lost
+        self.open: set[web.RequestHandler] = set()
+        #: idle connections, the one idle longest first
+        self.idle: dict[web.RequestHandler, None] = {}
+        self.evicted = 0
+        self.refused = 0
+        self._hangups: dict[web.RequestHandler, asyncio.Future[None]] = {}
+        self._last_warning = 0.0
+
+    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
+        if len(self.open) >= self.edge.max_connections and not self._evict():
+            self.refused += 1
+            self._warn_at_cap()
+            transport.write(_BUSY)
+            handler.force_close()
+            return
+        self.open.add(handler)
+        self.idle[handler] = None
+        super().connection_made(handler, transport)
+
+    def connection_lost(
+        self, handler: web.RequestHandler, exc: BaseException | None = None
+    ) -> None:
+        self.open.discard(handler)
+        self.idle.pop(handler, None)
+        hangup = self._hangups.pop(handler, None)
+        if hangup is not None and not hangup.done():
+            hangup.set_result(None)
+        super().connection_lost(handler, exc)
+
+    def _evict(self) -> bool:
+        """Close the connection idle longest to make room; False when none is idle."""
+        if not self.idle:
+            return False
+        victim = next(iter(self.idle))
+        self.idle.pop(victim)
+        self.open.discard(victim)
+        self.evicted += 1
+        self._warn_at_cap()
+        victim.force_close()
+        return True
+
+    def _warn_at_cap(self) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= 10:
+            self._last_warning = now
+            log.warning(
+                "at the connection limit (%d): %d idle connections closed, %d refused so far",
+                self.edge.max_connections,
+                self.evicted,
+                self.refused,
+            )
+
+    def set_idle(self, handler: web.RequestHandler, idle: bool) -> None:
+        """Mark a connection idle (last in line for eviction) or busy."""
+        self.idle.pop(handler, None)
+        if idle and handler in self.open:
+            self.idle[handler] = None
+
+    def hangup(self, handler: web.RequestHandler) -> asyncio.Future[None]:
+        """A future done once this connection is lost (at once if it is already)."""
+        future = self._hangups.get(handler)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            if handler in self.open:
+                self._hangups[handler] = future
+            else:
+                future.set_result(None)
+        return future
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        handler = request.protocol
+        self.set_idle(handler, False)
+        try:
+            return await self.handle_app(request)
+        finally:
+            self.set_idle(handler, True)
+
+
+class _ClientFaults(logging.Filter):
+    """aiohttp logs malformed requests and vanished clients with a traceback; they are the
+    client's doing, so one line at INFO says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError | ConnectionError | web.RequestPayloadError):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}".replace("\n", " ")
+            record.args = ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+#: the logger the bot's HTTP server reports through (in place of `aiohttp.server`)
+server_log = logging.getLogger("bot.http")
+server_log.addFilter(_ClientFaults())
+
+
+class BotRunner(web.AppRunner):
+    """`web.AppRunner` serving through `EdgeServer`, handler cancellation off, with the edge's
+    keep-alive and lingering times. The app needs `app[EDGE]` (`create_app` sets it)."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs["handler_cancellation"] = False  # never cut a decision off mid-commit
+        kwargs.setdefault("keepalive_timeout", KEEPALIVE)
+        kwargs.setdefault("lingering_time", LINGER)
+        kwargs.setdefault("logger", server_log)
+        super().__init__(app, **kwargs)
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        edge = self.app[EDGE]
+        edge.server = EdgeServer(plain, edge)
+        return edge.server
+
+
+def run(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    ready: Callable[[], None] = lambda: None,
+    shutdown_timeout: float = 5,
+    **runner_kwargs: Any,
+) -> None:
+    """Serve `app` with `BotRunner` until SIGINT or SIGTERM, then shut down gracefully. Raises
+    what starting raises (OSError when the port is taken, the app's own startup errors)."""
+
+    async def serve() -> None:
+        runner = BotRunner(app, shutdown_timeout=shutdown_timeout, **runner_kwargs)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, backlog=BACKLOG).start()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signum, stop.set)
+            ready()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())

@@ -1,0 +1,575 @@
+"""The HTTP edge holds against hostile and broken clients: no request stalls or crashes the bot.
+
+Everything goes through real sockets to a real server on 127.0.0.1. The bot is served as
+`approval-bot serve` serves it (`bot.edge.BotRunner`: handler cancellation off, the connection
+cap, eviction, hangup notice), except the `--insecure-no-auth` checks, which live in the API
+itself and are tried on the ordinary test server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+import bot
+from bot.app import create_app
+from bot.config import Settings
+from bot.devslack.signing import signed_headers
+from tests.conftest import (
+    AGENT_TOKEN,
+    SIGNING_SECRET,
+    Running,
+    SlackRig,
+    bot_settings,
+    slack_settings,
+    start_bot,
+    until,
+)
+
+#: the deadline the tests lower the edge's 10 s to
+DEADLINE = 4.0
+
+
+class ServedServer(TestServer):
+    """A test server with the runner `approval-bot serve` uses."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        from bot.edge import BotRunner
+
+        return BotRunner(self.app, **kwargs)
+
+
+def edge_of(running: Running) -> Any:
+    from bot.edge import EDGE
+
+    return running.server.app[EDGE]
+
+
+@pytest.fixture
+async def served(db_path: Path) -> AsyncIterator[Running]:
+    """The bot with a token, served as `serve` serves it."""
+    settings = bot_settings(db_path)
+    server = ServedServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        yield Running(server, http, settings)
+    await server.close()
+
+
+@pytest.fixture
+async def served_rig(db_path: Path, workspace: Any) -> AsyncIterator[SlackRig]:
+    """The bot on the local Slack, served as `serve` serves it."""
+    from bot.devslack import Deliverer
+    from bot.slack_setup import SlackSurface
+
+    settings = slack_settings(db_path, workspace.base_url)
+    app = create_app(settings, extensions=[SlackSurface(settings)])
+    server = ServedServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        running = Running(server, http, settings)
+        async with Deliverer(workspace, running.url + "/slack/events", SIGNING_SECRET) as hands:
+            yield SlackRig(running, workspace, hands)
+    await server.close()
+
+
+def port_of(running: Running) -> int:
+    port = running.server.port
+    assert port is not None
+    return port
+
+
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Log lines at ERROR or above, or carrying a traceback."""
+    return [
+        f"{r.levelname} {r.name}: {r.getMessage()}"
+        for r in caplog.records
+        if r.levelno >= logging.ERROR or r.exc_info or r.exc_text
+    ]
+
+
+def plausible_slack_headers() -> dict[str, str]:
+    """What passes the header check before the body is read: fresh, of the right form."""
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(int(time.time())),
+        "X-Slack-Signature": "v0=" + "ab" * 32,
+    }
+
+
+async def exchange(port: int, raw: bytes, timeout: float = 5) -> bytes:
+    """Send raw bytes, read until the server closes (or `timeout`)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    data = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await reader.read(65536):
+                data += chunk
+    except (ConnectionError, TimeoutError):
+        pass
+    finally:
+        writer.close()
+    return data
+
+
+def status_of(answer: bytes) -> int | None:
+    line = answer.split(b"\r\n", 1)[0].split()
+    return int(line[1]) if len(line) >= 2 and line[0].startswith(b"HTTP/") else None
+
+
+def body_of(answer: bytes) -> Any:
+    return json.loads(answer.partition(b"\r\n\r\n")[2])
+
+
+class Trickler:
+    """A client that sends its headers, then its body one byte every `every` seconds."""
+
+    def __init__(
+        self, port: int, path: str, headers: dict[str, str], *, length: int = 5000
+    ) -> None:
+        lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {length}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self.head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        self.port = port
+        self.answer = b""
+        self.opened = self.closed_at = 0.0
+        self.done = asyncio.Event()
+
+    async def open(self, every: float = 0.2) -> Trickler:
+        loop = asyncio.get_running_loop()
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(self.head)
+        self.opened = loop.time()
+        self.feeding = asyncio.create_task(self._feed(every))
+        self.reading = asyncio.create_task(self._read())
+        return self
+
+    async def _feed(self, every: float) -> None:
+        with contextlib.suppress(ConnectionError):
+            while not self.writer.is_closing():
+                await asyncio.sleep(every)
+                self.writer.write(b"x")
+                await self.writer.drain()
+
+    async def _read(self) -> None:
+        try:
+            while chunk := await self.reader.read(65536):
+                self.answer += chunk
+        except ConnectionError:
+            pass
+        self.closed_at = asyncio.get_running_loop().time()
+        self.feeding.cancel()
+        self.done.set()
+
+    @property
+    def closed(self) -> bool:
+        return self.done.is_set()
+
+    async def close(self) -> None:
+        self.feeding.cancel()
+        self.reading.cancel()
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            await self.reading
+
+
+@contextlib.asynccontextmanager
+async def tricklers(
+    count: int, port: int, path: str, headers: dict[str, str]
+) -> AsyncIterator[list[Trickler]]:
+    opened: list[Trickler] = []
+    try:
+        for _ in range(count):
+            opened.append(await Trickler(port, path, headers).open())
+        yield opened
+    finally:
+        for trickler in opened:
+            await trickler.close()
+
+
+# -- 1. junk in the Slack headers: refused at once, quietly ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"X-Slack-Request-Timestamp": "1" * 5000}, id="5000-digit-timestamp"),
+        pytest.param({"X-Slack-Request-Timestamp": "9" * 13}, id="13-digit-timestamp"),
+        pytest.param({"X-Slack-Request-Timestamp": "١٧٠٠٠٠٠٠٠٠"}, id="arabic-digits"),
+        pytest.param({"X-Slack-Request-Timestamp": ""}, id="empty-timestamp"),
+        pytest.param({"X-Slack-Signature": "v0=" + "z" * 64}, id="signature-not-hex"),
+        pytest.param({"X-Slack-Signature": "v0=" + "a" * 5000}, id="signature-5000-long"),
+        pytest.param({"X-Slack-Signature": None}, id="no-signature"),
+    ],
+)
+async def test_junk_slack_headers_are_refused_401_without_a_traceback(
+    rig: SlackRig, headers: dict[str, str | None], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    body = b"payload=%7B%7D"
+    sent = signed_headers(SIGNING_SECRET, body)
+    for name, value in headers.items():
+        if value is None:
+            sent.pop(name)
+        else:
+            sent[name] = value
+
+    for _ in range(3):
+        async with rig.bot.http.post(
+            rig.bot.url + "/slack/events", data=body, headers=sent
+        ) as response:
+            assert response.status == 401
+            assert await response.json() == {"error": "invalid_signature"}
+
+    assert no_tracebacks(caplog) == []
+
+
+# -- 2. slow bodies: refused unread when unsigned, cut off at the deadline, never starving ----
+
+
+async def test_unsigned_slack_requests_are_refused_before_their_body_arrives(
+    served_rig: SlackRig,
+) -> None:
+    port = port_of(served_rig.bot)
+    stale = {**plausible_slack_headers(), "X-Slack-Request-Timestamp": str(int(time.time()) - 900)}
+    kinds = [{}, {"X-Slack-Signature": "nonsense"}, stale]
+    loop = asyncio.get_running_loop()
+    opened = [
+        await Trickler(port, "/slack/events", headers, length=100_000).open()
+        for headers in kinds * 5
+    ]
+    try:
+        await until(lambda: asyncio.sleep(0, all(t.answer.endswith(b"}") for t in opened)), 2)
+        for trickler in opened:
+            assert status_of(trickler.answer) == 401, trickler.answer[:200]
+            assert b"Connection: close" in trickler.answer
+            assert loop.time() - trickler.opened < 2  # answered with the body still coming
+        # the rest of the body is not read on: closed after a short linger, not the deadline
+        await until(lambda: asyncio.sleep(0, all(t.closed for t in opened)), 5)
+        assert max(t.closed_at - t.opened for t in opened) < 4
+    finally:
+        for trickler in opened:
+            await trickler.close()
+
+
+async def test_trickling_bodies_neither_starve_signed_clicks_nor_outlive_the_deadline(
+    served_rig: SlackRig,
+) -> None:
+    rig = served_rig
+    edge_of(rig.bot).body_deadline = DEADLINE
+    port = port_of(rig.bot)
+    record = await rig.bot.submit()
+    await rig.card(record["id"])
+    loop = asyncio.get_running_loop()
+
+    async with (
+        tricklers(100, port, "/slack/events", plausible_slack_headers()) as slack,
+        tricklers(20, port, "/v1/approvals", {"Authorization": f"Bearer {AGENT_TOKEN}"}) as api,
+    ):
+        opened = slack + api
+        started = loop.time()
+        async with rig.bot.http.get(rig.bot.url + "/healthz") as response:
+            assert response.status == 200
+        health_took = loop.time() - started
+        delivery = await rig.click(record["id"], "approve", "U0ALICE")
+        decided = await rig.decided(record["id"])
+        click_took = loop.time() - started
+        assert delivery.status == 200 and decided["status"] == "approved"
+        assert not any(t.closed for t in opened), "the click came after the deadline"
+
+        await until(lambda: asyncio.sleep(0, all(t.closed for t in opened)), DEADLINE + 5)
+        lived = [t.closed_at - t.opened for t in opened]
+        assert min(lived) >= DEADLINE - 0.1 and max(lived) <= DEADLINE + 2, lived
+        answered = [t.answer for t in opened if t.answer]
+        assert answered, "no trickler saw its 408"
+        for answer in answered:
+            assert status_of(answer) == 408
+            assert body_of(answer)["error"] == "bad_request"
+    print(f"healthz {health_took * 1000:.0f} ms, click decided {click_took * 1000:.0f} ms")
+
+
+async def test_at_the_connection_cap_the_longest_idle_connection_makes_room(
+    served_rig: SlackRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    rig = served_rig
+    edge = edge_of(rig.bot)
+    edge.max_connections = 30
+    port = port_of(rig.bot)
+    record = await rig.bot.submit()
+    await rig.card(record["id"])
+
+    silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
+    try:
+        async with tricklers(100, port, "/slack/events", plausible_slack_headers()) as opened:
+            await asyncio.sleep(0.2)
+            assert len(edge.server.open) <= 30
+            # the oldest went first: every silent one, then the first tricklers
+            assert all(t.closed for t in opened[:60]) and not any(t.closed for t in opened[-25:])
+            async with rig.bot.http.get(rig.bot.url + "/healthz") as response:
+                assert response.status == 200
+            delivery = await rig.click(record["id"], "approve", "U0ALICE")
+            assert delivery.status == 200
+            assert (await rig.decided(record["id"]))["status"] == "approved"
+            assert len(edge.server.open) <= 30 and edge.server.refused == 0
+    finally:
+        for _, writer in silent:
+            writer.close()
+    assert no_tracebacks(caplog) == []
+
+
+async def test_when_every_connection_is_busy_a_new_one_is_answered_503(
+    served: Running,
+) -> None:
+    edge = edge_of(served)
+    edge.max_connections = 3
+    port = port_of(served)
+    record = await served.submit()
+    wait = (
+        f"GET /v1/approvals/{record['id']}/wait?timeout=30 HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n\r\n"
+    ).encode()
+    waits = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+    for _, writer in waits:
+        writer.write(wait)
+    await until(lambda: asyncio.sleep(0, served.service.waiting == 3))
+
+    answer = await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert status_of(answer) == 503
+    assert body_of(answer)["error"] == "unavailable"
+
+    for _, writer in waits:  # the parked agents hang up: their places are free again
+        writer.close()
+    await until(lambda: asyncio.sleep(0, served.service.waiting == 0), 2)
+    answer = await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 2)
+    assert status_of(answer) == 200
+
+
+async def test_broken_and_abandoned_bodies_are_answered_400_or_dropped_quietly(
+    served_rig: SlackRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    port = port_of(served_rig.bot)
+    slack = "".join(f"{k}: {v}\r\n" for k, v in plausible_slack_headers().items())
+    api = f"Authorization: Bearer {AGENT_TOKEN}\r\nContent-Type: application/json\r\n"
+    for path, headers in (("/slack/events", slack), ("/v1/approvals", api)):
+        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+        gzip = await exchange(
+            port, f"{head}Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello".encode()
+        )
+        assert status_of(gzip) == 400 and body_of(gzip)["error"] == "bad_request", gzip
+        chunked = await exchange(
+            port, f"{head}Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n".encode()
+        )
+        assert status_of(chunked) == 400, chunked
+        # the client goes away halfway through its body
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"{head}Content-Length: 100\r\n\r\nabc".encode())
+        await asyncio.sleep(0.2)
+        writer.close()
+    await asyncio.sleep(0.3)
+    assert no_tracebacks(caplog) == []
+
+
+# -- 3. an agent that hangs up stops waiting at once ------------------------------------------
+
+
+async def test_hung_up_waits_are_released_at_once(served: Running) -> None:
+    port = port_of(served)
+    record = await served.submit()
+    request = (
+        f"GET /v1/approvals/{record['id']}/wait?timeout=60 HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n\r\n"
+    ).encode()
+    waits = [await asyncio.open_connection("127.0.0.1", port) for _ in range(50)]
+    for _, writer in waits:
+        writer.write(request)
+    stays = asyncio.create_task(served.call("GET", f"/v1/approvals/{record['id']}/wait?timeout=60"))
+    await until(lambda: asyncio.sleep(0, served.service.waiting == 51))
+
+    loop = asyncio.get_running_loop()
+    hung_up = loop.time()
+    for _, writer in waits:
+        writer.close()
+    await until(lambda: asyncio.sleep(0, served.service.waiting == 1), timeout=1, interval=0.01)
+    released = loop.time() - hung_up
+    _, health = await served.call("GET", "/healthz")
+    assert health["waiting"] == 1
+
+    await served.decide(record["id"])  # the agent still there gets its decision
+    status, decided = await stays
+    assert (status, decided["status"]) == (200, "approved")
+    print(f"50 hung-up waits released in {released * 1000:.0f} ms")
+
+
+def spawn_serve(serve: Any, *, max_fds: int | None = None) -> None:
+    """`python -m bot serve` on the code under test, with `ulimit -n max_fds` if given."""
+    serve.env["PYTHONPATH"] = str(Path(bot.__file__).parent.parent)
+
+    def limit() -> None:
+        if max_fds is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, hard))
+
+    with serve.log.open("ab") as log:
+        serve.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--port", str(serve.port)],
+            env=serve.env,
+            cwd=serve.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=limit,
+        )
+
+
+async def test_serve_under_ulimit_256_answers_through_300_trickling_clients(
+    serve: Any, workspace: Any
+) -> None:
+    """The finding as it was seen: 300 trickling bodies used to exhaust `serve`'s descriptors
+    (EMFILE) until `/healthz` and a signed click both timed out."""
+    from bot.devslack import Deliverer
+
+    spawn_serve(serve, max_fds=256)
+    headers = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        await serve.healthy(http)
+        body = {"toolName": "deploy_service", "args": {"version": "1"}}
+        async with http.post(serve.url + "/v1/approvals", json=body, headers=headers) as response:
+            record = await response.json()
+
+        async def card() -> Any:
+            async with http.get(f"{serve.url}/v1/approvals/{record['id']}", headers=headers) as r:
+                slack = (await r.json())["slack"]
+            return slack if slack["ts"] else None
+
+        slack = await until(card)
+        async with tricklers(300, serve.port, "/slack/events", plausible_slack_headers()):
+            await asyncio.sleep(0.5)
+            async with http.get(serve.url + "/healthz") as response:
+                assert response.status == 200
+            async with Deliverer(workspace, serve.url + "/slack/events", SIGNING_SECRET) as hands:
+                delivery = await hands.click(
+                    slack["channel"], slack["ts"], "approve", user="U0ALICE"
+                )
+            assert delivery.status == 200
+
+            async def approved() -> bool:
+                async with http.get(
+                    f"{serve.url}/v1/approvals/{record['id']}", headers=headers
+                ) as response:
+                    return (await response.json())["status"] == "approved"
+
+            await until(approved)
+    log = serve.log.read_text()
+    assert "Too many open files" not in log and "Traceback" not in log
+
+
+async def test_serve_releases_hung_up_waits(serve: Any) -> None:
+    """The same through `python -m bot serve`: the runner it serves with notices hangups."""
+    async with aiohttp.ClientSession() as http:
+        spawn_serve(serve)
+        await serve.healthy(http)
+        headers = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+        body = {"toolName": "deploy_service", "args": {"version": "1"}}
+        async with http.post(serve.url + "/v1/approvals", json=body, headers=headers) as response:
+            record = await response.json()
+        request = (
+            f"GET /v1/approvals/{record['id']}/wait?timeout=60 HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{serve.port}\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n\r\n"
+        ).encode()
+        waits = [await asyncio.open_connection("127.0.0.1", serve.port) for _ in range(20)]
+        for _, writer in waits:
+            writer.write(request)
+
+        async def waiting(count: int) -> bool:
+            health = await serve.healthz(http)
+            return health is not None and health["waiting"] == count
+
+        await until(lambda: waiting(20), timeout=5)
+        for _, writer in waits:
+            writer.close()
+        await until(lambda: waiting(0), timeout=1.5, interval=0.05)
+
+
+# -- 4. --insecure-no-auth answers this machine's programs, not web pages ---------------------
+
+
+@pytest.fixture
+async def open_bot(db_path: Path) -> AsyncIterator[Running]:
+    settings: Settings = bot_settings(db_path, api_token=None)
+    server = await start_bot(settings)
+    async with aiohttp.ClientSession() as http:
+        yield Running(server, http, settings)
+    await server.close()
+
+
+SUBMIT = json.dumps({"toolName": "deploy_service", "args": {"version": "1"}})
+
+
+async def test_insecure_no_auth_refuses_a_cross_site_text_plain_post(open_bot: Running) -> None:
+    url = open_bot.url + "/v1/approvals"
+    # what a form or a no-cors fetch on another site can send without asking
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        async with open_bot.http.post(url, data=SUBMIT.encode(), headers=headers) as response:
+            assert response.status == 415
+            assert (await response.json())["error"] == "unsupported_media_type"
+    for origin in ("https://evil.example", "null", f"http://localhost:{open_bot.server.port}"):
+        async with open_bot.http.post(
+            url, data=SUBMIT, headers={"Content-Type": "application/json", "Origin": origin}
+        ) as response:
+            assert response.status == 403, origin
+            assert (await response.json())["error"] == "forbidden"
+    async with open_bot.http.post(
+        url,
+        data=SUBMIT,
+        headers={"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"},
+    ) as response:
+        assert response.status == 403
+    status, page = await open_bot.call("GET", "/v1/approvals", token=None)
+    assert (status, page["items"]) == (200, [])
+
+    # this machine's agents, and a page of the bot's own origin, still get through
+    async with open_bot.http.post(url, json={"toolName": "a", "args": {}}) as response:
+        assert response.status == 201
+    same = f"http://127.0.0.1:{open_bot.server.port}"
+    async with open_bot.http.post(
+        url, json={"toolName": "b", "args": {}}, headers={"Origin": same}
+    ) as response:
+        assert response.status == 201
+
+
+async def test_insecure_no_auth_refuses_a_foreign_host(open_bot: Running) -> None:
+    port = open_bot.server.port
+    url = open_bot.url + "/v1/approvals"
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.nip.io:{port}", "[::1"):
+        async with open_bot.http.get(url, headers={"Host": host}) as response:
+            assert response.status == 403, host
+            assert (await response.json())["error"] == "forbidden"
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", "127.0.0.1:8080"):
+        async with open_bot.http.get(url, headers={"Host": host}) as response:
+            assert response.status == 200, host
+
+
+async def test_with_a_token_the_api_still_takes_any_content_type(bot: Running) -> None:
+    async with bot.http.post(
+        bot.url + "/v1/approvals",
+        data=SUBMIT,
+        headers={"Authorization": f"Bearer {AGENT_TOKEN}", "Content-Type": "text/plain"},
+    ) as response:
+        assert response.status == 201
