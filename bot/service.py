@@ -101,10 +101,11 @@ async def validate_args(
     The check runs in a worker thread when it is not quick (`bot.schemas`); one past its budget
     is refused. At submission (`path` "args") the agent's own schema is at fault for that, so
     the error names `argsSchema`; on an edit it names the edit."""
-    try:
-        check_plain_json(args)
-    except ValueError as exc:
-        raise InvalidEdit(str(exc), path=path) from None
+    if path != "args":  # submitted args were checked by `ApprovalRequest` already
+        try:
+            check_plain_json(args)
+        except ValueError as exc:
+            raise InvalidEdit(str(exc), path=path) from None
     if approval.args_schema is None:
         return
     try:
