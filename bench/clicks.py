@@ -11,9 +11,9 @@ from typing import Any
 
 from bench.agents import CardRef
 from bench.rig import SIGNING_SECRET, Rig
-from bot.cards import APPROVE_ACTION
 from bot.devslack import Deliverer, Delivery, DeliveryFailed
 from bot.devslack.interactions import HttpTransport, RequestKind
+from bot.slack.cards import APPROVE_ACTION
 
 __all__ = ["Clicker", "Exchange"]
 

@@ -37,8 +37,8 @@ from bench.rig import (
     free_port,
 )
 from bench.stats import Latency
-from bot.cards import APPROVE_ACTION
 from bot.devslack import Deliverer, Workspace, start_slack_api
+from bot.slack.cards import APPROVE_ACTION
 
 __all__ = ["Replicas", "measure_replicas"]
 

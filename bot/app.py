@@ -20,8 +20,8 @@ from bot.edge import EDGE, Edge
 from bot.events import WEBHOOK_TOPIC, Broadcast, WebhookSender
 from bot.outbox import OutboxWorker
 from bot.policy import load_routing
-from bot.poster import SLACK_TOPIC
 from bot.service import ApprovalService, Router
+from bot.slack.poster import SLACK_TOPIC
 from bot.store import Store, open_store
 
 __all__ = ["BOT", "Bot", "Extension", "create_app", "queued_topics"]

@@ -22,7 +22,7 @@ from bot.errors import BotError
 from bot.models import Status, format_time, utcnow
 from bot.policy import Routing
 from bot.service import ApprovalService
-from bot.slack_setup import SlackSurface
+from bot.slack.surface import SlackSurface
 from bot.store import open_store
 
 __all__ = ["main", "parse_span"]

@@ -240,7 +240,7 @@ def slack_settings(db_path: Path, api_url: str, **overrides: Any) -> Settings:
 
 
 async def start_slack_bot(settings: Settings, port: int | None = None) -> TestServer:
-    from bot.slack_setup import SlackSurface
+    from bot.slack.surface import SlackSurface
 
     server = TestServer(
         create_app(settings, extensions=[SlackSurface(settings)]), host="127.0.0.1", port=port

@@ -13,7 +13,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.cards import (
+from bot.models import (
+    Action,
+    Approval,
+    Decision,
+    DecisionKind,
+    OnTimeout,
+    Priority,
+    Requester,
+    Status,
+    args_version,
+)
+from bot.slack.cards import (
     ACTION_IDS,
     CALLBACK_IDS,
     COMMENT_BLOCK,
@@ -46,17 +57,6 @@ from bot.cards import (
     summary_line,
     truncate,
     vote_value,
-)
-from bot.models import (
-    Action,
-    Approval,
-    Decision,
-    DecisionKind,
-    OnTimeout,
-    Priority,
-    Requester,
-    Status,
-    args_version,
 )
 
 NOW = datetime(2026, 11, 21, 5, 30, tzinfo=UTC)

@@ -74,7 +74,7 @@ async def served(db_path: Path) -> AsyncIterator[Running]:
 async def served_rig(db_path: Path, workspace: Any) -> AsyncIterator[SlackRig]:
     """The bot on the local Slack, served as `serve` serves it."""
     from bot.devslack import Deliverer
-    from bot.slack_setup import SlackSurface
+    from bot.slack.surface import SlackSurface
 
     settings = slack_settings(db_path, workspace.base_url)
     app = create_app(settings, extensions=[SlackSurface(settings)])

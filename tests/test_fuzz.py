@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from bot.devslack import View, payloads, signed_headers
 from bot.models import Approval
-from bot.slack_app import thread_command
+from bot.slack.listeners import thread_command
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, SIGNING_SECRET, Running, SlackRig, until
 
 T = TypeVar("T")

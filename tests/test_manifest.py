@@ -10,9 +10,9 @@ import yaml
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cards import ACTION_IDS, CALLBACK_IDS
 from bot.service import ApprovalService
-from bot.slack_app import register_listeners
+from bot.slack.cards import ACTION_IDS, CALLBACK_IDS
+from bot.slack.listeners import register_listeners
 from bot.store import SQLiteStore
 
 MANIFEST: dict[str, Any] = yaml.safe_load(

@@ -14,8 +14,8 @@ from typing import Any
 
 from bot.app import BOT
 from bot.devslack.model import ApiCall
-from bot.pacing import ChannelPacer, backlog_lines, backlog_note
-from bot.poster import CardPoster
+from bot.slack.pacing import ChannelPacer, backlog_lines, backlog_note
+from bot.slack.poster import CardPoster
 from tests.conftest import SlackRig, until
 
 # -- the pacer alone ---------------------------------------------------------------------------
@@ -239,7 +239,7 @@ async def test_at_slacks_real_pace_one_card_a_second(rig: SlackRig) -> None:
 
 
 def test_app_home_says_which_channels_are_backed_up() -> None:
-    from bot.cards import render_home
+    from bot.slack.cards import render_home
 
     lines = backlog_lines({"C0DEPLOY": 12, "C0OPS": 1, "<!here>": 7})
     view = render_home([], [], notes=lines)

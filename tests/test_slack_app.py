@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import BOT
 from bot.devslack import payloads, signed_headers
-from bot.slack_setup import SlackReachability
+from bot.slack.surface import SlackReachability
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, SlackRig, until
 from tests.slack_support import actions_of, decided_by, text_of
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack_lookups import SlackGroups, TtlCache, UserNames
+from bot.slack.lookups import SlackGroups, TtlCache, UserNames
 from tests.conftest import BOT_TOKEN
 
 

@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import create_app
 from bot.devslack import DeliveryFailed, Workspace, create_slack_api
 from bot.devslack.socket_mode import SOCKET_MODE_KEY, SocketModeGateway
-from bot.slack_setup import SlackSurface
+from bot.slack.surface import SlackSurface
 from tests.conftest import BOT_TOKEN, Running, SlackRig, bot_settings, until
 from tests.processes import free_port
 from tests.slack_support import actions_of

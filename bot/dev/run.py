@@ -19,7 +19,7 @@ from bot.dev.workspace import SLACK_API_PREFIX, DevWorkspace
 from bot.models import Approval
 from bot.sdk import ApprovalClient, ApprovalError, ApprovalUnavailable
 from bot.service import Router
-from bot.slack_setup import SlackSurface
+from bot.slack.surface import SlackSurface
 
 __all__ = ["DEV", "banner", "create_dev_app", "demo", "dev_settings", "run_demo", "run_dev"]
 

@@ -57,7 +57,7 @@ MAX_VIEW_BYTES = 250_000
 MAX_ID = 255
 #: the text a message's blocks may carry in all: Slack publishes no figure, but refuses a
 #: message well below the per-block limits with ``msg_blocks_too_long`` (reports put it near
-#: 12-13k characters); the bot's cards budget for 12,000 (bot/cards/card.py)
+#: 12-13k characters); the bot's cards budget for 12,000 (bot/slack/cards/card.py)
 MAX_BLOCKS_TEXT = 12_000
 
 # -- cross-field checks ------------------------------------------------------------------------

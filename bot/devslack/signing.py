@@ -1,10 +1,10 @@
-"""Signing requests as Slack does (the formula lives in `bot.slack_signature`)."""
+"""Signing requests as Slack does (the formula lives in `bot.slack.signature`)."""
 
 from __future__ import annotations
 
 import time
 
-from bot.slack_signature import sign
+from bot.slack.signature import sign
 
 __all__ = ["sign", "signed_headers"]
 

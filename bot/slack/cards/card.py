@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from bot.cards.args import args_blocks
-from bot.cards.buttons import decision_buttons
-from bot.cards.ids import block_id
-from bot.cards.text import (
+from bot.models import Action, Approval, Decision, DecisionKind, OnTimeout, Priority, Status
+from bot.slack.cards.args import args_blocks
+from bot.slack.cards.buttons import decision_buttons
+from bot.slack.cards.ids import block_id
+from bot.slack.cards.text import (
     Block,
     Message,
     clip,
@@ -26,7 +27,6 @@ from bot.cards.text import (
     user_markup,
     verbatim,
 )
-from bot.models import Action, Approval, Decision, DecisionKind, OnTimeout, Priority, Status
 
 __all__ = [
     "Progress",

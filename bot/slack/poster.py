@@ -23,18 +23,18 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cards import (
+from bot.models import Approval, Priority, SlackRef
+from bot.outbox import Retry, seconds_after
+from bot.service import ApprovalService
+from bot.slack.cards import (
     Message,
     Progress,
     render_card,
     render_decided_card,
     render_decision_reply,
 )
-from bot.cards.text import escape_mrkdwn
-from bot.models import Approval, Priority, SlackRef
-from bot.outbox import Retry, seconds_after
-from bot.pacing import BACKLOG_NOTE_AT, ChannelPacer, backlog_note
-from bot.service import ApprovalService
+from bot.slack.cards.text import escape_mrkdwn
+from bot.slack.pacing import BACKLOG_NOTE_AT, ChannelPacer, backlog_note
 from bot.store import OutboxItem
 
 __all__ = ["SLACK_TOPIC", "CardPoster", "default_mention", "retry_after", "translate_slack_error"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.cards.args import preview_args
-from bot.cards.ids import (
+from bot.models import Approval, DecisionKind, Priority
+from bot.slack.cards.args import preview_args
+from bot.slack.cards.ids import (
     APPROVE_ACTION,
     EDIT_ACTION,
     FEEDBACK_ACTION,
@@ -18,8 +19,7 @@ from bot.cards.ids import (
     block_id,
     vote_value,
 )
-from bot.cards.text import Block, clip, measure, plain
-from bot.models import Approval, DecisionKind, Priority
+from bot.slack.cards.text import Block, clip, measure, plain
 
 __all__ = ["CONFIRM_CHARS", "decision_buttons"]
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.cards.args import args_blocks
-from bot.cards.buttons import decision_buttons
-from bot.cards.card import args_title, outcome_line
-from bot.cards.ids import block_id
-from bot.cards.text import (
+from bot.models import Approval
+from bot.slack.cards.args import args_blocks
+from bot.slack.cards.buttons import decision_buttons
+from bot.slack.cards.card import args_title, outcome_line
+from bot.slack.cards.ids import block_id
+from bot.slack.cards.text import (
     Block,
     Message,
     View,
@@ -25,7 +26,6 @@ from bot.cards.text import (
     truncate,
     verbatim,
 )
-from bot.models import Approval
 
 __all__ = ["MAX_LISTED", "MAX_WAITING", "render_approval_list", "render_home", "summary_line"]
 

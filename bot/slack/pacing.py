@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.cards.text import escape_mrkdwn
+from bot.slack.cards.text import escape_mrkdwn
 
 __all__ = ["BACKLOG_NOTE_AT", "ChannelPacer", "backlog_lines", "backlog_note"]
 

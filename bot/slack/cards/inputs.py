@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bot.cards.ids import INPUT_ACTION
-from bot.cards.text import Block, clip, measure, plain
 from bot.models import Approval
+from bot.slack.cards.ids import INPUT_ACTION
+from bot.slack.cards.text import Block, clip, measure, plain
 
 __all__ = [
     "KEPT_NOTE",

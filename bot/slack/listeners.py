@@ -21,7 +21,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cards import (
+from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotFound, StaleVote
+from bot.models import Action, Approval, DecisionKind, Priority, Status
+from bot.service import ApprovalService
+from bot.slack.cards import (
     APPROVE_ACTION,
     ARGS_MODAL,
     ARGS_PAGE_ACTION,
@@ -55,13 +58,10 @@ from bot.cards import (
     render_reject_modal,
     render_thread_confirmation,
 )
-from bot.cards.card import diff_lines, outcome_line
-from bot.cards.text import code_block, escape_mrkdwn
-from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotFound, StaleVote
-from bot.models import Action, Approval, DecisionKind, Priority, Status
-from bot.pacing import backlog_lines
-from bot.service import ApprovalService
-from bot.slack_lookups import UserNames
+from bot.slack.cards.card import diff_lines, outcome_line
+from bot.slack.cards.text import code_block, escape_mrkdwn
+from bot.slack.lookups import UserNames
+from bot.slack.pacing import backlog_lines
 
 __all__ = ["Listeners", "register_listeners", "thread_command"]
 

@@ -8,7 +8,7 @@ decision button and modal names the arguments version its person saw (`vote_valu
 
 from __future__ import annotations
 
-from bot.cards.card import (
+from bot.slack.cards.card import (
     Progress,
     describe_outcome,
     outcome_line,
@@ -17,15 +17,15 @@ from bot.cards.card import (
     render_decision_reply,
     render_thread_confirmation,
 )
-from bot.cards.edit import (
+from bot.slack.cards.edit import (
     EditErrors,
     EditResult,
     edit_errors,
     parse_edit_submission,
     render_edit_modal,
 )
-from bot.cards.home import render_approval_list, render_home, summary_line
-from bot.cards.ids import (
+from bot.slack.cards.home import render_approval_list, render_home, summary_line
+from bot.slack.cards.ids import (
     ACTION_IDS,
     APPROVE_ACTION,
     ARGS_MODAL,
@@ -55,8 +55,8 @@ from bot.cards.ids import (
     read_vote,
     vote_value,
 )
-from bot.cards.inputs import arg_block_id
-from bot.cards.modals import (
+from bot.slack.cards.inputs import arg_block_id
+from bot.slack.cards.modals import (
     parse_feedback_submission,
     parse_reject_submission,
     render_args_modal,
@@ -65,7 +65,7 @@ from bot.cards.modals import (
     render_notice_modal,
     render_reject_modal,
 )
-from bot.cards.text import Message, View, clip, escape_mrkdwn, truncate
+from bot.slack.cards.text import Message, View, clip, escape_mrkdwn, truncate
 
 __all__ = [
     "ACTION_IDS",

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from bot.cards.ids import INPUT_ACTION
+from bot.slack.cards.ids import INPUT_ACTION
 
 __all__ = [
     "ELLIPSIS",

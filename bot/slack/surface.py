@@ -23,16 +23,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from yarl import URL
 
 from bot.app import Bot
-from bot.cards import read_click
 from bot.config import Settings
 from bot.edge import read_body, refuse
 from bot.errors import Unavailable
 from bot.outbox import OutboxWorker
-from bot.pacing import ChannelPacer
-from bot.poster import SLACK_TOPIC, CardPoster
-from bot.slack_app import register_listeners
-from bot.slack_lookups import SlackChannels, SlackGroups
-from bot.slack_signature import signed_by_slack, signed_in_time
+from bot.slack.cards import read_click
+from bot.slack.listeners import register_listeners
+from bot.slack.lookups import SlackChannels, SlackGroups
+from bot.slack.pacing import ChannelPacer
+from bot.slack.poster import SLACK_TOPIC, CardPoster
+from bot.slack.signature import signed_by_slack, signed_in_time
 
 __all__ = ["SlackReachability", "SlackSurface", "make_client"]
 

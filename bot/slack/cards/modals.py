@@ -6,9 +6,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from bot.cards.card import outcome_line
-from bot.cards.edit import EditErrors
-from bot.cards.ids import (
+from bot.models import Approval
+from bot.slack.cards.card import outcome_line
+from bot.slack.cards.edit import EditErrors
+from bot.slack.cards.ids import (
     ARGS_MODAL,
     ARGS_PAGE_ACTION,
     FEEDBACK_BLOCK,
@@ -19,8 +20,8 @@ from bot.cards.ids import (
     args_page_value,
     private_metadata,
 )
-from bot.cards.inputs import read_input
-from bot.cards.text import (
+from bot.slack.cards.inputs import read_input
+from bot.slack.cards.text import (
     Block,
     View,
     clip,
@@ -34,7 +35,6 @@ from bot.cards.text import (
     text_input,
     truncate,
 )
-from bot.models import Approval
 
 __all__ = [
     "args_pages",

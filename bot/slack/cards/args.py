@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.cards.ids import block_id
-from bot.cards.text import (
+from bot.slack.cards.ids import block_id
+from bot.slack.cards.text import (
     Block,
     code_cost,
     code_prefix,

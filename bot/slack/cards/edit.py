@@ -14,11 +14,11 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
-from bot.cards.ids import COMMENT_BLOCK, EDIT_MODAL, private_metadata
-from bot.cards.inputs import KEPT_NOTE, input_block, plan_inputs, read_input, read_value
-from bot.cards.text import Block, View, clip, plain, text_input
 from bot.models import Approval
 from bot.schemas import check_plain_json, compile_schema
+from bot.slack.cards.ids import COMMENT_BLOCK, EDIT_MODAL, private_metadata
+from bot.slack.cards.inputs import KEPT_NOTE, input_block, plan_inputs, read_input, read_value
+from bot.slack.cards.text import Block, View, clip, plain, text_input
 
 __all__ = ["EditErrors", "EditResult", "edit_errors", "parse_edit_submission", "render_edit_modal"]
 
