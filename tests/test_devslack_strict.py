@@ -539,11 +539,11 @@ async def test_a_method_without_its_scope_is_refused(
     assert error.response.headers["X-OAuth-Scopes"] == "chat:write.public,commands"
 
 
-async def test_conversations_join_needs_channels_join_which_the_manifest_lacks(
-    client: AsyncWebClient,
+async def test_conversations_join_needs_channels_join(
+    ws: Workspace, client: AsyncWebClient
 ) -> None:
-    """https://api.slack.com/methods/conversations.join: requires ``channels:join``;
-    manifest.yml does not ask for it yet."""
+    """https://api.slack.com/methods/conversations.join: requires ``channels:join``."""
+    ws.scopes -= {"channels:join"}
     error = await refused(client.conversations_join(channel="C0OPS"))
     assert (error.response["error"], error.response["needed"]) == ("missing_scope", "channels:join")
 

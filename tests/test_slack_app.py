@@ -285,6 +285,35 @@ async def test_thread_chatter_decides_nothing(rig: SlackRig) -> None:
     assert (await rig.record_if(record["id"], lambda r: r))["status"] == "pending"
 
 
+async def test_the_bot_joins_a_public_channel_it_posts_in(rig: SlackRig) -> None:
+    """Slack sends message events only from channels the app is in
+    (https://api.slack.com/events/message.channels); `chat:write.public` posts without joining,
+    so the bot joins (https://api.slack.com/methods/conversations.join) or never hears
+    `approve` typed under its card."""
+    rig.workspace.add_channel("C0NOBOT", "no-bot", members=["U0ALICE", "U0CAROL"])
+    record = await rig.bot.submit(channel="C0NOBOT")
+    card = await rig.card(record["id"])
+    assert rig.workspace.is_member("C0NOBOT", rig.workspace.bot_user_id)
+
+    await rig.slack.reply_in_thread(card.channel, card.ts, "approve", user="U0CAROL")
+    decided = await rig.decided(record["id"])
+    assert decided["decision"]["decidedBy"] == "U0CAROL"
+
+
+async def test_a_modal_slack_refuses_to_open_is_explained(rig: SlackRig) -> None:
+    """A trigger id is good for 3 s (https://api.slack.com/interactivity/handling#modal_responses);
+    past that `views.open` answers `expired_trigger_id` and no modal appears: the person who
+    clicked is told, rather than left with a button that did nothing."""
+    record = await rig.bot.submit()
+    rig.workspace.trigger_ttl = 0  # every trigger has expired by the time the bot uses it
+    await rig.click(record["id"], "reject", "U0CAROL")
+
+    note = await until(lambda: _ephemeral(rig, "U0CAROL"))
+    assert "click again" in note.text
+    assert await _modals(rig, "U0CAROL") == []
+    assert (await rig.record_if(record["id"], lambda r: r))["status"] == "pending"
+
+
 async def test_thread_ts_posts_the_card_as_a_reply(rig: SlackRig) -> None:
     parent = rig.workspace.post_message("C0OPS", text="incident #42", user="U0BOB")
     record = await rig.bot.submit(threadTs=parent.ts)

@@ -253,7 +253,21 @@ class Listeners:
         except BotError as exc:
             await self.explain(client, body, exc)
             return
-        await client.views_open(trigger_id=trigger_id, view=render(approval))
+        await self.open_view(client, body, trigger_id, render(approval))
+
+    async def open_view(
+        self, client: AsyncWebClient, body: dict[str, Any], trigger_id: str, view: Any
+    ) -> None:
+        """Open a modal; when Slack refuses (a trigger is good for 3 s and one view), say so
+        to the person who clicked instead of leaving them with a button that did nothing."""
+        try:
+            await client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            log.warning("views.open refused: %s", error)
+            await self.tell(
+                client, body, "That took too long to open and nothing changed; click again."
+            )
 
     async def view_args(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         _, value = read_click(body)
@@ -265,7 +279,7 @@ class Listeners:
         except BotError as exc:
             await self.explain(client, body, exc)
             return
-        await client.views_open(trigger_id=trigger_id, view=render_args_modal(approval))
+        await self.open_view(client, body, trigger_id, render_args_modal(approval))
 
     async def args_page(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         _, value = read_click(body)

@@ -104,6 +104,8 @@ class CardPoster:
     #: queued items behind a card from which the card mentions the backlog
     note_backlog_at: int = BACKLOG_NOTE_AT
     _channels: dict[str, str] = field(default_factory=dict, init=False)
+    #: public channels joined (or tried) by this process
+    _joined: set[str] = field(default_factory=set, init=False)
 
     async def lane(self, item: OutboxItem) -> str:
         """The outbox lane of an item: its approval's channel, so each channel keeps its order."""
@@ -212,7 +214,22 @@ class CardPoster:
             raise
         self.pacer.sent(channel)
         self.pacer.learn(channel, str(response["channel"]))
+        await self.join(str(response["channel"]))
         return response
+
+    async def join(self, channel: str) -> None:
+        """Join a public channel the bot posted in without being a member (`chat:write.public`):
+        Slack sends message events only from channels the bot is in, so without this, an
+        `approve` typed under its card would never reach it. Once per channel."""
+        if channel in self._joined or not channel.startswith("C"):
+            return
+        self._joined.add(channel)
+        try:
+            await self.client.conversations_join(channel=channel)
+        except SlackApiError as exc:  # a private channel (already a member), no scope…
+            error = exc.response.get("error")
+            if error != "method_not_supported_for_channel_type":
+                log.warning("could not join %s: %s", channel, error)
 
     def backlog_notes(self, approval: Approval) -> tuple[str, ...]:
         """A note when many more items queue behind this card in its channel."""
