@@ -9,7 +9,8 @@ an ephemeral note or an inline modal error.
     ├── NotFound            404    unknown approval id
     ├── Conflict            409    toolCallId reused with other arguments
     │   ├── AlreadyDecided  409    the approval left `pending` before this decision
-    │   └── StaleVote       409    a vote on arguments that were edited since its voter saw them
+    │   ├── StaleVote       409    a vote on arguments that were edited since its voter saw them
+    │   └── AlreadyVoted    409    an approver approving again: counted once already
     ├── PayloadTooLarge     413    body over the size limit
     ├── Invalid             422    a field failed validation (carries the field path)
     │   └── InvalidEdit     422    edited arguments do not match `argsSchema`
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlreadyDecided",
+    "AlreadyVoted",
     "BadRequest",
     "BotError",
     "Conflict",
@@ -105,6 +107,15 @@ class StaleVote(Conflict):
             f"the arguments of {approval.tool_name} were edited{who} after you saw them, "
             "so your vote was not counted; review the current arguments"
         )
+        self.approval = approval
+
+
+class AlreadyVoted(Conflict):
+    """An approver approving what they approved already: still pending, counted once."""
+
+    def __init__(self, approval: Approval) -> None:
+        done, required = len(approval.progress.approved_by), approval.policy.required_approvals
+        super().__init__(f"you already approved this ({done} of {required}); it waits for others")
         self.approval = approval
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from bot.errors import (
     AlreadyDecided,
+    AlreadyVoted,
     BotError,
     Invalid,
     InvalidEdit,
@@ -267,7 +268,7 @@ class ApprovalService:
         if approved_args is not None:
             await validate_args(approval, approved_args)
         elif user in approval.progress.approved_by:
-            return approval  # counted once already
+            raise AlreadyVoted(approval)  # the same person twice counts once
 
         def decision(current: Approval) -> Decision:
             run_with = current.current_args

@@ -74,10 +74,10 @@ class FakeBot:
     """A tiny bot: verifies each request's signature, records it, answers as scripted."""
 
     received: list[dict[str, Any]] = field(default_factory=list)
-    answer: Callable[[dict[str, Any]], Awaitable[web.Response]] | None = None
+    answer: Callable[[dict[str, Any]], Awaitable[web.StreamResponse]] | None = None
     verifier: SignatureVerifier = field(default_factory=lambda: SignatureVerifier(SECRET))
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         if not self.verifier.is_valid_request(body, dict(request.headers)):
             return web.json_response({"error": "invalid signature"}, status=401)

@@ -6,12 +6,9 @@ Each test names the Slack documentation it checks the emulator against.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
-from urllib.parse import parse_qs
 
 import aiohttp
 import pytest
@@ -25,8 +22,8 @@ from bot.devslack.limits import MAX_BLOCKS_TEXT
 from bot.devslack.scopes import MANIFEST, load_manifest
 from bot.devslack.socket_mode import SOCKET_MODE_KEY
 from bot.devslack.tiers import TIER_2, TIER_3, TIER_4
+from tests.test_devslack import SECRET, FakeBot
 
-SECRET = "strict-signing-secret"
 TOKEN = "xoxb-strict"
 START = 1_700_000_000.0
 
@@ -68,33 +65,9 @@ def client(base_url: str) -> AsyncWebClient:
     return AsyncWebClient(token=TOKEN, base_url=base_url)
 
 
-Answer = Callable[[dict[str, Any]], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Bot:
-    """Records every request it gets (with its headers) and answers as scripted."""
-
-    received: list[dict[str, Any]] = field(default_factory=list)
-    answer: Answer | None = None
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        if request.content_type == "application/json":
-            data: dict[str, Any] = json.loads(body)
-        else:
-            fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-            data = json.loads(fields["payload"]) if "payload" in fields else fields
-        data["_headers"] = dict(request.headers)
-        self.received.append(data)
-        if self.answer is not None:
-            return await self.answer(data)
-        return web.Response(status=200)
-
-
 @pytest.fixture
-async def bot() -> AsyncIterator[tuple[Bot, str]]:
-    fake = Bot()
+async def bot() -> AsyncIterator[tuple[FakeBot, str]]:
+    fake = FakeBot()
     app = web.Application()
     app.router.add_post("/slack/events", fake.handle)
     server = TestServer(app, host="127.0.0.1")
@@ -104,7 +77,7 @@ async def bot() -> AsyncIterator[tuple[Bot, str]]:
 
 
 @pytest.fixture
-async def hands(ws: Workspace, base_url: str, bot: tuple[Bot, str]) -> AsyncIterator[Deliverer]:
+async def hands(ws: Workspace, base_url: str, bot: tuple[FakeBot, str]) -> AsyncIterator[Deliverer]:
     async with Deliverer(ws, bot[1], SECRET, timeout=0.3) as deliverer:
         yield deliverer
 
@@ -187,7 +160,7 @@ async def test_late_triggers_pass_when_a_test_asks(
 
 
 async def test_no_message_event_from_a_channel_the_bot_is_not_in(
-    ws: Workspace, hands: Deliverer, bot: tuple[Bot, str]
+    ws: Workspace, hands: Deliverer, bot: tuple[FakeBot, str]
 ) -> None:
     """https://api.slack.com/events/message.channels: delivered for "channels the app is
     added to"; Slack sends nothing for the others, though the message exists."""
@@ -206,7 +179,7 @@ async def test_no_message_event_from_a_channel_the_bot_is_not_in(
 
 
 async def test_message_events_follow_the_subscriptions(
-    ws: Workspace, hands: Deliverer, bot: tuple[Bot, str]
+    ws: Workspace, hands: Deliverer, bot: tuple[FakeBot, str]
 ) -> None:
     """https://api.slack.com/events/message.im: a DM's messages arrive only to an app that
     subscribed to ``message.im``; manifest.yml subscribes to message.channels/.groups."""
@@ -227,7 +200,9 @@ async def test_ephemeral_to_someone_outside_the_channel(
 # -- 15. Events API retries ---------------------------------------------------------------------
 
 
-async def test_a_late_event_is_retried_three_times(hands: Deliverer, bot: tuple[Bot, str]) -> None:
+async def test_a_late_event_is_retried_three_times(
+    hands: Deliverer, bot: tuple[FakeBot, str]
+) -> None:
     """https://api.slack.com/apis/events-api#retries: no answer within 3 s (here the
     deliverer's 0.3 s) and Slack sends the event again, up to 3 times, with
     ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason: http_timeout``."""
@@ -251,7 +226,7 @@ async def test_a_late_event_is_retried_three_times(hands: Deliverer, bot: tuple[
 
 
 async def test_an_event_answered_with_an_error_is_retried(
-    hands: Deliverer, bot: tuple[Bot, str]
+    hands: Deliverer, bot: tuple[FakeBot, str]
 ) -> None:
     """https://api.slack.com/apis/events-api#retries: any answer but a 2xx is a failure
     (``http_error``); the retry that is answered 200 ends it."""
@@ -272,7 +247,7 @@ async def test_an_event_answered_with_an_error_is_retried(
     ]
 
 
-async def test_no_retry_when_the_app_says_so(hands: Deliverer, bot: tuple[Bot, str]) -> None:
+async def test_no_retry_when_the_app_says_so(hands: Deliverer, bot: tuple[FakeBot, str]) -> None:
     """https://api.slack.com/apis/events-api#retries: an answer with ``X-Slack-No-Retry: 1``
     is not retried."""
 
@@ -287,7 +262,7 @@ async def test_no_retry_when_the_app_says_so(hands: Deliverer, bot: tuple[Bot, s
     assert len(bot[0].received) == 1
 
 
-async def test_retries_off_by_name(hands: Deliverer, bot: tuple[Bot, str]) -> None:
+async def test_retries_off_by_name(hands: Deliverer, bot: tuple[FakeBot, str]) -> None:
     """Leniency by name: ``event_retries = 0`` sends each event once."""
     hands.event_retries = 0
 
@@ -301,7 +276,7 @@ async def test_retries_off_by_name(hands: Deliverer, bot: tuple[Bot, str]) -> No
 
 
 async def test_interactions_are_never_retried(
-    ws: Workspace, hands: Deliverer, bot: tuple[Bot, str]
+    ws: Workspace, hands: Deliverer, bot: tuple[FakeBot, str]
 ) -> None:
     """https://api.slack.com/interactivity/handling#acknowledgment_response: a late answer to
     an interaction is an error shown to the user; Slack does not send it again."""

@@ -163,24 +163,23 @@ class Listeners:
         approval_id, seen = read_vote(value)
         await ack()
         try:
-            before = await self.service.get(approval_id)
             counted = await self.service.approve(
                 approval_id, user=user, name=await self.names.name(user), seen=seen
             )
         except BotError as exc:
             await self.explain(client, body, exc)
             return
-        await self.after_vote(client, body, counted, again=user in before.progress.approved_by)
+        await self.after_vote(client, body, counted)
         await self.refresh_home(client, body)
 
     async def after_vote(
-        self, client: AsyncWebClient, body: dict[str, Any], approval: Approval, *, again: bool
+        self, client: AsyncWebClient, body: dict[str, Any], approval: Approval
     ) -> None:
-        """Tell an approver whose approval was counted (`again`: before) but did not decide yet."""
+        """Tell an approver whose approval was counted but did not decide yet."""
         if approval.is_pending:
             done, required = len(approval.progress.approved_by), approval.policy.required_approvals
-            said = "You already approved this" if again else "Your approval is counted"
-            await self.tell(client, body, f"{said}: {done} of {required}; it waits for others.")
+            text = f"Your approval is counted: {done} of {required}; it waits for others."
+            await self.tell(client, body, text)
 
     async def refresh_home(self, client: AsyncWebClient, body: dict[str, Any]) -> None:
         """After a click in App Home, show the viewer their updated list."""
@@ -372,7 +371,7 @@ class Listeners:
             await self._refused_in_modal(ack, exc)
             return
         await ack()
-        await self.after_vote(self.client, {"user": {"id": user}}, counted, again=False)
+        await self.after_vote(self.client, {"user": {"id": user}}, counted)
 
     async def args_closed(self, ack: AsyncAck) -> None:
         await ack()
