@@ -8,16 +8,19 @@ listener needs (a Slack user, a button value…) is answered 400 and never acted
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from contextlib import suppress
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from slack_bolt import BoltResponse
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -60,12 +63,14 @@ from bot.slack.cards import (
 )
 from bot.slack.cards.card import diff_lines, outcome_line
 from bot.slack.cards.text import code_block, escape_mrkdwn
-from bot.slack.lookups import UserNames
+from bot.slack.lookups import UserNames, answer_by
 from bot.slack.pacing import backlog_lines
 
 __all__ = ["Listeners", "register_listeners", "thread_command"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _REJECT = re.compile(r"reject(?:[\s:]+(?P<reason>.*))?", re.I | re.S)
 
@@ -117,6 +122,26 @@ def _where(body: dict[str, Any]) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
+#: seconds before the answer deadline by which a modal is opened, whatever is still looked up
+OPEN_MARGIN = 0.5
+
+
+def _time_left(margin: float = 0.0) -> float | None:
+    """Seconds until the Slack request being handled must be answered, less `margin`; None
+    when it has no deadline (an event)."""
+    deadline = answer_by.get()
+    if deadline is None:
+        return None
+    return max(0.0, deadline - margin - asyncio.get_running_loop().time())
+
+
+def without_deadline(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """`work` as a task that may take as long as it needs (its lookups wait out Slack)."""
+    context = copy_context()
+    context.run(answer_by.set, None)
+    return asyncio.create_task(work, context=context)
+
+
 @dataclass
 class Listeners:
     """The handlers, holding what they share."""
@@ -159,16 +184,18 @@ class Listeners:
     # -- buttons ----------------------------------------------------------------------------
 
     async def approve(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """Approve: acknowledged once the vote is committed (or refused), then told."""
         user, value = read_click(body)
         approval_id, seen = read_vote(value)
-        await ack()
         try:
             counted = await self.service.approve(
-                approval_id, user=user, name=await self.names.name(user), seen=seen
+                approval_id, user=user, name=self.names.name_now(user, body), seen=seen
             )
         except BotError as exc:
+            await ack()
             await self.explain(client, body, exc)
             return
+        await ack()
         await self.after_vote(client, body, counted)
         await self.refresh_home(client, body)
 
@@ -191,7 +218,9 @@ class Listeners:
         """Pending approvals `user` may decide or requested (`mine`: named in or requested)."""
         page = await self.service.find(status=Status.PENDING, limit=200)
         shown = self.service.is_theirs if mine else self.service.can_act
-        return [a for a in page.items if await shown(a, user)]
+        # at once: the lookups behind them are shared per group and paced by the cache
+        allowed = await asyncio.gather(*(shown(a, user) for a in page.items))
+        return [a for a, ok in zip(page.items, allowed, strict=True) if ok]
 
     async def publish_home(self, client: AsyncWebClient, user: str) -> None:
         """Publish the App Home of `user`: what they can act on, and what they decided."""
@@ -209,11 +238,28 @@ class Listeners:
             await self.publish_home(client, str(event["user"]))
 
     async def approvals_command(
-        self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
     ) -> None:
         """`/approvals`, `/approvals mine`, `/approvals <id>`: an ephemeral list of what the
-        person may decide or requested; nothing else, not even whether it exists."""
+        person may decide or requested; nothing else, not even whether it exists.
+
+        Answered within Slack's 3 s: when Slack is slow to say who may decide (user group
+        lookups), the answer says it is looking, and the list follows on `response_url`."""
         user, text = str(command["user_id"]), str(command.get("text") or "").strip()
+        if not (text.startswith("apr_") or text in ("", "mine")):
+            await ack(
+                text="Usage: `/approvals` (all pending), `/approvals mine`, `/approvals apr_…`"
+            )
+            return
+        listing = without_deadline(self._approvals_message(user, text))
+        await asyncio.wait({listing}, timeout=_time_left())
+        if listing.done():
+            await ack(**listing.result(), response_type="ephemeral")
+            return
+        await ack(text="Looking up the approvals you may decide…", response_type="ephemeral")
+        await respond(**await listing, response_type="ephemeral")
+
+    async def _approvals_message(self, user: str, text: str) -> dict[str, Any]:
         if text.startswith("apr_"):
             wanted = text.split()[0]
             try:
@@ -221,21 +267,20 @@ class Listeners:
             except NotFound:
                 approval = None
             if approval is None or not await self.service.can_act(approval, user):
-                await ack(text=f"No approval with id {escape_mrkdwn(wanted)} for you.")
-                return
+                return {"text": f"No approval with id {escape_mrkdwn(wanted)} for you."}
             message = render_approval_list("Approval", [approval], empty="")
-        elif text in ("", "mine"):
+        else:
             approvals = await self.visible_to(user, mine=text == "mine")
             title = "Pending approvals for you" if text == "mine" else "Pending approvals"
             message = render_approval_list(title, approvals, empty="Nothing is pending. :tada:")
-        else:
-            await ack(
-                text="Usage: `/approvals` (all pending), `/approvals mine`, `/approvals apr_…`"
-            )
-            return
-        await ack(text=message["text"], blocks=message["blocks"], response_type="ephemeral")
+        return {"text": message["text"], "blocks": message["blocks"]}
 
     async def open_modal(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """Edit…, Reject…, Feedback…: open the modal, if this person may decide.
+
+        Slack's trigger id opens a modal for 3 s. When Slack is slow to say who may decide
+        (a user group or channel lookup), the modal opens anyway before the trigger expires,
+        and is turned into the refusal if the answer is no; its submit is checked again."""
         user, value = read_click(body)
         approval_id, seen = read_vote(value)
         trigger_id = read_text(body, "trigger_id")
@@ -248,25 +293,43 @@ class Listeners:
         }[action]
         try:
             approval = await self.service.get(approval_id)
-            await self.service.check(approval, user, kind, seen=seen)
         except BotError as exc:
             await self.explain(client, body, exc)
             return
-        await self.open_view(client, body, trigger_id, render(approval))
+        checking = without_deadline(self.service.check(approval, user, kind, seen=seen))
+        await asyncio.wait({checking}, timeout=_time_left(OPEN_MARGIN))
+        if checking.done():
+            if (refused := checking.exception()) is not None:
+                await self.explain(client, body, cast(BotError, refused))
+                return
+            await self.open_view(client, body, trigger_id, render(approval))
+            return
+        view_id = await self.open_view(client, body, trigger_id, render(approval))
+        try:
+            await checking
+        except BotError as exc:
+            if view_id is None:
+                return
+            notice = render_notice_modal("Not changed", f"Nothing changed: {exc.message}")
+            with suppress(SlackApiError):
+                await client.views_update(view_id=view_id, view=notice)
 
     async def open_view(
         self, client: AsyncWebClient, body: dict[str, Any], trigger_id: str, view: Any
-    ) -> None:
-        """Open a modal; when Slack refuses (a trigger is good for 3 s and one view), say so
-        to the person who clicked instead of leaving them with a button that did nothing."""
+    ) -> str | None:
+        """Open a modal, returning its id; when Slack refuses (a trigger is good for 3 s and one
+        view), say so to the person who clicked instead of leaving them with a button that did
+        nothing."""
         try:
-            await client.views_open(trigger_id=trigger_id, view=view)
+            opened = await client.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:
             error = exc.response.get("error")
             log.warning("views.open refused: %s", error)
             await self.tell(
                 client, body, "That took too long to open and nothing changed; click again."
             )
+            return None
+        return str((opened.get("view") or {}).get("id") or "") or None
 
     async def view_args(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         _, value = read_click(body)
@@ -320,9 +383,9 @@ class Listeners:
             await self.service.reject(
                 approval_id,
                 user=user,
-                name=await self.names.name(user),
                 action=action,
                 comment=text,
+                name=self.names.name_now(user, body),
             )
         except (BotError, ValueError) as exc:
             await self._refused_in_modal(ack, exc)
@@ -358,7 +421,7 @@ class Listeners:
             counted = await self.service.approve(
                 approval.id,
                 user=user,
-                name=await self.names.name(user),
+                name=self.names.name_now(user, body),
                 seen=seen,
                 approved_args=edit.args,
                 comment=edit.comment,

@@ -8,14 +8,16 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from slack_bolt import BoltResponse
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
 from slack_bolt.request import payload_utils
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
@@ -29,7 +31,7 @@ from bot.errors import Unavailable
 from bot.outbox import OutboxWorker
 from bot.slack.cards import read_click
 from bot.slack.listeners import register_listeners
-from bot.slack.lookups import SlackChannels, SlackGroups
+from bot.slack.lookups import SlackChannels, SlackGroups, answer_by
 from bot.slack.pacing import ChannelPacer
 from bot.slack.poster import SLACK_TOPIC, CardPoster
 from bot.slack.signature import signed_by_slack, signed_in_time
@@ -82,22 +84,48 @@ def bolt_can_read(body: Any) -> bool:
     return True
 
 
-#: payloads whose answer Slack ignores (it only needs the 200 within 3 s)
+#: payloads answered as soon as their listener calls `ack()`: Slack ignores what is said back
+#: to them (it only needs the 200 within 3 s)
 _ANSWER_IGNORED = ("block_actions", "event_callback")
 
+#: seconds after a request arrives by which the lookups it needs must be done: Slack waits 3 s
+#: for the answer, and a trigger id opens a modal for 3 s after the click
+ANSWER_WITHIN = 2.0
 
-def answered_at_once(body: dict[str, Any]) -> bool:
-    """True for a click or an event: answer it before handling it.
 
-    Bolt's ack would wait for the listener to call `ack()` and poll for that every 10 ms;
-    Slack ignores what is said back to these. A click must still name its user and button
-    first: one that does not is answered 400 (`Unreadable`) and never handled.
+def answered_on_ack(body: dict[str, Any]) -> bool:
+    """True for a click or an event: answer it as soon as its listener acknowledges it.
+
+    Bolt's ack would poll for `ack()` every 10 ms and then build an answer Slack ignores. A
+    click must still name its user and button first: one that does not is answered 400
+    (`Unreadable`) and never handled.
     """
     if body.get("type") not in _ANSWER_IGNORED:
         return False
     if body["type"] == "block_actions":
         read_click(body)
     return True
+
+
+class AnswerAck(AsyncAck):
+    """Bolt's `ack` that also says when it is called, and by which listener task.
+
+    The click listeners call it once what the click decided is committed, so the 200 Slack
+    gets means the decision is kept: a crash right after the answer loses nothing."""
+
+    def __init__(self, handling: set[asyncio.Task[Any]]) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.given = asyncio.Event()
+        self._handling = handling
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        response = await super().__call__(*args, **kwargs)
+        if (task := asyncio.current_task()) is not None and task not in self._handling:
+            # what the listener does after its answer (notes, App Home) finishes on shutdown
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
+        self.given.set()
+        return response
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
@@ -175,6 +203,18 @@ class SlackSurface:
             request_verification_enabled=False,
             process_before_response=False,
         )
+        self.bolt.use(self.answer_deadline)
+
+    async def answer_deadline(
+        self, body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        """Bolt middleware, over HTTP and Socket Mode alike: the lookups a click, submit or
+        command needs (who may decide) stop at `ANSWER_WITHIN` rather than make Slack give
+        up on the answer; an event has no answer to wait for."""
+        interactive = body.get("type") != "event_callback"
+        now = asyncio.get_running_loop().time()
+        answer_by.set(now + ANSWER_WITHIN if interactive else None)
+        return await next()
 
     def install(self, app: web.Application, bot: Bot) -> None:
         bot.service.groups = SlackGroups(self.client)
@@ -206,19 +246,35 @@ class SlackSurface:
             log.warning("Slack payload Bolt cannot read refused")
             return web.json_response({"error": "bad_request"}, status=400)
         try:
-            at_once = answered_at_once(bolt_request.body)
+            on_ack = answered_on_ack(bolt_request.body)
         except ValueError as exc:
             log.warning("Slack request refused with 400: %.200r", exc)
             return web.json_response({"error": "bad_request"}, status=400)
-        if at_once:
-            task = asyncio.create_task(self.bolt.async_dispatch(bolt_request))
-            self.handling.add(task)
-            task.add_done_callback(self.handling.discard)
+        if on_ack:
+            return await self._answer_on_ack(bolt_request)
+        token = answer_by.set(None)  # the deadline Bolt's middleware sets ends with the request
+        try:
+            return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+        finally:
+            answer_by.reset(token)
+
+    async def _answer_on_ack(self, bolt_request: AsyncBoltRequest) -> web.Response:
+        """Handle a click or event and answer 200 once its listener calls `ack()` (after the
+        decision's commit, for a click), or with Bolt's answer when it fails first."""
+        ack = bolt_request.context["ack"] = AnswerAck(self.handling)
+        task = asyncio.create_task(self.bolt.async_dispatch(bolt_request))
+        self.handling.add(task)
+        task.add_done_callback(self.handling.discard)
+        acked = asyncio.create_task(ack.given.wait())
+        await asyncio.wait({task, acked}, return_when=asyncio.FIRST_COMPLETED)
+        acked.cancel()
+        if ack.given.is_set() or task.exception() is not None:
             return web.Response(status=200)
-        return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+        answer = task.result()
+        return web.Response(status=200) if answer is None else await to_aiohttp_response(answer)
 
     async def finish_handling(self) -> None:
-        """Shutting down: let the clicks and events already answered reach their `ack()`."""
+        """Shutting down: let the clicks and events answered or in hand finish."""
         if self.handling:
             await asyncio.wait(set(self.handling), timeout=3)
 
