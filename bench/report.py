@@ -61,6 +61,13 @@ def _ack(m: JSON) -> Iterator[Row]:
     yield f"{what}: CPU, % of a core", cpu, ""
 
 
+def _kills(m: JSON) -> Iterator[Row]:
+    what = f"kill -9 ×{m['rounds']} amid {m['rate_per_s']:g} clicks/s: answered clicks lost"
+    lost = f"{m['lost']} of {m['answered']:,} answered ({m['sent']:,} sent)"
+    yield what, lost, _target("kills.lost", m["lost"])
+    yield "kill -9 → restarted and healthy, slowest", f"{m['restart_seconds']:g} s", ""
+
+
 def _cards(m: JSON) -> Iterator[Row]:
     what = (
         f"{m['cards']} cards over {m['channels']} channels, "
@@ -119,6 +126,7 @@ SECTIONS: dict[str, Callable[[JSON], Iterator[Row]]] = {
     "wake": _wake,
     "idle": _idle,
     "ack": _ack,
+    "kills": _kills,
     "cards": _cards,
     "replicas": _replicas,
     "hostile": _hostile,

@@ -88,6 +88,9 @@ class Rig:
     log: Path
     #: the channel ids cards may be spread over
     channels: tuple[str, ...]
+    #: how the bot was started, to start it again on the same database (`restart`)
+    command: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
 
     @property
     def pid(self) -> int:
@@ -114,6 +117,19 @@ class Rig:
             await asyncio.sleep(0.05)
         tail = self.log.read_text(errors="replace")[-2000:]
         raise RuntimeError(f"the bot did not start at {self.url}:\n{tail}")
+
+    def kill(self) -> None:
+        """`kill -9`: no shutdown of any kind."""
+        self.process.kill()
+        self.process.wait(10)
+
+    async def restart(self) -> None:
+        """Start the bot again, same port and database, once it has died; until it is ready."""
+        with self.log.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, cwd=self.log.parent, stdout=log_file, stderr=log_file
+            )
+        await self.wait_ready()
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
@@ -154,19 +170,25 @@ async def open_rig(
             workdir = Path(tmp)
             port = free_port()
             log = workdir / "bot.log"
-            command = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"]
+            command = (
+                sys.executable,
+                "-m",
+                "bot",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            )
+            env = bot_environment(workdir, slack_api_url)
             with log.open("wb") as log_file:
                 process = subprocess.Popen(
-                    [*command, "--port", str(port)],
-                    env=bot_environment(workdir, slack_api_url),
-                    cwd=workdir,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
+                    command, env=env, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT
                 )
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
                 url = f"http://127.0.0.1:{port}"
-                rig = Rig(process, url, workspace, http, log, channel_ids)
+                rig = Rig(process, url, workspace, http, log, channel_ids, command, env)
                 try:
                     await rig.wait_ready()
                     yield rig

@@ -23,6 +23,10 @@ class Sizes:
     #: Slack interactions a second, and for how long
     ack_rate: float = 200.0
     ack_seconds: float = 20.0
+    #: `kill -9` rounds, each with clicks streaming in at this rate for these seconds
+    kill_rounds: int = 10
+    kill_rate: float = 200.0
+    kill_seconds: float = 1.0
     #: cards posted through an emulator that rate-limits each channel
     cards: int = 60
     card_channels: int = 3
@@ -59,6 +63,9 @@ QUICK = Sizes(
     idle_seconds=1.0,
     ack_rate=50.0,
     ack_seconds=1.0,
+    kill_rounds=2,
+    kill_rate=50.0,
+    kill_seconds=0.5,
     cards=9,
     card_channels=3,
     card_rate_per_channel=4.0,

@@ -15,6 +15,7 @@ from bench.ack import Ack, measure_ack
 from bench.cards import measure_cards
 from bench.hostile import measure_hostile
 from bench.idle import measure_idle
+from bench.kills import measure_kills
 from bench.output import jsonable, read_results, write_results
 from bench.peers import Peers, measure_peers
 from bench.plot import Panel, plot
@@ -27,7 +28,7 @@ from bench.wake import Wake, measure_wake
 
 __all__ = ["MEASURES", "Run", "run_peers", "run_suite"]
 
-MEASURES = ("submissions", "wake", "idle", "ack", "cards", "replicas", "hostile")
+MEASURES = ("submissions", "wake", "idle", "ack", "kills", "cards", "replicas", "hostile")
 LATENCY_PNG = "latency.png"
 PEERS_PNG = "peers.png"
 
@@ -58,6 +59,12 @@ async def _measure(name: str, sizes: Sizes) -> Any:
     if name == "ack":
         say(f"ack: {sizes.ack_rate:g} clicks/s for {sizes.ack_seconds:g} s")
         return await measure_ack(sizes.ack_rate, sizes.ack_seconds)
+    if name == "kills":
+        say(
+            f"kills: {sizes.kill_rounds} × kill -9 amid {sizes.kill_rate:g} clicks/s "
+            f"for {sizes.kill_seconds:g} s"
+        )
+        return await measure_kills(sizes.kill_rounds, sizes.kill_rate, sizes.kill_seconds)
     if name == "cards":
         say(
             f"cards: {sizes.cards} over {sizes.card_channels} channels, "

@@ -40,6 +40,7 @@ TARGETS = (
     Target("idle waiters: bot CPU", ("idle", "cpu_percent"), 2, True, " % of a core"),
     Target("idle waiters: bot RSS", ("idle", "rss_mb"), 300, True, " MB"),
     Target("Slack ack, p99", ("ack", "ms", "p99"), 50, True, " ms"),
+    Target("answered clicks lost to kill -9", ("kills", "lost"), 0, True, ""),
     Target("submissions into store + outbox", ("submissions", "per_s"), 500, False, "/s"),
     Target("click on A → agent on C, p99", ("replicas", "ms", "p99"), 50, True, " ms"),
     Target("/healthz under hostile load, p99", ("hostile", "health_ms", "p99"), 50, True, " ms"),

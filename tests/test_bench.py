@@ -34,7 +34,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     results = json.loads((tmp_path / "results.json").read_text())
     assert results == run.results
     assert results["run"]["sizes"] == "quick"
-    measures = ["submissions", "wake", "idle", "ack", "cards", "replicas", "hostile"]
+    measures = ["submissions", "wake", "idle", "ack", "kills", "cards", "replicas", "hostile"]
     assert results["run"]["measures"] == measures
 
     assert results["submissions"]["count"] == QUICK.submissions
@@ -53,6 +53,11 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert ack["sent"] == round(QUICK.ack_rate * QUICK.ack_seconds)
     assert ack["ok"] == ack["decided"] == ack["sent"]
     assert_latency(ack["ms"], ack["sent"])
+
+    kills = results["kills"]
+    assert kills["sent"] == QUICK.kill_rounds * round(QUICK.kill_rate * QUICK.kill_seconds)
+    assert 0 < kills["answered"] < kills["sent"]  # clicks sent while it was down get nothing
+    assert kills["lost"] == 0
 
     cards = results["cards"]
     assert cards["posted_once"] is True
@@ -81,6 +86,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert "posted exactly once" in table
     assert "click on A → agent waiting on C" in table
     assert "hostile submissions/s" in table
+    assert "answered clicks lost" in table
 
 
 @pytest.mark.timeout(120)
