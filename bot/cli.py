@@ -8,10 +8,12 @@ import csv
 import io
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from bot import edge, mcp_server
@@ -23,7 +25,7 @@ from bot.models import Status, format_time, utcnow
 from bot.policy import Routing
 from bot.service import ApprovalService
 from bot.slack.surface import SlackSurface
-from bot.store import open_store
+from bot.store import is_postgres_url, open_store
 
 __all__ = ["main", "parse_span"]
 
@@ -87,6 +89,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _on_service(settings: Settings, work: Any) -> Any:
+    """`await work(service)` on the bot's existing database (never a new, empty one: `list` run
+    in the wrong directory would create it)."""
+    if not is_postgres_url(settings.db) and not Path(settings.db).exists():
+        raise ConfigError(
+            f"no database at {settings.db} here; run where the bot runs, or set APPROVAL_DB"
+        )
+    return asyncio.run(_with_service(settings, work))
+
+
 async def _with_service(settings: Settings, work: Any) -> Any:
     states, updates = queued_topics(settings)
     store = open_store(settings.db, outbox_topics=states, update_topics=updates)
@@ -103,14 +115,15 @@ def _print_list(args: argparse.Namespace, settings: Settings) -> int:
         page = await service.find(status=status, limit=args.limit)
         return page.items
 
-    items = asyncio.run(_with_service(settings, work))
+    items = _on_service(settings, work)
     if args.format == "json":
         print(json.dumps([a.to_wire() for a in items], indent=2))
         return 0
     rows = [("ID", "STATUS", "TOOL", "CHANNEL", "CREATED", "DECIDED BY")]
     for a in items:
         who = a.decision.decided_by_name or a.decision.decided_by if a.decision else ""
-        rows.append((a.id, a.status.value, a.tool_name, a.channel, format_time(a.created_at), who))
+        channel = a.slack.channel or a.channel  # where the card is: an id, as Slack resolved it
+        rows.append((a.id, a.status.value, a.tool_name, channel, format_time(a.created_at), who))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
@@ -127,7 +140,7 @@ def _decide(args: argparse.Namespace, settings: Settings) -> int:
             comment=args.comment,
         )
 
-    approval = asyncio.run(_with_service(settings, work))
+    approval = _on_service(settings, work)
     print(f"{approval.id} {approval.status.value} by {args.who}")
     return 0
 
@@ -136,7 +149,7 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     async def work(service: ApprovalService) -> Any:
         return await service.store.events_between(utcnow() - args.since)
 
-    rows = [event.to_wire() for event in asyncio.run(_with_service(settings, work))]
+    rows = [event.to_wire() for event in _on_service(settings, work)]
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
@@ -229,7 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = None
     try:
         settings = Settings.load(host=getattr(args, "host", None), port=getattr(args, "port", None))
-        return COMMANDS[args.command](args, settings)
+        status = COMMANDS[args.command](args, settings)
+        sys.stdout.flush()  # here, so a reader that stopped early is seen below
+        return status
+    except BrokenPipeError:
+        # `approval-bot audit | head`: the reader has all it wanted; say nothing more to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ConfigError as exc:
         print(f"approval-bot: configuration: {exc}", file=sys.stderr)
         return 2

@@ -131,3 +131,53 @@ def test_serve_fails_fast_when_slack_refuses_the_token(db_path: Path, unused_tcp
 def test_bad_span_is_refused(db_path: Path) -> None:
     result = run_cli("audit", "--since", "soon", db_path=db_path)
     assert result.returncode == 2 and "30m" in result.stderr
+
+
+def test_a_command_outside_the_bots_directory_says_there_is_no_database(tmp_path: Path) -> None:
+    """`approval-bot list` run in the wrong directory created an empty approvals.db there and
+    listed nothing; it now says there is no database and creates none."""
+    missing = tmp_path / "approvals.db"
+    for command in (["list"], ["audit"], ["decide", "apr_x", "--approve"]):
+        result = run_cli(*command, db_path=missing)
+        assert result.returncode == 2, result
+        assert f"no database at {missing}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not missing.exists()
+
+
+async def test_audit_piped_into_head_ends_quietly(service: ApprovalService, store_url: str) -> None:
+    for n in range(200):  # well over a pipe's 64 KiB of output
+        await service.submit(request(toolName="send_email", args={"n": n}))
+    piped = subprocess.run(
+        f"{sys.executable} -m bot audit | head -n 3",
+        shell=True,
+        env={"APPROVAL_DB": store_url, "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert piped.stdout.count("\n") == 3
+    assert piped.stderr == ""
+
+
+def test_the_try_it_command_runs_as_printed(tmp_path: Path) -> None:
+    """The banner's `try it` line names a command a shell can run, also when the
+    environment's bin directory is not on PATH (`make run` does not activate it)."""
+    from bot.dev.run import shell_command
+
+    bare_path = ":".join(
+        p for p in os.environ.get("PATH", "").split(":") if p != str(Path(sys.executable).parent)
+    )
+    ran = subprocess.run(
+        f"{shell_command()} demo --help",
+        shell=True,
+        cwd=tmp_path,
+        env={"PATH": bare_path},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "demo" in ran.stdout

@@ -6,17 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import web
 
 from bot import edge
-from bot.app import create_app
+from bot.app import BOT, create_app
 from bot.config import ConfigError, Settings
 from bot.dev.examples import EXAMPLES
 from bot.dev.workspace import SLACK_API_PREFIX, DevWorkspace
 from bot.models import Approval
+from bot.policy import Routing
 from bot.sdk import ApprovalClient, ApprovalError, ApprovalUnavailable
 from bot.service import Router
 from bot.slack.surface import SlackSurface
@@ -60,11 +63,32 @@ def create_dev_app(settings: Settings, *, router: Router | None = None) -> web.A
     return app
 
 
-def banner(settings: Settings, workspace: DevWorkspace | None = None) -> str:
+def shell_command(name: str = "approval-bot") -> str:
+    """How to run this package's console script `name` from any terminal: its bare name when
+    it is on PATH, else its full path in the environment running now (`…/.venv/bin/…`)."""
+    here = Path(sys.executable).parent / name
+    if shutil.which(name) == str(here) or not here.exists():
+        return name
+    return str(here)
+
+
+def routing_words(settings: Settings, app: web.Application | None = None) -> str:
+    """Which routing file the bot uses, and how many rules it has."""
+    if not settings.config:
+        return "no routing file (approvals.toml or APPROVAL_CONFIG)"
+    router = app[BOT].service.router if app is not None else None
+    rules = len(router.rules) if isinstance(router, Routing) else None
+    counted = "" if rules is None else f" ({rules} rule{'' if rules == 1 else 's'})"
+    return f"routing {settings.config}{counted}"
+
+
+def banner(settings: Settings, app: web.Application | None = None) -> str:
     """What `approval-bot dev` prints once it listens: where to look, and the agent token."""
+    workspace = app[DEV] if app is not None else None
     channel = settings.channel or DEFAULT_CHANNEL
     if workspace is not None and channel in workspace.workspace.channels:
         channel = "#" + workspace.workspace.channels[channel].name
+    demo = f"APPROVAL_API_TOKEN={settings.api_token} {shell_command()} demo"
     return "\n".join(
         [
             "approval-bot dev: a local Slack workspace with the bot in it",
@@ -73,9 +97,10 @@ def banner(settings: Settings, workspace: DevWorkspace | None = None) -> str:
             f"  agent API    {settings.url}/v1",
             f"  agent token  {settings.api_token}",
             "",
-            f"  try it       APPROVAL_API_TOKEN={settings.api_token} approval-bot demo",
+            f"  try it       {demo}",
             "",
-            f"database {settings.db} · default channel {channel} · Ctrl-C stops",
+            f"database {settings.db} · {routing_words(settings, app)} · default channel {channel}",
+            "Ctrl-C stops",
         ]
     )
 
@@ -86,7 +111,7 @@ def run_dev(settings: Settings, *, router: Router | None = None) -> int:
     app = create_dev_app(dev, router=router)
 
     def announce() -> None:
-        print(banner(dev, app[DEV]), flush=True)
+        print(banner(dev, app), flush=True)
 
     try:
         edge.run(app, "127.0.0.1", dev.port, ready=announce, access_log=None, shutdown_timeout=3)
