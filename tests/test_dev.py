@@ -268,7 +268,7 @@ async def test_an_edit_modal_shows_errors_then_decides_with_the_edits(dev: Dev) 
         "/dev/submit", {"user": "U0ALICE", "viewId": modal["id"], "values": {"arg:amount": "50000"}}
     )
     assert status == 200 and refused["answer"]["response_action"] == "errors"
-    assert "at most 10000" in refused["answer"]["errors"]["arg:amount"]
+    assert "at most 10,000" in refused["answer"]["errors"]["arg:amount"]
     shown = await dev.modal("U0ALICE")
     assert shown["id"] == modal["id"] and "arg:amount" in shown["errors"]
 

@@ -127,7 +127,7 @@ def render_card(
         )
     blocks.append(_header(approval))
     blocks.extend(_agent_blocks(approval))
-    blocks.append(_fields(approval, expiry=True))
+    blocks.extend(_fields(approval, expiry=True))
     args, cut = _current_args(approval)
     blocks.extend(args)
     if approval.progress.args is not None:
@@ -172,7 +172,7 @@ def render_decided_card(approval: Approval, *, notes: Sequence[str] = ()) -> Mes
         outcome += f" · {date_markup(decision.decided_at)}"
     blocks = [_header(approval), section(outcome, block_id=block_id("outcome", approval.id))]
     blocks.extend(_agent_blocks(approval))
-    blocks.append(_fields(approval, expiry=False))
+    blocks.extend(_fields(approval, expiry=False))
     edited = _edited_args(decision)
     if edited is None:
         shown, title = approval.args, "*Arguments*"
@@ -300,24 +300,29 @@ def _agent_blocks(approval: Approval) -> list[Block]:
     return blocks
 
 
-def _fields(approval: Approval, *, expiry: bool) -> Block:
+def _fields(approval: Approval, *, expiry: bool) -> list[Block]:
+    """Who asks, how urgent, until when; then the tool call's id on a context line of its own
+    (an id, not something to read). A field with nothing to say is left out: no
+    "Requested by unknown" for a call made without a requester, no "Expires never"."""
     emoji, label = _PRIORITY[approval.priority]
-    fields = [
-        mrkdwn(f"*Requested by*\n{_requester(approval)}"),
-        mrkdwn(f"*Priority*\n{emoji} {label}"),
-        mrkdwn(f"*Tool call*\n{truncate(approval.tool_call_id, NAME_CHARS)}"),
+    fields = []
+    requester = _requester(approval)
+    if requester:
+        fields.append(mrkdwn(f"*Requested by*\n{requester}"))
+    fields.append(mrkdwn(f"*Priority*\n{emoji} {label}"))
+    if expiry and approval.expires_at is not None:
+        after = _AFTER_EXPIRY[approval.on_timeout]
+        fields.append(mrkdwn(f"*Expires*\n{date_markup(approval.expires_at)}\n{after}"))
+    call = verbatim(f"Tool call {clip(approval.tool_call_id, NAME_CHARS)}", NAME_CHARS + 20)
+    return [
+        {"type": "section", "block_id": block_id("fields", approval.id), "fields": fields},
+        {"type": "context", "block_id": block_id("call", approval.id), "elements": [call]},
     ]
-    if expiry:
-        if approval.expires_at is None:
-            fields.append(mrkdwn("*Expires*\nnever"))
-        else:
-            after = _AFTER_EXPIRY[approval.on_timeout]
-            fields.append(mrkdwn(f"*Expires*\n{date_markup(approval.expires_at)}\n{after}"))
-    return {"type": "section", "block_id": block_id("fields", approval.id), "fields": fields}
 
 
 def _requester(approval: Approval) -> str:
-    """Who asks, as the agent said: an agent-given Slack id is shown, never mentioned."""
+    """Who asks, as the agent said (empty when it said nothing): an agent-given Slack id is
+    shown, never mentioned."""
     requester = approval.requester
     parts = []
     if requester.agent:
@@ -325,8 +330,9 @@ def _requester(approval: Approval) -> str:
     if requester.slack_user:
         parts.append(("for " if parts else "") + truncate(requester.slack_user, NAME_CHARS))
     if requester.run_id:
-        parts.append(f"(run {truncate(requester.run_id, NAME_CHARS)})")
-    return " ".join(parts) or "unknown"
+        run = f"run {truncate(requester.run_id, NAME_CHARS)}"
+        parts.append(f"({run})" if parts else run)
+    return " ".join(parts)
 
 
 def _diff_section(old: Mapping[str, Any], new: Mapping[str, Any], approval_id: str) -> Block:

@@ -3,7 +3,9 @@ and checked against the tool's JSON Schema.
 
 The check here is the quick one (`ArgsSchema.errors_now`, a few milliseconds on the event loop)
 so each error lands on its input; when it cannot finish that fast the service checks in full,
-off the loop, and `edit_errors` puts its refusal on the modal the same way.
+off the loop, and `edit_errors` puts its refusal on the modal the same way. Either way the
+message is said in a person's words (`words`): "Must look like 1.2.3.", not the checker's
+"'latest' does not match '^\\d+\\.\\d+\\.\\d+$'".
 """
 
 from __future__ import annotations
@@ -19,8 +21,19 @@ from bot.schemas import check_plain_json, compile_schema
 from bot.slack.cards.ids import COMMENT_BLOCK, EDIT_MODAL, private_metadata
 from bot.slack.cards.inputs import KEPT_NOTE, input_block, plan_inputs, read_input, read_value
 from bot.slack.cards.text import Block, View, clip, plain, text_input
+from bot.slack.cards.words import (
+    explain_error,
+    explain_message,
+    full_stop,
+    required_name,
+    sentence,
+)
 
 __all__ = ["EditErrors", "EditResult", "edit_errors", "parse_edit_submission", "render_edit_modal"]
+
+#: Slack shows an input's error on one or two lines under it
+ERROR_CHARS = 150
+REQUIRED = "This field is required."
 
 
 class EditErrors(ValueError):
@@ -95,13 +108,13 @@ def parse_edit_submission(
             try:  # typed JSON may nest or hold what no store keeps (a lone surrogate)
                 check_plain_json({item.name: value})
             except ValueError as exc:
-                errors[item.block_id] = clip(str(exc), 150)
+                errors[item.block_id] = clip(sentence(str(exc)), ERROR_CHARS)
                 continue
             args[item.name] = value
         elif present and (current is None or current == ""):
             args[item.name] = current
         elif item.required:
-            errors[item.block_id] = "This field is required."
+            errors[item.block_id] = REQUIRED
     if errors:
         raise EditErrors(errors)
     if approval.args_schema is not None:
@@ -114,11 +127,19 @@ def parse_edit_submission(
 
 def edit_errors(approval: Approval, path: str, message: str) -> EditErrors:
     """Where the service's refusal of an edit (`InvalidEdit`, `path` "approvedArgs.<name>…")
-    shows in the edit modal: on that argument's input, else on the first input."""
+    shows in the edit modal: on that argument's input, else on the first input; in words."""
     shown, _ = plan_inputs(approval)
     editable = {item.name: item.block_id for item in shown if item.kind != "kept"}
-    name = path.removeprefix("approvedArgs").removeprefix(".").split(".")[0]
-    return EditErrors({editable.get(name, _fallback(editable)): clip(message, 150)})
+    parts = path.removeprefix("approvedArgs").removeprefix(".").split(".")
+    name, below = parts[0], [int(part) if part.isdigit() else part for part in parts[1:]]
+    missing = required_name(message) if not name else None
+    if missing in editable:
+        return EditErrors({editable[missing]: REQUIRED})
+    phrase = explain_message(message, _schema_at(approval.args_schema, [name, *below]))
+    if name in editable:
+        return EditErrors({editable[name]: _placed(phrase, below)})
+    where: list[str | int] = [name, *below] if name else []
+    return EditErrors({_fallback(editable): _placed(phrase, where, root=not where)})
 
 
 def _fallback(editable: dict[str, str]) -> str:
@@ -137,10 +158,52 @@ def _validate(schema: dict[str, Any], args: dict[str, Any], editable: dict[str, 
     for error in found:
         name = _property_of(error)
         block = editable.get(name, fallback) if name is not None else fallback
-        where = "/".join(str(part) for part in list(error.absolute_path)[1:])
-        errors.setdefault(block, clip(f"{where}: {error.message}" if where else error.message, 150))
+        errors.setdefault(
+            block, _message(error, on_own_input=block != fallback or name in editable)
+        )
     if errors:
         raise EditErrors(errors)
+
+
+def _message(error: ValidationError, *, on_own_input: bool) -> str:
+    """The error as the input showing it says it: the input is labelled with the argument's
+    name, so its own errors leave the name out; errors deeper in the value say where."""
+    path: list[str | int] = list(error.absolute_path)
+    if not path and error.validator == "required" and on_own_input:
+        return REQUIRED
+    phrase = explain_error(error)
+    if not path:
+        return _placed(phrase, [], root=True)
+    return _placed(phrase, path[1:] if on_own_input else path)
+
+
+def _placed(phrase: str, where: list[str | int], *, root: bool = False) -> str:
+    """`Must be text.`, or `Item 2: must be text.` deeper in the value, or `All arguments: …`
+    for a rule about the arguments as a whole."""
+    if root and phrase.startswith(("must ", "does ", "fits ", "has ", "is ")):
+        return clip(full_stop(f"All arguments: {phrase}"), ERROR_CHARS)
+    if not where:
+        return clip(sentence(phrase), ERROR_CHARS)
+    steps = [f"item {step + 1}" if isinstance(step, int) else clip(step, 40) for step in where]
+    located = " › ".join(steps)
+    if located.startswith("item "):
+        located = "I" + located[1:]
+    return clip(full_stop(f"{located}: {phrase}"), ERROR_CHARS)
+
+
+def _schema_at(schema: Mapping[str, Any] | None, path: list[str | int]) -> dict[str, Any]:
+    """The schema of the value at `path`, followed through `properties` and `items` only
+    (enough to read a limit the checker's message leaves out); {} when it cannot be told."""
+    node: Any = schema or {}
+    for step in path:
+        if not isinstance(node, dict):
+            return {}
+        if isinstance(step, int):
+            node = node.get("items")
+        else:
+            properties = node.get("properties")
+            node = properties.get(step) if isinstance(properties, dict) else None
+    return node if isinstance(node, dict) else {}
 
 
 def _property_of(error: ValidationError) -> str | None:

@@ -17,7 +17,9 @@ from typing import Any, Literal
 
 from bot.models import Approval
 from bot.slack.cards.ids import INPUT_ACTION
+from bot.slack.cards.json_errors import explain_json
 from bot.slack.cards.text import Block, clip, measure, plain
+from bot.slack.cards.words import at_least, at_most, sentence
 
 __all__ = [
     "KEPT_NOTE",
@@ -319,12 +321,14 @@ def read_value(item: ArgInput, element: Mapping[str, Any]) -> tuple[bool, Any]:
 
 def _loads(raw: str) -> Any:
     def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not allowed in JSON")
+        raise ValueError(f"{constant} is not a JSON number (write a number, or null)")
 
     try:
         return json.loads(raw, parse_constant=refuse)
-    except ValueError as exc:
-        raise ValueError(clip(f"Not valid JSON: {exc}", 150)) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(clip(sentence(explain_json(exc)), 150)) from None
+    except ValueError as exc:  # NaN or Infinity, refused above
+        raise ValueError(clip(sentence(f"not valid JSON: {exc}"), 150)) from None
 
 
 def _parse_number(raw: str, item: ArgInput) -> int | float:
@@ -332,17 +336,18 @@ def _parse_number(raw: str, item: ArgInput) -> int | float:
     try:
         number = int(raw) if _INTEGER.fullmatch(raw) else float(raw)
     except ValueError:
-        raise ValueError("Enter a number.") from None
+        raise ValueError("Must be a number.") from None
     if isinstance(number, float):
         if not math.isfinite(number):
-            raise ValueError("Enter a finite number.")
+            raise ValueError("Must be a finite number.")
         if item.integer:
             if not number.is_integer():
-                raise ValueError("Enter a whole number.")
+                raise ValueError("Must be a whole number.")
             number = int(number)
+    # the words and number formatting of a schema's own refusal (`words.explain_error`)
     low, high = _limit(item.schema.get("minimum")), _limit(item.schema.get("maximum"))
     if low is not None and number < low:
-        raise ValueError(f"Must be at least {_number_label(low)}.")
+        raise ValueError(sentence(f"must be {at_least(low)}"))
     if high is not None and number > high:
-        raise ValueError(f"Must be at most {_number_label(high)}.")
+        raise ValueError(sentence(f"must be {at_most(high)}"))
     return number
