@@ -93,6 +93,8 @@ class Action(StrEnum):
     TIMEOUT = "timeout"
     #: withdrawn by the agent
     CANCEL = "cancel"
+    #: Slack refused the card for good, and no fallback channel took it: nobody could decide
+    UNDELIVERABLE = "undeliverable"
 
 
 class DecisionKind(StrEnum):
@@ -272,11 +274,17 @@ class ApprovalRequest(WireModel):
 
 
 class SlackRef(WireModel):
-    """Where the card lives once posted."""
+    """Where the card lives once posted, or why Slack would not take it."""
 
     channel: str | None = None
     ts: str | None = None
     permalink: str | None = None
+    #: Slack's error code when it refused the card for good (`channel_not_found`,
+    #: `invalid_auth`…), set as soon as known; the card may still land in a fallback channel
+    error: str | None = None
+    #: the channel a post was last sent to before its `ts` was known: Slack may hold a card
+    #: there that the bot never heard back about (kept in the store, never on the wire)
+    posting: str | None = Field(default=None, exclude=True)
 
 
 class Decision(WireModel):

@@ -32,12 +32,20 @@ log = logging.getLogger(__name__)
 
 
 class Retry(Exception):
-    """Raised by a handler: this item failed and may be tried again."""
+    """Raised by a handler: this item failed and may be tried again.
 
-    def __init__(self, reason: str, after: float | None = None) -> None:
+    `after`: the other side named when to come back (`Retry-After`); the lane waits that long.
+    `within`: try again at the latest this many seconds from now, however far the backoff has
+    grown (a handler that gives up at a deadline must be asked again by then).
+    """
+
+    def __init__(
+        self, reason: str, after: float | None = None, within: float | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.after = after
+        self.within = within
 
 
 async def _one_lane(item: OutboxItem) -> str:
@@ -184,6 +192,8 @@ class OutboxWorker:
         except Exception as exc:  # any failure is retried; the item is never dropped
             retry = exc if isinstance(exc, Retry) else Retry(f"{type(exc).__name__}: {exc}")
             delay = retry.after if retry.after is not None else self.backoff(item.attempts)
+            if retry.within is not None:
+                delay = max(0.0, min(delay, retry.within))
             log.warning(
                 "%s delivery for %s failed (try %d): %s; again in %.1fs",
                 self.topic,

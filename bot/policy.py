@@ -58,6 +58,10 @@ class Route:
 class Router(Protocol):
     """Finds the route of a request (the routing file implements this)."""
 
+    @property
+    def fallback_channel(self) -> str | None:
+        """Where a card goes when Slack refuses its own channel for good; None: nowhere."""
+
     def route(self, request: ApprovalRequest) -> Route: ...
 
 
@@ -110,6 +114,9 @@ class Routing(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     default_channel: SlackRef | None = None
+    #: where a card goes when Slack refuses its own channel for good (`channel_not_found`,
+    #: `is_archived`…); without one, such an approval ends `rejected`/`undeliverable`
+    fallback_channel: SlackRef | None = None
     rules: list[Rule] = Field(default_factory=list)
 
     def rule_for(self, tool_name: str) -> Rule | None:

@@ -3,6 +3,7 @@
     pending ──approve/edit──▶ approved      ──reject/feedback──▶ rejected
             ──cancel───────▶ cancelled      ──timeout─────────▶ expired | approved
             ──escalate─────▶ pending (expiry extended once, then expired)
+            ──undeliverable▶ rejected (Slack refused the card, and no fallback took it)
 
 Every waiter of an approval holds a future in `_waiters[approval_id]`; the moment a decision
 commits, they are all resolved with the decided record. Nothing polls.
@@ -49,6 +50,7 @@ from bot.schemas import check_plain_json, compile_schema
 from bot.store import Page, Store
 
 __all__ = [
+    "SLACK_ACTOR",
     "TIMEOUT_ACTOR",
     "ApprovalService",
     "ChannelMembers",
@@ -62,6 +64,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TIMEOUT_ACTOR = "system:timeout"
+#: who ends an approval whose card Slack refused for good
+SLACK_ACTOR = "system:slack"
 
 
 class GroupMembers(Protocol):
@@ -460,6 +464,36 @@ class ApprovalService:
     async def set_slack_ref(self, approval_id: str, ref: SlackRef) -> Approval:
         """Remember the card's channel, ts and permalink."""
         return await self.store.set_slack_ref(approval_id, ref)
+
+    @property
+    def fallback_channel(self) -> str | None:
+        """Where a card goes when its own channel refuses it for good (the routing file's,
+        read each time: a SIGHUP may change it)."""
+        return self.router.fallback_channel
+
+    async def mark_posting(self, approval_id: str, channel: str | None) -> None:
+        """A card is about to be posted in `channel`: a retry looks for it there first (None:
+        Slack answered that it did not post it)."""
+        await self.store.set_slack_posting(approval_id, channel)
+
+    async def set_slack_error(self, approval_id: str, error: str | None) -> Approval:
+        """Slack refused the card for good (`slack.error`; None: it took the card after all).
+        SSE streams and webhooks see it at once, while the approval is still pending."""
+        approval = await self.store.set_slack_error(approval_id, error, SLACK_ACTOR)
+        self._notify(approval, "slack_error")
+        return approval
+
+    async def undeliverable(self, approval_id: str, error: str) -> Approval:
+        """No card could be posted anywhere: reject, so the agent stops waiting on a card
+        nobody can see. A decision like any other (waiters, SSE, webhooks); `AlreadyDecided`
+        when someone was first."""
+        return await self.decide(
+            approval_id,
+            approved=False,
+            decided_by=SLACK_ACTOR,
+            action=Action.UNDELIVERABLE,
+            comment=error,
+        )
 
     async def audit(self, approval_id: str, kind: str, actor: str | None, **detail: Any) -> None:
         """Append an audit event that changes nothing (a refused click, a posted card…)."""

@@ -31,7 +31,7 @@ async def test_submit_answers_201_with_the_record_then_200_for_the_same_call(bot
     assert first["status"] == "pending"
     assert first["channel"] == "C0OPS"
     assert first["requester"] == {"agent": "release-bot", "slackUser": "U0DAVE", "runId": "run-1"}
-    assert first["slack"] == {"channel": None, "ts": None, "permalink": None}
+    assert first["slack"] == {"channel": None, "ts": None, "permalink": None, "error": None}
     assert first["decision"] is None
     assert first["createdAt"].endswith("Z") and first["expiresAt"].endswith("Z")
 

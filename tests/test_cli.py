@@ -161,7 +161,9 @@ async def test_audit_piped_into_head_ends_quietly(service: ApprovalService, stor
     assert piped.stderr == ""
 
 
-def test_the_try_it_command_runs_as_printed(tmp_path: Path) -> None:
+def test_the_try_it_command_runs_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The banner's `try it` line names a command a shell can run, also when the
     environment's bin directory is not on PATH (`make run` does not activate it)."""
     from bot.dev.run import shell_command
@@ -169,6 +171,7 @@ def test_the_try_it_command_runs_as_printed(tmp_path: Path) -> None:
     bare_path = ":".join(
         p for p in os.environ.get("PATH", "").split(":") if p != str(Path(sys.executable).parent)
     )
+    monkeypatch.setenv("PATH", bare_path)
     ran = subprocess.run(
         f"{shell_command()} demo --help",
         shell=True,

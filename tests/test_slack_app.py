@@ -375,16 +375,16 @@ async def test_cards_survive_429s_and_503s_and_are_posted_exactly_once(rig: Slac
     assert len(rig.workspace.calls_to("chat.postMessage", ok=False)) == 5
 
 
-async def test_a_channel_slack_refuses_is_audited_not_retried_forever(rig: SlackRig) -> None:
+async def test_a_channel_slack_refuses_ends_the_approval_not_retried_forever(
+    rig: SlackRig,
+) -> None:
     record = await rig.bot.submit(channel="C0NOPE")
 
-    async def failed() -> Any:
-        events = await rig.bot.service.store.events_since(0)
-        return [e for e in events if e.kind == "card_failed"]
-
-    [event] = await until(failed)
-    assert event.detail["error"] == "channel_not_found"
-    assert (await rig.record_if(record["id"], lambda r: r))["status"] == "pending"
+    decided = await rig.decided(record["id"])
+    assert decided["status"] == "rejected"
+    assert decided["decision"]["action"] == "undeliverable"
+    assert decided["slack"]["error"] == "channel_not_found"
+    assert len(rig.workspace.calls_to("chat.postMessage")) == 1
 
 
 async def test_view_full_arguments_pages_through_large_args(rig: SlackRig) -> None:

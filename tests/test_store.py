@@ -157,6 +157,7 @@ async def test_migrations_run_once(db_path: Path) -> None:
             (3,),
             (4,),
             (5,),
+            (6,),
         ]
     finally:
         conn.close()

@@ -58,6 +58,7 @@ async def test_replicas_starting_together_migrate_once(
         (2,),
         (3,),
         (4,),
+        (5,),
     ]
 
 

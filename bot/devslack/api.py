@@ -7,12 +7,14 @@ Served standalone, point ``AsyncWebClient(base_url="http://127.0.0.1:PORT/api/")
 mounted with ``app.add_subapp("/slack/api", create_slack_api(ws))``, use ``…/slack/api/`` and
 set ``ws.api_url`` to that URL so response_url links point back at it.
 
-Each call passes, in order: token check (the bot token when ``bot_token`` is set; the app
-token for ``apps.connections.open``, and app tokens are refused elsewhere), the scope check
-(``Workspace.scopes``, ``missing_scope``; see ``scopes.py``), a queued fault
-(``Workspace.fail_next``), the rate limits (``Workspace.rate_limits``, per tier and per channel
-for ``chat.postMessage``; see ``tiers.py``), then the method itself. Every call is recorded in
-``Workspace.calls``, refused or not. Answers to the bot token carry ``X-OAuth-Scopes``.
+Each call passes, in order: token check (the bot token when ``bot_token`` is set, and not
+while ``Workspace.refuse_token`` refuses it; the app token for ``apps.connections.open``, and
+app tokens are refused elsewhere), the scope check (``Workspace.scopes``, ``missing_scope``;
+see ``scopes.py``), a queued fault (``Workspace.fail_next``; ``Workspace.answer_late`` does
+the work and answers late), the rate limits (``Workspace.rate_limits``, per tier and per
+channel for ``chat.postMessage``; see ``tiers.py``), then the method itself. Every call is
+recorded in ``Workspace.calls``, refused or not. Answers to the bot token carry
+``X-OAuth-Scopes``.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ class _SlackApi:
         if method != CONNECTIONS_OPEN:
             check_scope(self.ws, method, params, self.ws.scopes)
         fault = self.ws.faults.take(method)
-        if fault is not None:
+        if fault is not None and not fault.late:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             return _Answer(fault.response(), fault.status, fault.headers(), faulted=True)
@@ -147,7 +149,10 @@ class _SlackApi:
         host_url = f"{request.scheme}://{request.host}"
         api_url = str(request.url.with_query(None)).removesuffix(method)
         context = CallContext(host_url=host_url, api_url=api_url)
-        return _Answer(handler(self.ws, params, context))
+        answer = _Answer(handler(self.ws, params, context))
+        if fault is not None:  # done; the answer is what comes late
+            await asyncio.sleep(fault.delay)
+        return answer
 
     def _check_token(self, method: str, token: str | None) -> None:
         if method == CONNECTIONS_OPEN:
@@ -156,6 +161,8 @@ class _SlackApi:
             raise ApiFailure("invalid_auth")
         elif token is not None and token.startswith("xapp-"):
             raise ApiFailure("not_allowed_token_type")
+        elif self.ws.token_refused is not None:
+            raise ApiFailure(self.ws.token_refused)
 
     def _rate_limited(self, method: str, params: JSON) -> _Answer | None:
         channel: str | None = None

@@ -31,6 +31,9 @@ class Fault:
     delay: float = 0.0
     #: a whole JSON body to answer instead of ``{"ok": false, "error": …}``
     body: dict[str, Any] | None = None
+    #: no failure: the method does its work at once, and its own answer leaves after ``delay``
+    #: (Slack posted the message, the client gave up waiting for the answer)
+    late: bool = False
 
     def response(self) -> dict[str, Any]:
         if self.body is not None:

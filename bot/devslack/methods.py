@@ -10,6 +10,7 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.devslack.errors import ApiFailure
@@ -240,15 +241,57 @@ def conversations_join(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
     return {**answer, "channel": channel.to_slack()}
 
 
+def _ts_bound(params: JSON, name: str) -> Decimal | None:
+    """``oldest`` or ``latest`` as a number of seconds; Slack answers ``invalid_ts_<name>``
+    to one that is not a timestamp."""
+    raw = _opt_str(params, name)
+    if raw is None:
+        return None
+    try:
+        bound = Decimal(raw)
+    except InvalidOperation:
+        raise ApiFailure(f"invalid_ts_{name}") from None
+    if not bound.is_finite():
+        raise ApiFailure(f"invalid_ts_{name}")
+    return bound
+
+
+def _in_window(params: JSON) -> Callable[[Message], bool]:
+    """Whether a message falls between ``oldest`` and ``latest``: both bounds exclusive
+    unless ``inclusive`` (https://api.slack.com/methods/conversations.history)."""
+    oldest, latest = _ts_bound(params, "oldest"), _ts_bound(params, "latest")
+    inclusive = _flag(params, "inclusive")
+
+    def within(message: Message) -> bool:
+        ts = Decimal(message.ts)
+        if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+            return False
+        return latest is None or ts < latest or (ts == latest and inclusive)
+
+    return within
+
+
+def _timeline(messages: list[Message], params: JSON) -> list[JSON]:
+    """Messages as history and replies show them: metadata only with ``include_all_metadata``
+    (https://api.slack.com/metadata/using: "set include_all_metadata to true")."""
+    metadata = _flag(params, "include_all_metadata")
+    return [m.to_slack(metadata=metadata) for m in messages]
+
+
 def conversations_history(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
-    messages = ws.history(_joined_channel(ws, params).id)
-    return _with_has_more(_page([m.to_slack() for m in messages], params, "messages"))
+    """Top-level messages newest first, within ``oldest``/``latest`` when given."""
+    within = _in_window(params)
+    messages = [m for m in ws.history(_joined_channel(ws, params).id) if within(m)]
+    return _with_has_more(_page(_timeline(messages, params), params, "messages"))
 
 
 def conversations_replies(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
+    """A thread oldest first: its parent always, then the replies within ``oldest``/``latest``."""
     channel = _channel(ws, params).id
-    thread = ws.thread(channel, _str(params, "ts", "thread_not_found"))
-    return _with_has_more(_page([m.to_slack() for m in thread], params, "messages"))
+    within = _in_window(params)
+    parent, *replies = ws.thread(channel, _str(params, "ts", "thread_not_found"))
+    messages = [parent, *(m for m in replies if within(m))]
+    return _with_has_more(_page(_timeline(messages, params), params, "messages"))
 
 
 # -- chat --------------------------------------------------------------------------------------
@@ -256,8 +299,11 @@ def conversations_replies(ws: Workspace, params: JSON, ctx: CallContext) -> JSON
 
 def chat_post_message(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
     """Public channels take posts without the bot in them only with ``chat:write.public``
-    (else ``not_in_channel``); private ones it was not invited to do not exist for it."""
+    (else ``not_in_channel``); private ones it was not invited to do not exist for it; an
+    archived channel takes none (``is_archived``)."""
     where = _channel(ws, params)
+    if where.archived:
+        raise ApiFailure("is_archived")
     if ws.bot_user_id not in where.members and "chat:write.public" not in ws.scopes:
         raise ApiFailure("not_in_channel")
     channel = where.id
@@ -288,6 +334,9 @@ def chat_update(ws: Workspace, params: JSON, ctx: CallContext) -> JSON:
     if text is None and blocks is None:
         raise ApiFailure("no_text")
     ws.update_message(message.channel, message.ts, text=text, blocks=blocks)
+    metadata = params.get("metadata")
+    if isinstance(metadata, dict):  # new metadata replaces the old; none keeps it
+        message.metadata = metadata
     return {
         "ok": True,
         "channel": message.channel,

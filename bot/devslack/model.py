@@ -61,6 +61,8 @@ class Channel:
     auto_join: bool = False
     #: the bot user, whose membership ``is_member`` reports (conversations.* answer the bot)
     bot_user: str = "U0BOT"
+    #: archived: readable, but ``chat.postMessage`` answers ``is_archived``
+    archived: bool = False
 
     @property
     def is_im(self) -> bool:
@@ -77,7 +79,7 @@ class Channel:
             "is_channel": not self.is_im,
             "is_im": self.is_im,
             "is_private": self.is_private,
-            "is_archived": False,
+            "is_archived": self.archived,
             "is_member": self.bot_user in self.members,
             "num_members": len(self.members),
         }
@@ -123,7 +125,9 @@ class Message:
     def reply_count(self) -> int:
         return len(self.replies)
 
-    def to_slack(self) -> JSON:
+    def to_slack(self, *, metadata: bool = True) -> JSON:
+        """The message as Slack shows it; ``metadata=False`` leaves out its metadata, as
+        ``conversations.history`` and ``.replies`` do unless asked ``include_all_metadata``."""
         out: JSON = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
         if self.bot_id is not None:
             out["bot_id"] = self.bot_id
@@ -141,7 +145,7 @@ class Message:
             out["reply_users"] = list(self.reply_users)
             out["reply_users_count"] = len(self.reply_users)
             out["latest_reply"] = self.replies[-1]
-        if self.metadata is not None:
+        if metadata and self.metadata is not None:
             out["metadata"] = self.metadata
         if self.edited_ts is not None:
             out["edited"] = {"user": self.user, "ts": self.edited_ts}

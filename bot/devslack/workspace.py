@@ -82,6 +82,8 @@ class Workspace:
         self.bot_events = frozenset(manifest.bot_events if bot_events is None else bot_events)
         #: per-tier and per-channel limits (``rate_limits.enabled = False`` turns them off)
         self.rate_limits = RateLimits()
+        #: the error every bot-token call answers while the token is refused (``refuse_token``)
+        self.token_refused: str | None = None
         #: seconds a trigger_id stays good; ``None`` lets late ones through
         self.trigger_ttl: float | None = TRIGGER_TTL
         self.feed = ChangeFeed()
@@ -171,6 +173,13 @@ class Workspace:
         room = self.channel(ref)
         if room.is_im:
             raise ApiFailure("method_not_supported_for_channel_type")
+        return room
+
+    def archive(self, channel: str) -> Channel:
+        """Archive a channel: it keeps its history, and takes no new message."""
+        room = self._room(channel)
+        room.archived = True
+        self.feed.publish("channel.archived", channel=room.id)
         return room
 
     def is_member(self, channel: str, user: str) -> bool:
@@ -525,6 +534,16 @@ class Workspace:
         """Answer the next ``times`` calls of ``method`` with this failure instead."""
         fault = Fault(status=status, error=error, retry_after=retry_after, delay=delay, body=body)
         self.faults.add(method, fault, times)
+
+    def answer_late(self, method: str, delay: float, *, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` do their work at once and answer after
+        ``delay`` seconds: what a client that gave up waiting never hears of."""
+        self.faults.add(method, Fault(delay=delay, late=True), times)
+
+    def refuse_token(self, error: str | None = "invalid_auth") -> None:
+        """Every call with the bot token answers ``error`` from now on (``token_revoked``,
+        ``account_inactive``…), ``auth.test`` included; ``None`` accepts it again."""
+        self.token_refused = error
 
     async def changes_since(self, seq: int, timeout: float = 25.0) -> list[Change]:
         """Changes numbered above ``seq``, waiting up to ``timeout`` seconds for one."""

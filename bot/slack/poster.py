@@ -6,6 +6,18 @@ outage or a restart delays a card but never loses or doubles it. Each item is re
 the approval's current state: a card already posted is never posted again, and a card posted
 after its decision shows the decision.
 
+Exactly one card: the channel a card goes to is saved before `chat.postMessage`
+(`slack.posting`) and its `ts` as soon as Slack answers, the permalink after. A post Slack
+never answered (the client's timeout, a 5xx, a crash before the `ts` was saved) may still
+have made a card, so the next try looks for it first (`CardFinder`) and adopts it; copies
+beyond the first are rewritten to point at it, without buttons.
+
+A card Slack refuses for good (`channel_not_found`, `is_archived`…) sets `slack.error` at
+once, goes to the routing file's `fallback_channel` when one is set, and otherwise ends the
+approval `rejected`/`undeliverable`: an agent never waits on a card nobody can see. A refused
+bot token (`invalid_auth`…) refuses every card alike and may soon be fixed, so those cards are
+tried again until `CardPoster.token_window` after their approval was created.
+
 The outbox gives each channel its own lane (`CardPoster.lane`), and every `chat.postMessage`
 waits for its channel's turn in a `ChannelPacer`, so posts stay under Slack's per-channel
 limit; a 429 holds only the channel that got it. `chat.update` is another, wider limit and is
@@ -23,7 +35,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.models import Approval, Priority, SlackRef
+from bot.errors import AlreadyDecided
+from bot.models import Action, Approval, Priority, SlackRef, utcnow
 from bot.outbox import Retry, seconds_after
 from bot.service import ApprovalService
 from bot.slack.cards import (
@@ -33,11 +46,19 @@ from bot.slack.cards import (
     render_decided_card,
     render_decision_reply,
 )
-from bot.slack.cards.text import escape_mrkdwn
+from bot.slack.cards.text import escape_mrkdwn, section
 from bot.slack.pacing import BACKLOG_NOTE_AT, ChannelPacer, backlog_note
+from bot.slack.recovery import DUPLICATE_EVENT, CardFinder, card_metadata
 from bot.store import OutboxItem
 
-__all__ = ["SLACK_TOPIC", "CardPoster", "default_mention", "retry_after", "translate_slack_error"]
+__all__ = [
+    "SLACK_TOPIC",
+    "TOKEN_REFUSED",
+    "CardPoster",
+    "default_mention",
+    "retry_after",
+    "translate_slack_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +73,27 @@ TRANSIENT = {
     "request_timeout",
     "team_added_to_org",
 }
+
+#: refusals of the bot's token or the app's install, not of one card: every call fails alike
+#: until someone fixes the token or the scopes
+TOKEN_REFUSED = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "not_allowed_token_type",
+        "ekm_access_denied",
+        "team_access_not_granted",
+        "org_login_required",
+    }
+)
+
+#: seconds after its creation an approval waits for a refused token to be fixed
+TOKEN_WINDOW = 300.0
 
 
 def default_mention(approval: Approval) -> str | None:
@@ -78,6 +120,22 @@ def retry_after(exc: SlackApiError) -> float | None:
     return seconds_after(headers.get("Retry-After") or headers.get("retry-after"))
 
 
+def slack_error(exc: Exception) -> str | None:
+    """Slack's error code (`channel_not_found`…) when `exc` is Slack's answer."""
+    if isinstance(exc, SlackApiError):
+        error = exc.response.get("error")
+        return str(error) if error else None
+    return None
+
+
+def refused_outright(exc: SlackApiError) -> bool:
+    """True when Slack's answer says it posted nothing (a refusal, a 429); False when it may
+    have (a 5xx; `internal_error`: "it's possible some aspect of the operation succeeded").
+    https://api.slack.com/methods/chat.postMessage#errors"""
+    status, error = exc.response.status_code, slack_error(exc)
+    return status == 429 or error == "ratelimited" or (status < 500 and error not in TRANSIENT)
+
+
 def translate_slack_error(exc: Exception) -> Retry | None:
     """A Retry for failures that may pass (429, 5xx, network); None for a permanent refusal."""
     if isinstance(exc, SlackApiError):
@@ -89,6 +147,11 @@ def translate_slack_error(exc: Exception) -> Retry | None:
     if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
         return Retry(f"{type(exc).__name__}: {exc}")
     return None
+
+
+def _undeliverable(approval: Approval) -> bool:
+    """True when the approval ended because no card could be posted: nothing left to post."""
+    return approval.decision is not None and approval.decision.action is Action.UNDELIVERABLE
 
 
 @dataclass
@@ -103,9 +166,15 @@ class CardPoster:
     backlog: Mapping[str, int] = field(default_factory=dict)
     #: queued items behind a card from which the card mentions the backlog
     note_backlog_at: int = BACKLOG_NOTE_AT
+    #: seconds after its creation an approval whose card meets a refused token (`invalid_auth`)
+    #: is tried again before it ends undeliverable
+    token_window: float = TOKEN_WINDOW
     _channels: dict[str, str] = field(default_factory=dict, init=False)
     #: public channels joined (or tried) by this process
     _joined: set[str] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        self.finder = CardFinder(self.client, self.join)
 
     async def lane(self, item: OutboxItem) -> str:
         """The outbox lane of an item: its approval's channel, so each channel keeps its order."""
@@ -119,23 +188,170 @@ class CardPoster:
 
     async def __call__(self, item: OutboxItem) -> None:
         approval = await self.service.get(item.approval_id)
+        if approval.slack.ts is None:
+            if not _undeliverable(approval):
+                await self.deliver(approval)
+            return
         try:
-            if approval.slack.ts is None:
-                await self.post(approval)
-            elif item.kind == "escalated" and approval.is_pending:
+            if item.kind == "escalated" and approval.is_pending:
                 await self.escalate(approval)
             elif item.kind in ("voted", "edited") and approval.is_pending:
                 await self.refresh(approval)
             elif item.status is not None and item.kind != "submitted":
                 await self.rewrite(approval)
+            elif approval.slack.permalink is None:  # the post's try ended before its permalink
+                await self.save_permalink(approval)
         except Exception as exc:
+            await self.failed(approval, exc)
+
+    async def failed(self, approval: Approval, exc: Exception) -> None:
+        """A rewrite, reply or escalation failed: again later if that may pass, else audited."""
+        retry = translate_slack_error(exc)
+        if retry is not None:
+            raise retry from exc
+        error = slack_error(exc)
+        if error in TOKEN_REFUSED:  # the card is there; it waits for the token to be fixed
+            raise Retry(f"Slack refused the bot token: {error}") from exc
+        # A permanent refusal (message_not_found, cant_update_message…): retrying cannot help.
+        reason = error or repr(exc)
+        log.error("Slack refused the card of %s: %s", approval.id, reason)
+        await self.service.audit(approval.id, "card_failed", None, error=reason)
+
+    # -- posting the card once ---------------------------------------------------------------
+
+    async def deliver(self, approval: Approval) -> None:
+        """Post the card where Slack takes it, once; end the approval when nowhere does.
+
+        A post that may have reached Slack unanswered is looked for first. Then the card's
+        channel is tried, and on a refusal for good the fallback channel; what may pass (a
+        429, a 5xx, a refused token within `token_window`) raises `Retry`."""
+        if approval.slack.posting is not None and await self.adopt(approval):
+            return
+        refused: tuple[str, str] | None = None
+        for channel in self.targets(approval):
+            error = await self.try_post(approval, channel)
+            if error is None:
+                return
+            refused = (channel, error)
+            if error in TOKEN_REFUSED:
+                await self.await_token(approval, error)
+                break
+            log.warning("Slack refused the card of %s in %s: %s", approval.id, channel, error)
+            if approval.slack.error is None:
+                approval = await self.service.set_slack_error(approval.id, error)
+        await self.give_up(approval, refused)
+
+    def targets(self, approval: Approval) -> list[str]:
+        """The channels to try, in order: the card's own, unless it refused the card for good
+        already, then the routing file's `fallback_channel`."""
+        fallback = self.service.fallback_channel
+        targets = []
+        if approval.slack.error is None or approval.slack.error in TOKEN_REFUSED:
+            targets.append(approval.channel)
+        if fallback and fallback != approval.channel and approval.is_pending:
+            targets.append(fallback)
+        return targets
+
+    async def try_post(self, approval: Approval, channel: str) -> str | None:
+        """Post the card in `channel`: None once posted, else Slack's refusal for good; raises
+        `Retry` for what may pass."""
+        try:
+            await self.post(approval, channel)
+        except SlackApiError as exc:
             retry = translate_slack_error(exc)
             if retry is not None:
                 raise retry from exc
-            # A permanent refusal (channel_not_found, not_in_channel…): retrying cannot help.
-            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
-            log.error("Slack refused the card of %s: %s", approval.id, reason)
-            await self.service.audit(approval.id, "card_failed", None, error=str(reason))
+            return slack_error(exc) or f"HTTP {exc.response.status_code}"
+        return None
+
+    async def await_token(self, approval: Approval, error: str) -> None:
+        """Slack refused the bot token: say so on the record at once, and try again (`Retry`)
+        until `token_window` after the approval was created; returns when that is past."""
+        if approval.slack.error != error:
+            approval = await self.service.set_slack_error(approval.id, error)
+        left = self.token_window - (utcnow() - approval.created_at).total_seconds()
+        if left > 0:
+            raise Retry(f"Slack refused the bot token: {error}", within=left)
+
+    async def give_up(self, approval: Approval, refused: tuple[str, str] | None) -> None:
+        """No channel took the card: the approval ends `rejected`/`undeliverable`, with
+        Slack's error as its comment, so whoever waits on it hears at once."""
+        comment = approval.slack.error or (refused[1] if refused else "no channel to post in")
+        if refused is not None and refused[0] != approval.channel:
+            comment += f"; the fallback channel {refused[0]} refused it too: {refused[1]}"
+        if not approval.is_pending:  # decided meanwhile: its card has nowhere to go
+            await self.service.audit(approval.id, "card_failed", None, error=comment)
+            return
+        log.error("no card for %s in any channel: %s", approval.id, comment)
+        try:
+            await self.service.undeliverable(approval.id, comment)
+        except AlreadyDecided:
+            return
+
+    async def adopt(self, approval: Approval) -> bool:
+        """Look for the cards an unanswered post may have left; keep the first (shown as the
+        approval stands now), rewrite the others as pointers to it. True when one was found."""
+        channel = approval.slack.posting
+        assert channel is not None
+        thread_ts = None
+        if channel == approval.channel:
+            thread_ts = approval.thread_ts or await self._known_run_thread(approval)
+        try:
+            found = await self.finder.find(approval.id, channel, thread_ts, approval.created_at)
+        except SlackApiError as exc:
+            retry = translate_slack_error(exc)
+            if retry is not None:
+                raise retry from exc
+            log.warning("cannot look for the card of %s in %s: %s", approval.id, channel, exc)
+            return False
+        if found is None or not found[1]:
+            return False
+        channel_id, (keep, *copies) = found
+        permalink = await self.permalink(channel_id, keep)
+        for ts in copies:  # before the ts is saved: a crash here leaves the search to redo it
+            await self.mark_duplicate(approval, channel_id, ts, permalink)
+        approval = await self.service.set_slack_ref(
+            approval.id, SlackRef(channel=channel_id, ts=keep, permalink=permalink)
+        )
+        await self.service.audit(
+            approval.id, "card_adopted", None, channel=channel_id, ts=keep, copies=len(copies)
+        )
+        message = self.render(approval)
+        await self.client.chat_update(
+            channel=channel_id, ts=keep, text=message["text"], blocks=message["blocks"]
+        )
+        return True
+
+    async def mark_duplicate(
+        self, approval: Approval, channel: str, ts: str, permalink: str | None
+    ) -> None:
+        """Rewrite a second copy of a card: no buttons, a pointer to the card kept."""
+        where = f"<{permalink}|the card above>" if permalink else "the card above"
+        text = f"Duplicate: this approval was posted twice. Decide it on {where}."
+        await self.client.chat_update(
+            channel=channel,
+            ts=ts,
+            text=text,
+            blocks=[section(text)],
+            metadata=card_metadata(approval.id, DUPLICATE_EVENT),
+        )
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """The message's permalink, or None when Slack does not give it now."""
+        try:
+            link = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("no permalink for %s/%s: %s", channel, ts, exc)
+            return None
+        return str(link["permalink"])
+
+    async def save_permalink(self, approval: Approval) -> None:
+        """Add the card's permalink to the record, when Slack gives it."""
+        assert approval.slack.channel and approval.slack.ts
+        permalink = await self.permalink(approval.slack.channel, approval.slack.ts)
+        if permalink is not None:
+            ref = approval.slack.model_copy(update={"permalink": permalink})
+            await self.service.set_slack_ref(approval.id, ref)
 
     def render(self, approval: Approval, notes: tuple[str, ...] = ()) -> Message:
         """The card as it should look now; `notes` go under a pending card's own notes."""
@@ -238,10 +454,17 @@ class CardPoster:
             return ()
         return (backlog_note(waiting, self.pacer),)
 
-    async def post(self, approval: Approval) -> None:
-        """Post the card (in its thread, if any) and remember where it went."""
-        thread_ts = approval.thread_ts or await self._run_thread(approval)
-        await self.pacer.wait(approval.channel)
+    async def post(self, approval: Approval, channel: str) -> None:
+        """Post the card in `channel` (in its thread, if any) and save its `ts` at once.
+
+        The channel is saved first (`slack.posting`): a crash or a lost answer between the
+        post and the save leaves the next try a place to look for the card."""
+        thread_ts = None
+        if channel == approval.channel:
+            thread_ts = approval.thread_ts or await self._run_thread(approval)
+        if approval.slack.posting != channel:
+            await self.service.mark_posting(approval.id, channel)
+        await self.pacer.wait(channel)
         # Drawn once it is this card's turn: a decision taken meanwhile shows right away, and
         # the backlog note counts what still waits behind it.
         approval = await self.service.get(approval.id)
@@ -251,22 +474,23 @@ class CardPoster:
             "blocks": message["blocks"],
             "unfurl_links": False,
             "unfurl_media": False,
-            "metadata": {"event_type": "approval_card", "event_payload": {"id": approval.id}},
+            "metadata": card_metadata(approval.id),
         }
         if thread_ts:
             fields["thread_ts"] = thread_ts
-        response = await self._send(approval.channel, fields)
-        channel, ts = str(response["channel"]), str(response["ts"])
-        permalink = None
         try:
-            link = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
-            permalink = str(link["permalink"])
-        except (SlackApiError, aiohttp.ClientError) as exc:
-            log.warning("no permalink for %s: %s", approval.id, exc)
-        await self.service.set_slack_ref(
-            approval.id, SlackRef(channel=channel, ts=ts, permalink=permalink)
-        )
-        await self.service.audit(approval.id, "card_posted", None, channel=channel, ts=ts)
+            response = await self._send(channel, fields)
+        except SlackApiError as exc:
+            if refused_outright(exc):  # nothing to look for next time
+                await self.service.mark_posting(approval.id, None)
+            raise
+        posted, ts = str(response["channel"]), str(response["ts"])
+        self.finder.learn(channel, posted)
+        approval = await self.service.set_slack_ref(approval.id, SlackRef(channel=posted, ts=ts))
+        await self.service.audit(approval.id, "card_posted", None, channel=posted, ts=ts)
+        if approval.slack.error in TOKEN_REFUSED:  # the token works again: no error to show
+            approval = await self.service.set_slack_error(approval.id, None)
+        await self.save_permalink(approval)
 
     async def rewrite(self, approval: Approval) -> None:
         """Show the outcome on the card, without buttons, and say it in the thread."""
@@ -284,7 +508,15 @@ class CardPoster:
             blocks=reply["blocks"],
         )
 
+    async def _known_run_thread(self, approval: Approval) -> str | None:
+        """The thread of the approval's agent run in its channel, if one was posted."""
+        run_id = approval.requester.run_id
+        if not run_id:
+            return None
+        return await self.service.store.run_thread(approval.channel, run_id)
+
     async def _run_thread(self, approval: Approval) -> str | None:
+        """The thread of the approval's agent run, posted first when it is the run's first."""
         run_id = approval.requester.run_id
         if not run_id:
             return None

@@ -134,6 +134,13 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO health VALUES (1, NULL)")
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    # Why Slack refused a card for good, and where a post went before its ts was known (so a
+    # retry looks for it there before posting again).
+    db.execute("ALTER TABLE approvals ADD COLUMN slack_error TEXT")
+    db.execute("ALTER TABLE approvals ADD COLUMN slack_posting TEXT")
+
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
@@ -141,4 +148,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,
 ]

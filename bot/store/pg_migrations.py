@@ -124,5 +124,12 @@ CREATE TABLE health (id integer PRIMARY KEY CHECK (id = 1), checked_at timestamp
 INSERT INTO health VALUES (1, NULL);
 """
 
+_SLACK_DELIVERY = """
+-- Why Slack refused a card for good, and where a post went before its ts was known (so a
+-- retry looks for it there before posting again).
+ALTER TABLE approvals ADD COLUMN slack_error text;
+ALTER TABLE approvals ADD COLUMN slack_posting text;
+"""
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA, _LEASES, _EDITED_AT, _HEALTH]
+MIGRATIONS: list[str] = [_SCHEMA, _LEASES, _EDITED_AT, _HEALTH, _SLACK_DELIVERY]

@@ -256,7 +256,7 @@ class PostgresStore:
                a.current_args, a.edited_by, a.escalations,
                (SELECT coalesce(json_agg(v."user" ORDER BY v.at, v.seq), '[]'::json)
                   FROM votes v WHERE v.approval_id = a.id),
-               a.edited_at
+               a.edited_at, a.slack_error, a.slack_posting
         FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
     """
 
@@ -491,6 +491,25 @@ class PostgresStore:
                 (ref.channel, ref.ts, ref.permalink, approval_id),
             )
             return await self._fetch(conn, approval_id)
+
+    async def set_slack_error(self, approval_id: str, error: str | None, actor: str) -> Approval:
+        """Slack refused the card for good (None: took it after all): keep the error, and tell
+        SSE and webhooks."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE approvals SET slack_error = %s WHERE id = %s", (error, approval_id)
+            )
+            approval = await self._fetch(conn, approval_id)
+            await self._append_event(conn, NewEvent.slack_refused(approval, error, actor))
+            return approval
+
+    async def set_slack_posting(self, approval_id: str, channel: str | None) -> None:
+        """A card is about to be posted in `channel`: until its ts is saved, Slack may hold it
+        (None: Slack answered that it did not post it)."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE approvals SET slack_posting = %s WHERE id = %s", (channel, approval_id)
+            )
 
     async def find_by_card(self, channel: str, ts: str) -> Approval:
         """The approval whose card is the message `ts` in `channel`, or `NotFound`."""

@@ -108,6 +108,9 @@ class NewEvent:
     detail: dict[str, Any] = field(default_factory=dict)
     #: a change of a pending approval (a vote, an edit, an escalation) that its card shows
     update: bool = False
+    #: False for news about the card itself (Slack refused it): the card topics
+    #: (`update_topics`) do not get it, the others (webhooks) do
+    cards: bool = True
 
     @property
     def record(self) -> dict[str, Any] | None:
@@ -124,7 +127,7 @@ class NewEvent:
     ) -> tuple[str, ...]:
         """The outbox topics that get this event."""
         if self.status is not None:
-            return outbox_topics + update_topics
+            return outbox_topics + (update_topics if self.cards else ())
         return update_topics if self.update else ()
 
     @classmethod
@@ -166,6 +169,18 @@ class NewEvent:
         )
 
     @classmethod
+    def slack_refused(cls, approval: Approval, error: str | None, actor: str) -> NewEvent:
+        """Slack refused the card for good: `slack.error` is set (None: cleared, Slack took
+        the card after all).
+
+        The status does not change, yet the event carries it (and the record): SSE streams
+        and webhooks show every change an agent waits on, and this one tells it why no card
+        came, before the approval ends."""
+        return cls(
+            approval, "slack_error", approval.status, actor, detail={"error": error}, cards=False
+        )
+
+    @classmethod
     def escalated(cls, approval: Approval, actor: str) -> NewEvent:
         """The approval's expiry was pushed once."""
         detail = {"expiresAt": approval.to_wire()["expiresAt"]}
@@ -198,7 +213,13 @@ class Rows:
             status=row[1],
             createdAt=self.time(row[16]),
             expiresAt=self.time(row[2]) if row[2] is not None else None,
-            slack={"channel": row[3], "ts": row[4], "permalink": row[5]},
+            slack={
+                "channel": row[3],
+                "ts": row[4],
+                "permalink": row[5],
+                "error": row[22],
+                "posting": row[23],
+            },
             progress={
                 "approvedBy": self.load(row[20]),
                 "args": self.load(row[17]),

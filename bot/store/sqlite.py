@@ -220,7 +220,7 @@ class SQLiteStore:
                a.current_args, a.edited_by, a.escalations,
                (SELECT json_group_array(user) FROM
                    (SELECT user FROM votes v WHERE v.approval_id = a.id ORDER BY v.at, v.rowid)),
-               a.edited_at
+               a.edited_at, a.slack_error, a.slack_posting
         FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
     """
 
@@ -446,6 +446,32 @@ class SQLiteStore:
             return self._fetch(conn, approval_id)
 
         return await self._run(self._writer, self._write(update))
+
+    async def set_slack_error(self, approval_id: str, error: str | None, actor: str) -> Approval:
+        """Slack refused the card for good (None: took it after all): keep the error, and tell
+        SSE and webhooks."""
+
+        def update(conn: sqlite3.Connection) -> Approval:
+            conn.execute("UPDATE approvals SET slack_error = ? WHERE id = ?", (error, approval_id))
+            approval = self._fetch(conn, approval_id)
+            self._append_event(conn, NewEvent.slack_refused(approval, error, actor))
+            return approval
+
+        refused = await self._run(self._writer, self._write(update))
+        self._announce(approval_id)
+        return refused
+
+    async def set_slack_posting(self, approval_id: str, channel: str | None) -> None:
+        """A card is about to be posted in `channel`: until its ts is saved, Slack may hold it
+        (None: Slack answered that it did not post it)."""
+        await self._run(
+            self._writer,
+            self._write(
+                lambda conn: conn.execute(
+                    "UPDATE approvals SET slack_posting = ? WHERE id = ?", (channel, approval_id)
+                )
+            ),
+        )
 
     async def find_by_card(self, channel: str, ts: str) -> Approval:
         """The approval whose card is the message `ts` in `channel`, or `NotFound`."""
