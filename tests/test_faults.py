@@ -239,8 +239,6 @@ async def test_kill_9_in_a_storm_of_decisions_loses_nothing_and_decides_once(
     """
     for channel in STORM_CHANNELS:
         workspace.add_channel(channel, channel.lower())
-    # 200 cards rewritten within 40 s: far past chat.update's Tier 3 (50 a minute)
-    workspace.rate_limits.lift("chat.update")
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         bot = StormBot(serve, workspace, http)
         await serve.start(http)
@@ -291,23 +289,37 @@ async def test_kill_9_in_a_storm_of_decisions_loses_nothing_and_decides_once(
     def replies(record: dict[str, Any]) -> int:
         return len(workspace.thread(record["slack"]["channel"], record["slack"]["ts"])) - 1
 
-    async def every_card_shows_its_outcome() -> bool:  # the outbox outlived the process too
-        for record in final.values():
-            card = workspace.message(record["slack"]["channel"], record["slack"]["ts"])
-            if actions_of(card) or replies(record) < 1:
-                return False
-        return True
+    def shows_its_outcome(record: dict[str, Any]) -> bool:
+        card = workspace.message(record["slack"]["channel"], record["slack"]["ts"])
+        return not actions_of(card) and replies(record) >= 1
 
-    await until(every_card_shows_its_outcome, timeout=40, interval=0.5)
+    # 200 rewrites take about four minutes within chat.update's Tier 3 (50 a minute): here,
+    # the outbox outlived the process (each card not rewritten yet still has its work queued)
+    # and rewrites go on at the tier's pace, never beyond it.
+    async def rewrites_going_on() -> bool:
+        return sum(map(shows_its_outcome, final.values())) >= 30
+
+    await until(rewrites_going_on, timeout=40, interval=0.5)
+    queued = await queued_card_work(db_path)
+    for approval_id, record in final.items():
+        assert shows_its_outcome(record) or approval_id in queued, approval_id
+    assert not [c for c in workspace.calls_to("chat.update") if c.status == 429]
     for channel in STORM_CHANNELS:  # one card per approval, whatever was redone
         posted = Counter(card_id(m) for m in workspace.history(channel) if card_id(m))
         assert set(posted.values()) == {1}, posted
     assert sum(len(workspace.history(c)) for c in STORM_CHANNELS) == STORM
     for approval_id, record in final.items():
         if before[approval_id]["status"] == "pending":  # decided after the restart
-            assert replies(record) == 1
+            assert replies(record) <= 1
         else:  # at-least-once: a reply posted just before the kill may be posted again
-            assert replies(record) in (1, 2)
+            assert replies(record) <= 2
+
+
+async def queued_card_work(db_path: Path) -> set[str]:
+    """Approvals with card work (a post, a rewrite) still in the outbox."""
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT approval_id FROM outbox WHERE topic = 'slack'").fetchall()
+    return {row[0] for row in rows}
 
 
 # -- Slack answers 5xx for a while ------------------------------------------------------------

@@ -37,7 +37,7 @@ async def test_the_pacer_allows_a_burst_then_spaces_posts() -> None:
 async def test_a_hold_stops_one_channel_only() -> None:
     pacer = ChannelPacer(rate=50, burst=1, guard=0)
     await pacer.wait("C1")
-    pacer.hold("C1", 0.3)
+    await pacer.hold("C1", 0.3)
 
     held = asyncio.create_task(pacer.wait("C1"))
     assert await pacer.wait("C2") < 0.01
@@ -211,7 +211,7 @@ def notes_of(message: Any) -> str:
 
 async def test_cards_of_a_busy_channel_say_how_many_wait(rig: SlackRig) -> None:
     pacer = limit(rig, rate=10, burst=3)
-    pacer.hold("C0DEPLOY", 1.5)  # let the whole queue build before the first card goes out
+    await pacer.hold("C0DEPLOY", 1.5)  # let the whole queue build before the first card goes out
     records = await submit(rig, "C0DEPLOY", 12, "note")
     await all_posted(rig, records, timeout=10)
 

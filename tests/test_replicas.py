@@ -19,7 +19,9 @@ import aiohttp
 import pytest
 
 from bot.devslack import Deliverer, DeliveryFailed, InteractionError, Workspace
+from bot.devslack.payloads import message_event
 from bot.models import Status
+from bot.slack.poster import UPDATE_BURST, UPDATE_RATE
 from bot.store.postgres import PostgresStore
 from tests.conftest import ADMIN_TOKEN, AGENT_TOKEN, SIGNING_SECRET, pg_database, until
 from tests.processes import ServeProcess as Replica
@@ -330,6 +332,61 @@ async def test_kill_9_of_a_replica_mid_storm_loses_no_decision(cluster: Cluster)
     )
     assert decisions == Counter({record["id"]: 1 for record in records})
     assert cluster.cards_posted() == Counter({record["id"]: 1 for record in records})
+
+
+async def test_three_replicas_keep_chat_update_within_its_tier_together(
+    cluster: Cluster,
+) -> None:
+    """`chat.update` is Tier 3 for the workspace (https://api.slack.com/apis/rate-limits:
+    limits apply per app per workspace), not per replica: 30 decisions spread over three
+    replicas are rewritten at one shared pace, a burst of `UPDATE_BURST` then `UPDATE_RATE`
+    a second, where each replica pacing alone would send three times as many."""
+    submitted = await cluster.submit_spread(30, "tier")
+    await asyncio.gather(*(cluster.card(record["id"]) for record in submitted))
+    started = time.monotonic()
+
+    decided = await asyncio.gather(
+        *(
+            cluster.call(
+                cluster.replicas[i % 3],
+                "POST",
+                f"/v1/approvals/{record['id']}/decision",
+                headers=ADMIN,
+                json={"approved": True, "decidedBy": "storm-admin"},
+            )
+            for i, record in enumerate(submitted)
+        )
+    )
+    assert [status for status, _ in decided] == [200] * 30
+    await asyncio.sleep(max(0.0, started + 4 - time.monotonic()))
+
+    seconds = time.monotonic() - started
+    updates = cluster.workspace.calls_to("chat.update", ok=True)
+    assert UPDATE_BURST <= len(updates) <= UPDATE_BURST + UPDATE_RATE * seconds + 1
+
+
+async def test_an_event_sent_to_two_replicas_is_acted_on_once(cluster: Cluster) -> None:
+    """Slack sends an event again when it thinks the first try was missed
+    (https://api.slack.com/apis/events-api#retries: `X-Slack-Retry-Num`, the same
+    `event_id`), and behind a load balancer the retry may reach another replica: a `reject`
+    typed in a card's thread decides once, and nobody is told "already decided"."""
+    submitted = await cluster.submit(cluster.replicas[0], toolCallId="call_event")
+    record = await cluster.card(submitted["id"])
+    channel, ts = record["slack"]["channel"], record["slack"]["ts"]
+    workspace = cluster.workspace
+    message = workspace.post_message(channel, text="reject not now", user="U0ALICE", thread_ts=ts)
+    event = message_event(workspace, message)
+
+    first = await cluster.hands[0].send_event(event, event_id="EvTWICE01")
+    again = await cluster.hands[1].send_event(event, event_id="EvTWICE01", retry_num=1)
+    decided = await cluster.agent(submitted["id"], first=2)
+
+    assert (first.status, again.status) == (200, 200)
+    assert decided["status"] == "rejected" and decided["decision"]["decidedBy"] == "U0ALICE"
+    await asyncio.sleep(0.5)  # a second handling would have told Alice by now
+    assert not workspace.calls_to("chat.postEphemeral")
+    rejected = [e for e in await cluster.audit() if e.status is Status.REJECTED]
+    assert len(rejected) == 1
 
 
 async def _at_least(items: list[Any], count: int) -> bool:

@@ -158,6 +158,7 @@ async def test_migrations_run_once(db_path: Path) -> None:
             (4,),
             (5,),
             (6,),
+            (7,),
         ]
     finally:
         conn.close()

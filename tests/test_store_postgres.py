@@ -59,6 +59,7 @@ async def test_replicas_starting_together_migrate_once(
         (3,),
         (4,),
         (5,),
+        (6,),
     ]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
 from contextlib import suppress
 from contextvars import copy_context
@@ -153,7 +152,6 @@ class Listeners:
     backlog: Mapping[str, int] = field(default_factory=dict)
     #: what was registered, by kind ("action", "view", "event", "command")
     registered: dict[str, list[str]] = field(default_factory=dict)
-    _seen_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     async def tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
         """An ephemeral note to the person who acted (a DM when there is no channel)."""
@@ -456,7 +454,7 @@ class Listeners:
             return  # only a person's reply can decide
         if not (isinstance(channel, str) and isinstance(thread_ts, str) and thread_ts):
             return
-        if not self._first_delivery(str(body.get("event_id") or event.get("ts"))):
+        if not await self._first_delivery(body, event):
             return
         text = event.get("text")
         command = thread_command(text, context.bot_user_id) if isinstance(text, str) else None
@@ -518,14 +516,16 @@ class Listeners:
         log.warning("Slack request refused with %d: %.200r", status, error)
         return BoltResponse(status=status, body="")
 
-    def _first_delivery(self, event_id: str) -> bool:
-        # Slack redelivers events it thinks were missed; act on each once.
-        if event_id in self._seen_events:
-            return False
-        self._seen_events[event_id] = None
-        while len(self._seen_events) > 5_000:
-            self._seen_events.popitem(last=False)
-        return True
+    async def _first_delivery(self, body: dict[str, Any], event: dict[str, Any]) -> bool:
+        """Slack redelivers an event it thinks was missed (`X-Slack-Retry-Num`), maybe to
+        another replica: act on each once, whichever replica gets it. The ids are in the
+        store, so a redelivery after a restart is known too."""
+        event_id = body.get("event_id") or f"{event.get('channel')}/{event.get('ts')}"
+        try:
+            return await self.service.store.first_delivery(str(event_id)[:200])
+        except BotError as exc:  # the store is down: so is deciding, which will say so
+            log.warning("cannot note Slack event %.60s: %s", event_id, exc.message)
+            return True
 
 
 def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:

@@ -20,14 +20,24 @@ tried again until `CardPoster.token_window` after their approval was created.
 
 The outbox gives each channel its own lane (`CardPoster.lane`), and every `chat.postMessage`
 waits for its channel's turn in a `ChannelPacer`, so posts stay under Slack's per-channel
-limit; a 429 holds only the channel that got it. `chat.update` is another, wider limit and is
-not paced. A card posted while many more wait for its channel says so.
+limit; a 429 holds only the channel that got it. A card posted while many more wait for its
+channel says so. Once a card is posted, its rewrites move to the channel's update lane, so
+they never hold up new cards: `chat.update` is Tier 3, about 50 calls a minute for the whole
+workspace, and every rewrite waits for its turn (`UPDATE_RATE`). Rewrites of one card
+coalesce: the card is drawn when its turn comes, from the approval as it is then, and a card
+that already shows that is not sent again, so a vote, an edit and the decision landing
+together cost one call. Replicas share the turns through the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import logging
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +57,7 @@ from bot.slack.cards import (
     render_decision_reply,
 )
 from bot.slack.cards.text import escape_mrkdwn, section
-from bot.slack.pacing import BACKLOG_NOTE_AT, ChannelPacer, backlog_note
+from bot.slack.pacing import BACKLOG_NOTE_AT, UPDATE_LANE, ChannelPacer, backlog_note
 from bot.slack.recovery import DUPLICATE_EVENT, CardFinder, card_metadata
 from bot.store import OutboxItem
 
@@ -94,6 +104,25 @@ TOKEN_REFUSED = frozenset(
 
 #: seconds after its creation an approval waits for a refused token to be fixed
 TOKEN_WINDOW = 300.0
+
+#: `chat.update` is Tier 3 ("50+ per minute", https://api.slack.com/methods/chat.update): a
+#: burst of `UPDATE_BURST` then `UPDATE_RATE` a second keeps any minute within 50 calls
+UPDATE_METHOD = "chat.update"
+UPDATE_RATE = 45 / 60
+UPDATE_BURST = 5
+#: cards whose last drawing this process remembers (to skip redrawing what they show)
+SHOWN_KEPT = 10_000
+
+
+def update_pacer() -> ChannelPacer:
+    """The workspace's `chat.update` pace (one key, the method)."""
+    return ChannelPacer(rate=UPDATE_RATE, burst=UPDATE_BURST)
+
+
+def _digest(text: str, blocks: Any, fields: Mapping[str, Any]) -> str:
+    """What a card shows, in a few bytes: a redraw that would show the same is skipped."""
+    drawn = json.dumps([text, blocks, fields], sort_keys=True, default=str)
+    return hashlib.blake2b(drawn.encode(), digest_size=16).hexdigest()
 
 
 def default_mention(approval: Approval) -> str | None:
@@ -162,6 +191,8 @@ class CardPoster:
     client: AsyncWebClient
     mention_for: Callable[[Approval], str | None] = default_mention
     pacer: ChannelPacer = field(default_factory=ChannelPacer)
+    #: the workspace's `chat.update` turns
+    updates: ChannelPacer = field(default_factory=update_pacer)
     #: outbox items queued per channel (the worker's `backlog`), for the note on busy channels
     backlog: Mapping[str, int] = field(default_factory=dict)
     #: queued items behind a card from which the card mentions the backlog
@@ -169,7 +200,12 @@ class CardPoster:
     #: seconds after its creation an approval whose card meets a refused token (`invalid_auth`)
     #: is tried again before it ends undeliverable
     token_window: float = TOKEN_WINDOW
-    _channels: dict[str, str] = field(default_factory=dict, init=False)
+    #: an approval's lane once its card is posted (before that it is read again each time)
+    _lanes: dict[str, str] = field(default_factory=dict, init=False)
+    #: what each card (channel, ts) was last drawn as by this process
+    _shown: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict, init=False)
+    #: a card being redrawn: one drawing at a time, so the last one sent shows the latest
+    _drawing: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
     #: public channels joined (or tried) by this process
     _joined: set[str] = field(default_factory=set, init=False)
 
@@ -177,14 +213,19 @@ class CardPoster:
         self.finder = CardFinder(self.client, self.join)
 
     async def lane(self, item: OutboxItem) -> str:
-        """The outbox lane of an item: its approval's channel, so each channel keeps its order."""
-        channel = self._channels.get(item.approval_id)
-        if channel is None:  # an approval's channel never changes: read it once
-            channel = (await self.service.get(item.approval_id)).channel
-            if len(self._channels) >= 10_000:
-                self._channels.clear()
-            self._channels[item.approval_id] = channel
-        return channel
+        """The outbox lane of an item: its approval's channel until the card is posted, so
+        each channel's cards keep their order; then the channel's update lane, so rewrites
+        waiting for `chat.update`'s turn never hold up the channel's new cards."""
+        lane = self._lanes.get(item.approval_id)
+        if lane is not None:
+            return lane
+        approval = await self.service.get(item.approval_id)
+        if approval.slack.ts is None:
+            return approval.channel
+        if len(self._lanes) >= 10_000:
+            self._lanes.clear()
+        lane = self._lanes[item.approval_id] = UPDATE_LANE + approval.channel
+        return lane
 
     async def __call__(self, item: OutboxItem) -> None:
         approval = await self.service.get(item.approval_id)
@@ -196,7 +237,7 @@ class CardPoster:
             if item.kind == "escalated" and approval.is_pending:
                 await self.escalate(approval)
             elif item.kind in ("voted", "edited") and approval.is_pending:
-                await self.refresh(approval)
+                await self.show(approval)
             elif item.status is not None and item.kind != "submitted":
                 await self.rewrite(approval)
             elif approval.slack.permalink is None:  # the post's try ended before its permalink
@@ -308,17 +349,15 @@ class CardPoster:
             return False
         channel_id, (keep, *copies) = found
         permalink = await self.permalink(channel_id, keep)
-        for ts in copies:  # before the ts is saved: a crash here leaves the search to redo it
+        # All before the ts is saved: a crash here leaves the search to redo it.
+        for ts in copies:
             await self.mark_duplicate(approval, channel_id, ts, permalink)
-        approval = await self.service.set_slack_ref(
+        await self.update(channel_id, keep, self._drawer(approval.id))
+        await self.service.set_slack_ref(
             approval.id, SlackRef(channel=channel_id, ts=keep, permalink=permalink)
         )
         await self.service.audit(
             approval.id, "card_adopted", None, channel=channel_id, ts=keep, copies=len(copies)
-        )
-        message = self.render(approval)
-        await self.client.chat_update(
-            channel=channel_id, ts=keep, text=message["text"], blocks=message["blocks"]
         )
         return True
 
@@ -328,12 +367,13 @@ class CardPoster:
         """Rewrite a second copy of a card: no buttons, a pointer to the card kept."""
         where = f"<{permalink}|the card above>" if permalink else "the card above"
         text = f"Duplicate: this approval was posted twice. Decide it on {where}."
-        await self.client.chat_update(
-            channel=channel,
-            ts=ts,
-            text=text,
-            blocks=[section(text)],
-            metadata=card_metadata(approval.id, DUPLICATE_EVENT),
+        message: Message = {"text": text, "blocks": [section(text)]}
+
+        async def duplicate() -> Message:
+            return message
+
+        await self.update(
+            channel, ts, duplicate, metadata=card_metadata(approval.id, DUPLICATE_EVENT)
         )
 
     async def permalink(self, channel: str, ts: str) -> str | None:
@@ -379,18 +419,81 @@ class CardPoster:
             return [card]
         return [card, *await self.service.store.card_copies(approval.id)]
 
-    async def refresh(self, approval: Approval) -> None:
-        """Redraw a pending card (a vote was counted, the arguments were edited)."""
-        message = self.render(approval)
+    async def show(self, approval: Approval) -> None:
+        """Show the approval as it stands on each of its cards (a vote was counted, the
+        arguments were edited, it was decided), each drawn when its `chat.update` turn comes."""
+        draw = self._drawer(approval.id)
         for channel, ts in await self.cards(approval):
-            await self.client.chat_update(
-                channel=channel, ts=ts, text=message["text"], blocks=message["blocks"]
-            )
+            await self.update(channel, ts, draw, drawn=self.render(approval))
+
+    def _drawer(self, approval_id: str) -> Callable[[], Awaitable[Message]]:
+        """Draws the approval's card as the approval is when called."""
+
+        async def draw() -> Message:
+            return self.render(await self.service.get(approval_id))
+
+        return draw
+
+    async def update(
+        self,
+        channel: str,
+        ts: str,
+        draw: Callable[[], Awaitable[Message]],
+        *,
+        drawn: Message | None = None,
+        **fields: Any,
+    ) -> None:
+        """`chat.update` of one card in the workspace's turn, with `draw()` as it is then.
+
+        Nothing is sent when the card already shows it: `drawn` (what it would show now)
+        skips even the wait. A 429 holds every update for its `Retry-After`."""
+        card = (channel, ts)
+        async with self._drawing_lock(card):
+            if drawn is not None and self._shows(card, drawn, fields):
+                return
+            await self.updates.wait(UPDATE_METHOD)
+            message = await draw()
+            if self._shows(card, message, fields):
+                return
+            try:
+                await self.client.chat_update(
+                    channel=channel, ts=ts, text=message["text"], blocks=message["blocks"], **fields
+                )
+            except SlackApiError as exc:
+                if exc.response.status_code == 429:
+                    after = retry_after(exc)
+                    await self.updates.hold(UPDATE_METHOD, after or self.updates.interval)
+                raise
+            finally:
+                await self.updates.sent(UPDATE_METHOD)
+            self.remember(card, message, fields)
+
+    def _shows(self, card: tuple[str, str], message: Message, fields: Mapping[str, Any]) -> bool:
+        return self._shown.get(card) == _digest(message["text"], message["blocks"], fields)
+
+    def remember(
+        self, card: tuple[str, str], message: Message, fields: Mapping[str, Any] | None = None
+    ) -> None:
+        """`card` shows `message` now (posted or updated by this process)."""
+        self._shown[card] = _digest(message["text"], message["blocks"], fields or {})
+        self._shown.move_to_end(card)
+        while len(self._shown) > SHOWN_KEPT:
+            self._shown.popitem(last=False)
+
+    @asynccontextmanager
+    async def _drawing_lock(self, card: tuple[str, str]) -> AsyncIterator[None]:
+        lock = self._drawing.setdefault(card, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._drawing.get(card) is lock:
+                del self._drawing[card]
 
     async def escalate(self, approval: Approval) -> None:
         """Nobody decided in time: mention the escalation group, or re-post to its channel."""
         target = approval.policy.escalate_to
-        await self.refresh(approval)
+        await self.show(approval)
         if not target:
             return
         assert approval.slack.channel and approval.slack.ts
@@ -423,12 +526,12 @@ class CardPoster:
         try:
             response = await self.client.chat_postMessage(channel=channel, **fields)
         except SlackApiError as exc:
-            self.pacer.sent(channel)
+            await self.pacer.sent(channel)
             if exc.response.status_code == 429:
                 after = retry_after(exc)
-                self.pacer.hold(channel, self.pacer.interval if after is None else after)
+                await self.pacer.hold(channel, self.pacer.interval if after is None else after)
             raise
-        self.pacer.sent(channel)
+        await self.pacer.sent(channel)
         self.pacer.learn(channel, str(response["channel"]))
         await self.join(str(response["channel"]))
         return response
@@ -485,6 +588,7 @@ class CardPoster:
                 await self.service.mark_posting(approval.id, None)
             raise
         posted, ts = str(response["channel"]), str(response["ts"])
+        self.remember((posted, ts), message)
         self.finder.learn(channel, posted)
         approval = await self.service.set_slack_ref(approval.id, SlackRef(channel=posted, ts=ts))
         await self.service.audit(approval.id, "card_posted", None, channel=posted, ts=ts)
@@ -494,11 +598,7 @@ class CardPoster:
 
     async def rewrite(self, approval: Approval) -> None:
         """Show the outcome on the card, without buttons, and say it in the thread."""
-        message = render_decided_card(approval)
-        for channel, ts in await self.cards(approval):
-            await self.client.chat_update(
-                channel=channel, ts=ts, text=message["text"], blocks=message["blocks"]
-            )
+        await self.show(approval)
         assert approval.slack.channel and approval.slack.ts
         reply = render_decision_reply(approval)
         await self.post_message(

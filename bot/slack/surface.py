@@ -32,8 +32,8 @@ from bot.outbox import OutboxWorker
 from bot.slack.cards import read_click
 from bot.slack.listeners import register_listeners
 from bot.slack.lookups import SlackChannels, SlackGroups, answer_by
-from bot.slack.pacing import ChannelPacer
-from bot.slack.poster import SLACK_TOPIC, CardPoster
+from bot.slack.pacing import ChannelPacer, Turns
+from bot.slack.poster import SLACK_TOPIC, CardPoster, update_pacer
 from bot.slack.signature import signed_by_slack, signed_in_time
 
 __all__ = ["SlackReachability", "SlackSurface", "make_client"]
@@ -188,6 +188,8 @@ class SlackSurface:
     topics: tuple[str, ...] = (SLACK_TOPIC,)
     #: the posting pace per channel, shared by everything that posts cards
     pacer: ChannelPacer = field(default_factory=ChannelPacer)
+    #: the workspace's `chat.update` pace, shared by everything that rewrites cards
+    updates: ChannelPacer = field(default_factory=update_pacer)
     #: card outbox items queued per channel (kept by the worker; read by cards and App Home)
     backlog: Counter[str] = field(default_factory=Counter)
     #: clicks and events answered and still being handled
@@ -204,6 +206,7 @@ class SlackSurface:
             process_before_response=False,
         )
         self.bolt.use(self.answer_deadline)
+        self.bolt.use(note_redelivery)
 
     async def answer_deadline(
         self, body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]
@@ -217,7 +220,11 @@ class SlackSurface:
         return await next()
 
     def install(self, app: web.Application, bot: Bot) -> None:
-        bot.service.groups = SlackGroups(self.client)
+        if isinstance(bot.store, Turns):  # replicas: Slack's limits are the workspace's
+            self.pacer.turns = self.updates.turns = bot.store
+        groups = SlackGroups(self.client)
+        groups.cache.pacer = ChannelPacer(rate=20 / 60, burst=20, turns=self.pacer.turns)
+        bot.service.groups = groups
         bot.service.channels = SlackChannels(self.client)
         listeners = register_listeners(self.bolt, bot.service)
         listeners.backlog = self.backlog
@@ -294,7 +301,9 @@ class SlackSurface:
             log.info("Slack: %s", detail)
         bot.api.health_checks.append(reachability.check)
 
-        poster = CardPoster(bot.service, self.client, pacer=self.pacer, backlog=self.backlog)
+        poster = CardPoster(
+            bot.service, self.client, pacer=self.pacer, updates=self.updates, backlog=self.backlog
+        )
         worker = OutboxWorker(
             bot.store, SLACK_TOPIC, poster, lane=poster.lane, backlog=self.backlog
         )
@@ -318,3 +327,21 @@ class SlackSurface:
             handler.client.wss_uri = opened["url"]  # connect with this URL, no second call
             await handler.connect_async()  # type: ignore[no-untyped-call]
             bot.closers.append(handler.close_async)
+
+
+async def note_redelivery(
+    req: AsyncBoltRequest, body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]
+) -> BoltResponse:
+    """Bolt middleware: say when Slack sends an event again (`X-Slack-Retry-Num`, with
+    `X-Slack-Retry-Reason` such as `http_timeout`): the bot answered too late or not at all.
+    Listeners that act on events act once per event id (`Listeners._first_delivery`)."""
+    retry = req.headers.get("x-slack-retry-num")
+    if retry and body.get("type") == "event_callback":
+        reason = req.headers.get("x-slack-retry-reason") or ["unknown"]
+        log.info(
+            "Slack sent event %.40s again (retry %.3s: %.40s)",
+            body.get("event_id"),
+            retry[0],
+            reason[0],
+        )
+    return await next()

@@ -11,7 +11,10 @@ from typing import Any, Protocol
 from bot.errors import BadRequest
 from bot.models import Approval, Decision, SlackRef, Status
 
-__all__ = ["Event", "OutboxItem", "Page", "Store", "read_cursor"]
+__all__ = ["DELIVERIES_KEPT", "Event", "OutboxItem", "Page", "Store", "read_cursor"]
+
+#: seconds a Slack event id is remembered: Slack redelivers for minutes, not days
+DELIVERIES_KEPT = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,7 @@ class Store(Protocol):
     async def set_run_thread(self, channel: str, run_id: str, ts: str) -> None: ...
     async def escalations(self, approval_id: str) -> int: ...
     async def outbox_pending(self, topic: str) -> int: ...
+    async def first_delivery(self, key: str) -> bool: ...
     async def watch(
         self, callback: Callable[[str], None], on_reconnect: Callable[[], None] | None = None
     ) -> None: ...

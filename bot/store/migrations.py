@@ -141,6 +141,13 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE approvals ADD COLUMN slack_posting TEXT")
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    # Slack events acted on (by event id), so a redelivery is not acted on again after a
+    # restart; rows older than a day are pruned as new ones come.
+    db.execute("CREATE TABLE slack_deliveries (id TEXT PRIMARY KEY, seen_at REAL NOT NULL)")
+    db.execute("CREATE INDEX slack_deliveries_seen ON slack_deliveries (seen_at)")
+
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
@@ -149,4 +156,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_4,
     _migration_5,
     _migration_6,
+    _migration_7,
 ]

@@ -131,5 +131,15 @@ ALTER TABLE approvals ADD COLUMN slack_error text;
 ALTER TABLE approvals ADD COLUMN slack_posting text;
 """
 
+_SLACK_SHARED = """
+-- Slack events acted on (by event id): a redelivery, to this replica or another, is not acted
+-- on again. Rows older than a day are pruned as new ones come.
+CREATE TABLE slack_deliveries (id text PRIMARY KEY, seen_at timestamptz NOT NULL);
+CREATE INDEX slack_deliveries_seen ON slack_deliveries (seen_at);
+-- Slack's rate limits are per workspace (per channel for posts), not per replica: each key
+-- (a method, a channel) keeps when its next call is due at the steady rate, in epoch seconds.
+CREATE TABLE slack_turns (key text PRIMARY KEY, due double precision NOT NULL);
+"""
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA, _LEASES, _EDITED_AT, _HEALTH, _SLACK_DELIVERY]
+MIGRATIONS: list[str] = [_SCHEMA, _LEASES, _EDITED_AT, _HEALTH, _SLACK_DELIVERY, _SLACK_SHARED]

@@ -38,7 +38,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
-from bot.store.base import Event, OutboxItem, Page
+from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.pg_migrations import MIGRATIONS
 from bot.store.rows import NewEvent, Rows, listing, request_of, resubmitted, tally
 
@@ -66,6 +66,22 @@ _EVENT_LOCK = _lock_key("approval-bot:events")
 
 def _json(value: Any) -> Json | None:
     return None if value is None else Json(value)
+
+
+#: a key's next turn: due at the later of its due time and now, then `interval` on
+_TAKE_TURN = """
+WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now)
+INSERT INTO slack_turns AS t (key, due)
+SELECT %(key)s, now + %(interval)s FROM clock
+ON CONFLICT (key) DO UPDATE SET due = greatest(t.due, (SELECT now FROM clock)) + %(interval)s
+RETURNING due, (SELECT now FROM clock)
+"""
+
+_PUSH_TURN = """
+INSERT INTO slack_turns AS t (key, due)
+VALUES (%(key)s, extract(epoch FROM clock_timestamp())::float8 + %(seconds)s)
+ON CONFLICT (key) DO UPDATE SET due = greatest(t.due, excluded.due)
+"""
 
 
 def _now() -> datetime:
@@ -726,6 +742,37 @@ class PostgresStore:
             )
             row = await cursor.fetchone()
         return row[0] if row and row[0] is not None else None
+
+    async def first_delivery(self, key: str) -> bool:
+        """Note a Slack event by its id: True the first time, on whichever replica, False
+        for a redelivery."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "DELETE FROM slack_deliveries WHERE seen_at < now() - %s * interval '1 second'",
+                (DELIVERIES_KEPT,),
+            )
+            cursor = await conn.execute(
+                "INSERT INTO slack_deliveries (id, seen_at) VALUES (%s, now())"
+                " ON CONFLICT DO NOTHING RETURNING id",
+                (key,),
+            )
+            return await cursor.fetchone() is not None
+
+    # -- Slack's rate limits, shared by the replicas (bot.slack.pacing.Turns) ----------------
+
+    async def take_turn(self, key: str, interval: float, window: float) -> float:
+        """Reserve `key`'s next call on the database's clock, which every replica shares."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(_TAKE_TURN, {"key": key, "interval": interval})
+            row = await cursor.fetchone()
+        assert row is not None
+        due, now = float(row[0]) - interval, float(row[1])
+        return max(0.0, due - window - now)
+
+    async def push_turn(self, key: str, seconds: float) -> None:
+        """Nothing more for `key` before `seconds` from now."""
+        async with self._connection() as conn:
+            await conn.execute(_PUSH_TURN, {"key": key, "seconds": seconds})
 
     async def outbox_pending(self, topic: str) -> int:
         """How many items of `topic` wait for delivery."""

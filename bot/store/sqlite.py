@@ -32,7 +32,7 @@ import sqlite_utils
 
 from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
-from bot.store.base import Event, OutboxItem, Page
+from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.migrations import MIGRATIONS
 from bot.store.rows import NewEvent, Rows, listing, request_of, resubmitted, tally
 
@@ -668,6 +668,17 @@ class SQLiteStore:
             return _time(row[0]) if row and row[0] is not None else None
 
         return await self._run(self._writer, select)
+
+    async def first_delivery(self, key: str) -> bool:
+        """Note a Slack event by its id: True the first time, False for a redelivery."""
+        now = time.time()
+
+        def note(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM slack_deliveries WHERE seen_at < ?", (now - DELIVERIES_KEPT,))
+            sql = "INSERT OR IGNORE INTO slack_deliveries (id, seen_at) VALUES (?, ?)"
+            return conn.execute(sql, (key, now)).rowcount == 1
+
+        return await self._run(self._writer, self._write(note))
 
     async def outbox_pending(self, topic: str) -> int:
         """How many items of `topic` wait for delivery."""
