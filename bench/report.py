@@ -81,6 +81,20 @@ def _cards(m: JSON) -> Iterator[Row]:
     yield f"{what}: 429s drawn", f"{m['ratelimited']} of {m['post_calls']} calls", "no storm"
 
 
+def _rewrites(m: JSON) -> Iterator[Row]:
+    what = f"Approve on {m['clicks']} cards in {m['channels']} channels at once"
+    took = f"{m['decided']}/{m['clicks']} in {m['decide_seconds']:g} s"
+    yield f"{what}: decided", took, "all, at once"
+    busiest = f"{m['busiest_minute']} ({m['ratelimited']} answered 429)"
+    yield (
+        f"{what}: chat.update calls in the busiest minute",
+        busiest,
+        _target("rewrites.busiest_minute", m["busiest_minute"]),
+    )
+    rewritten = f"{m['rewritten']}/{m['clicks']}, the last after {m['rewrite_seconds']:g} s"
+    yield f"{what}: cards rewritten", rewritten, "all"
+
+
 def _replicas(m: JSON) -> Iterator[Row]:
     what = f"{m['replicas']} replicas on PostgreSQL, click on A → agent waiting on C"
     if m["ms"] is None:
@@ -128,6 +142,7 @@ SECTIONS: dict[str, Callable[[JSON], Iterator[Row]]] = {
     "ack": _ack,
     "kills": _kills,
     "cards": _cards,
+    "rewrites": _rewrites,
     "replicas": _replicas,
     "hostile": _hostile,
     "peers": _peers,

@@ -21,6 +21,7 @@ from bench.peers import Peers, measure_peers
 from bench.plot import Panel, plot
 from bench.proc import OtherWork, machine
 from bench.replicas import Replicas, measure_replicas
+from bench.rewrites import measure_rewrites
 from bench.sizes import Sizes
 from bench.submissions import measure_submissions
 from bench.targets import check_targets
@@ -28,7 +29,17 @@ from bench.wake import Wake, measure_wake
 
 __all__ = ["MEASURES", "Run", "run_peers", "run_suite"]
 
-MEASURES = ("submissions", "wake", "idle", "ack", "kills", "cards", "replicas", "hostile")
+MEASURES = (
+    "submissions",
+    "wake",
+    "idle",
+    "ack",
+    "kills",
+    "cards",
+    "rewrites",
+    "replicas",
+    "hostile",
+)
 LATENCY_PNG = "latency.png"
 PEERS_PNG = "peers.png"
 
@@ -73,6 +84,9 @@ async def _measure(name: str, sizes: Sizes) -> Any:
         return await measure_cards(
             sizes.cards, sizes.card_channels, sizes.card_rate_per_channel, sizes.card_burst
         )
+    if name == "rewrites":
+        say(f"rewrites: Approve on {sizes.rewrite_clicks} cards at once, Slack at Tier 3")
+        return await measure_rewrites(sizes.rewrite_clicks)
     if name == "replicas":
         say(
             f"replicas: {sizes.replicas} on PostgreSQL, {sizes.replica_approvals} clicks, "

@@ -41,6 +41,13 @@ TARGETS = (
     Target("idle waiters: bot RSS", ("idle", "rss_mb"), 300, True, " MB"),
     Target("Slack ack, p99", ("ack", "ms", "p99"), 50, True, " ms"),
     Target("answered clicks lost to kill -9", ("kills", "lost"), 0, True, ""),
+    Target(
+        "chat.update calls in the busiest minute of a burst",
+        ("rewrites", "busiest_minute"),
+        50,
+        True,
+        "",
+    ),
     Target("submissions into store + outbox", ("submissions", "per_s"), 500, False, "/s"),
     Target("click on A → agent on C, p99", ("replicas", "ms", "p99"), 50, True, " ms"),
     Target("/healthz under hostile load, p99", ("hostile", "health_ms", "p99"), 50, True, " ms"),

@@ -34,7 +34,17 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     results = json.loads((tmp_path / "results.json").read_text())
     assert results == run.results
     assert results["run"]["sizes"] == "quick"
-    measures = ["submissions", "wake", "idle", "ack", "kills", "cards", "replicas", "hostile"]
+    measures = [
+        "submissions",
+        "wake",
+        "idle",
+        "ack",
+        "kills",
+        "cards",
+        "rewrites",
+        "replicas",
+        "hostile",
+    ]
     assert results["run"]["measures"] == measures
 
     assert results["submissions"]["count"] == QUICK.submissions
@@ -65,6 +75,12 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert cards["ts_mismatches"] == 0
     assert cards["seconds"] >= cards["minimum_seconds"]
     assert cards["post_calls"] >= QUICK.cards
+
+    rewrites = results["rewrites"]
+    assert rewrites["answered"] == rewrites["decided"] == QUICK.rewrite_clicks
+    assert rewrites["rewritten"] == QUICK.rewrite_clicks
+    assert 0 < rewrites["busiest_minute"] <= rewrites["tier_per_minute"]
+    assert rewrites["ratelimited"] == 0
 
     replicas = results["replicas"]
     assert (replicas["replicas"], replicas["skipped"]) == (QUICK.replicas, None)
@@ -128,3 +144,15 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile(values, 50) == 50
     assert percentile(values, 99) == 99
     assert Latency.of_seconds([0.001, 0.002]).max == 2.0
+
+
+def test_the_busiest_minute_counts_calls_in_any_60_s_window() -> None:
+    from bench.rewrites import busiest_minute
+    from bot.devslack import ApiCall
+
+    def calls(*at: float) -> list[ApiCall]:
+        return [ApiCall("chat.update", {}, {"ok": True}, 200, t) for t in at]
+
+    assert busiest_minute(calls()) == 0
+    assert busiest_minute(calls(0, 30, 59.9, 60, 61)) == 4  # 0…59.9, then 30…61
+    assert busiest_minute(calls(0, 60, 120)) == 1
