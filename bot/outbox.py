@@ -78,6 +78,8 @@ class OutboxWorker:
     batch: int = 50
     #: while items are in flight the store cannot tell when the next retry is due: look again
     poll: float = 1.0
+    #: with nothing due, look at the store again after this many seconds anyway
+    idle: float = 60.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _lanes: dict[str, deque[OutboxItem]] = field(default_factory=dict, init=False)
     _claimed: set[int] = field(default_factory=set, init=False)
@@ -222,7 +224,9 @@ class OutboxWorker:
                 except BotError as exc:
                     log.warning("%s outbox unavailable: %s", self.topic, exc.message)
                     in_flight, next_due = False, utcnow() + timedelta(seconds=5)
-                delay = None if next_due is None else (next_due - utcnow()).total_seconds()
+                # Idle, look again now and then: work another process queued (`approval-bot
+                # decide`) wakes this one through the store, and a lost wake costs this much.
+                delay = self.idle if next_due is None else (next_due - utcnow()).total_seconds()
                 if in_flight:
                     delay = self.poll
                 elif delay is not None and delay <= 0:

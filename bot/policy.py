@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Protocol
@@ -27,7 +28,7 @@ from typing import Annotated, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.config import ConfigError
-from bot.errors import Invalid
+from bot.errors import Invalid, NotAllowed
 from bot.models import (
     MAX_TIMEOUT_SECONDS,
     ApprovalRequest,
@@ -37,7 +38,16 @@ from bot.models import (
     Priority,
 )
 
-__all__ = ["Route", "Router", "Routing", "Rule", "load_routing"]
+__all__ = [
+    "NotAnApprover",
+    "Route",
+    "Router",
+    "Routing",
+    "Rule",
+    "either",
+    "load_routing",
+    "verb_for",
+]
 
 _RANK = {p: i for i, p in enumerate(Priority)}
 SlackRef = Annotated[str, Field(min_length=1, max_length=255)]
@@ -146,6 +156,48 @@ class Routing(BaseModel):
 
 #: what applies where no rule matches: the request's own values, within the same limits
 _NO_RULE = Rule(tools=["*"])
+
+_VERBS = {DecisionKind.APPROVE: "approve", DecisionKind.EDIT: "edit"}
+#: what the approvers may do with a call, said to someone who tried to reject it or answer it
+_DECIDE = "approve or reject"
+
+
+class NotAnApprover(NotAllowed):
+    """Someone the policy does not name tried to decide. Says who may instead: the rule's
+    `approvers` (users, and the members of its user groups), else the members of the card's
+    channels.
+
+    `message` names them by Slack id, for the audit trail and any edge; the Slack edge renders
+    the same facts as mentions (`bot.slack.cards.refusal_note`)."""
+
+    def __init__(
+        self,
+        tool_name: str,
+        kind: DecisionKind,
+        approvers: Sequence[str],
+        channels: Sequence[str],
+    ) -> None:
+        #: the tool of the approval, the decision tried, and who may make it
+        self.tool_name = tool_name
+        self.kind = kind
+        self.approvers = list(approvers)
+        self.channels = [channel for channel in channels if channel]
+        users = [a for a in self.approvers if not a.startswith("S")]
+        groups = [f"members of {a}" for a in self.approvers if a.startswith("S")]
+        who = either([*users, *groups]) if self.approvers else f"members of {either(self.channels)}"
+        super().__init__(f"only {who} can {verb_for(kind)} {tool_name}")
+
+
+def verb_for(kind: DecisionKind) -> str:
+    """What a person tried, said of who may: "approve", "edit", else "approve or reject"."""
+    return _VERBS.get(kind, _DECIDE)
+
+
+def either(names: Sequence[str]) -> str:
+    """Names joined as alternatives: `a`, `a or b`, `a, b or c`."""
+    if len(names) <= 1:
+        return "".join(names) or "nobody"
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _higher(rule: Priority | None, asked: Priority | None) -> Priority | None:

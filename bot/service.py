@@ -45,7 +45,7 @@ from bot.models import (
     new_tool_call_id,
     utcnow,
 )
-from bot.policy import Route, Router, Routing
+from bot.policy import NotAnApprover, Route, Router, Routing
 from bot.schemas import check_plain_json, compile_schema
 from bot.store import Page, Store
 
@@ -439,21 +439,20 @@ class ApprovalService:
         if not approval.is_pending:
             raise AlreadyDecided(approval)
         own = user == approval.requester.slack_user
-        reason = None
+        refused: NotAllowed | None = None
         if kind not in approval.allowed_decisions:
-            reason = f"{kind.value} is not offered for {approval.tool_name}"
+            refused = NotAllowed(f"{kind.value} is not offered for {approval.tool_name}")
         elif own and kind in (DecisionKind.APPROVE, DecisionKind.EDIT):
-            reason = f"you requested this {approval.tool_name} call, so you cannot {kind.value} it"
-        elif not own and not await self.may_decide(approval, user):
-            what = ", ".join(approval.policy.rule or [approval.tool_name])
-            reason = (
-                f"you are not an approver for {what}"
-                if approval.policy.approvers
-                else f"you are not an approver for {what}: only members of its channel decide it"
+            refused = NotAllowed(
+                f"you requested this {approval.tool_name} call, so you cannot {kind.value} it"
             )
-        if reason is not None:
+        elif not own and not await self.may_decide(approval, user):
+            approvers, channels = approval.policy.approvers, _card_channels(approval)
+            refused = NotAnApprover(approval.tool_name, kind, approvers, channels)
+        if refused is not None:
+            reason = refused.message
             await self.audit(approval.id, "refused", user, decision=kind.value, reason=reason)
-            raise NotAllowed(reason)
+            raise refused
         if kind in (DecisionKind.APPROVE, DecisionKind.EDIT) and _stale(approval, seen, typed_at):
             await self.audit(approval.id, "refused", user, decision=kind.value, reason="stale")
             raise StaleVote(approval)
@@ -527,6 +526,12 @@ class ApprovalService:
     def waiting(self) -> int:
         """How many waits are open right now."""
         return sum(len(futures) for futures in self._waiters.values())
+
+    def waits(self) -> dict[str, int]:
+        """How many waits are open right now per approval id (a copy: read, never changed)."""
+        return {
+            approval_id: len(futures) for approval_id, futures in self._waiters.items() if futures
+        }
 
     def release_waiters(self) -> None:
         """Shutting down: answer every open wait now, so agents reconnect instead of hanging."""

@@ -1,4 +1,6 @@
-"""The workspace page in a real headless Chromium: an agent waits while a person edits its call.
+"""The workspace page in a real headless Chromium: an agent waits while a person edits its call,
+`/approvals` is typed and answered, a refused click is answered under its card, and a reload
+leaves no modal open.
 
 Needs Debian's `chromium` (`apt-get install chromium`) at /usr/bin/chromium, or another
 Chromium named by `CHROMIUM_PATH`; Playwright drives it and downloads nothing.
@@ -7,17 +9,26 @@ Chromium named by `CHROMIUM_PATH`; Playwright drives it and downloads nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
+from bot.config import Settings
+from bot.dev import create_dev_app, dev_settings
 from bot.dev.workspace import ASSETS
+from bot.models import Status
+from bot.policy import load_routing
 from bot.sdk import ApprovalClient, Decision
-from tests.test_dev import running_dev
+from tests.processes import free_port
+from tests.test_dev import Dev, running_dev
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -94,6 +105,8 @@ async def test_an_agent_waits_while_a_person_edits_its_call(
                 )
             )
             try:
+                await see_the_agent_wait(page)
+                await type_approvals(page)
                 decision = await edit_in_the_page(page, agent)
             finally:
                 agent.cancel()
@@ -112,6 +125,42 @@ async def test_an_agent_waits_while_a_person_edits_its_call(
         await expect(card.locator(".bk-actions")).to_have_count(0)
         await expect(card.locator(".thread-count")).to_have_text("1 reply")
         assert problems == []
+
+
+async def see_the_agent_wait(page: Page) -> None:
+    """An agent that came in over the API is in the agent panel while it waits (issue 15: only
+    the panel's own runs were), with a link to its card."""
+    agent = page.locator(".run-api").filter(
+        has=page.locator(".run-tool", has_text="deploy_service")
+    )
+    await expect(agent).to_contain_text("via the API")
+    await expect(agent.locator(".run-agent")).to_have_text("release-bot")
+    await expect(agent.locator(".run-channel")).to_have_text("#ops")
+    await expect(agent.locator(".run-elapsed")).to_have_text(re.compile(r"^0:\d\d$"))
+    await expect(agent.get_by_role("button", name="card in #ops")).to_be_visible()
+
+
+async def type_approvals(page: Page) -> None:
+    """`/approvals` typed in the composer is the slash command, answered only to its user; a
+    `/word` the app does not have is Slack's note, and neither is posted (issue 15)."""
+    composer = page.locator("#composer-text")
+    messages = page.locator("#timeline article.msg:not(.msg-ephemeral)")
+    posted = await messages.count()
+    await composer.fill("/approvals")
+    await composer.press("Enter")
+    listing = page.locator("#timeline .msg-ephemeral", has_text="Pending approvals")
+    await expect(listing).to_contain_text("deploy_service")
+    await expect(listing).to_contain_text("Only visible to you")
+
+    await composer.fill("/aprovals")
+    await composer.press("Enter")
+    note = page.locator("#timeline .msg-ephemeral", has_text="not a valid command")
+    await expect(note).to_contain_text("/aprovals")
+    await expect(note.locator(".msg-author")).to_have_text("Slackbot")
+    await expect(messages).to_have_count(posted)
+    await note.get_by_role("button", name="Dismiss").click()
+    await listing.get_by_role("button", name="Dismiss").click()
+    await expect(page.locator("#timeline .msg-ephemeral")).to_have_count(0)
 
 
 def card_of(page: Page, tool_name: str) -> Locator:
@@ -142,7 +191,9 @@ async def edit_in_the_page(page: Page, agent: asyncio.Task[Decision]) -> Decisio
 
     # A pretend agent from the panel waits too; the screenshot shows both.
     await page.click('[data-example="transfer"]')
-    await expect(page.locator(".run-waiting .run-tool")).to_have_text("transfer_funds")
+    await expect(page.locator(".run-waiting .run-tool")).to_have_text(
+        ["deploy_service", "transfer_funds"]  # the API's agent, then the panel's run
+    )
     await expect(card.get_by_role("button", name="Edit…")).to_be_in_viewport()
     SCREENSHOT.parent.mkdir(exist_ok=True)
     await page.set_viewport_size({"width": 1440, "height": 1200})
@@ -191,6 +242,81 @@ async def test_a_critical_approve_asks_first_and_the_agent_panel_shows_the_answe
         await expect(run.locator(".received")).to_contain_text("bob (U0BOB)")
         await expect(run.locator(".received-args")).to_contain_text('"amount": 2500')
         await expect(card.locator(".bk-actions")).to_have_count(0)
+        assert problems == []
+
+
+#: only carol may approve payments: bob sees the card, may not approve it, and is told who may
+CAROL_PAYS = '[[rules]]\ntools = ["transfer_*"]\napprovers = ["U0CAROL"]\n'
+
+
+@contextlib.asynccontextmanager
+async def running_dev_routed(tmp_path: Path, routing: str) -> AsyncIterator[Dev]:
+    """`running_dev` with a routing file of the test's own."""
+    path = tmp_path / "approvals.toml"
+    path.write_text(routing)
+    port = free_port()
+    base = Settings(db=str(tmp_path / "approvals.db"), config=str(path))
+    settings = dev_settings(base, port=port)
+    app = create_dev_app(settings, router=load_routing(path))
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Dev(f"http://127.0.0.1:{port}", app, settings, http)
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_refused_click_is_answered_under_the_card(browser: Browser, tmp_path: Path) -> None:
+    """Issue 15: the refusal named the rule's globs and landed at the bottom of the channel,
+    far from the card clicked. The card says who may approve; the note says it again, right
+    under the card, as Slack shows a click's note only you see."""
+    async with running_dev_routed(tmp_path, CAROL_PAYS) as dev:
+        page, problems = await open_page(browser, dev.url + "/?user=U0BOB")
+        await page.click('[data-example="transfer"]')
+        await page.get_by_role("button", name="card in #payments").click()
+        card = card_of(page, "transfer_funds")
+        await expect(card).to_contain_text("Only @carol can approve this")
+        await expect(card.locator(".bk-mention", has_text="@carol")).to_be_visible()
+        await page.locator("#composer-text").fill("looking at the invoice now")
+        await page.locator("#composer-text").press("Enter")
+        last = page.locator("#timeline article.msg").last
+        await expect(last).to_contain_text("looking at the invoice now")
+
+        await card.get_by_role("button", name="Approve", exact=True).click()
+        await page.locator("dialog#confirm").get_by_role("button", name="Approve").click()
+
+        note = card.locator("xpath=following-sibling::article[1]")
+        await expect(note).to_have_class(re.compile(r"\bmsg-ephemeral-under\b"))
+        # by name once the Slack edge renders the refusal's mentions (`refusal_note`)
+        who_may = re.compile(r"only (@carol|U0CAROL) can approve transfer_funds", re.I)
+        await expect(note).to_contain_text(who_may)
+        await expect(note).to_contain_text("Only visible to you")
+        await expect(page.locator("#timeline article.msg").last).to_contain_text("looking at")
+        assert (await dev.state("U0BOB"))["agents"][0]["state"] == "waiting"
+        assert problems == []
+
+
+async def test_a_reload_leaves_no_modal_open(browser: Browser, tmp_path: Path) -> None:
+    """Issue 15: open modals came back after a page reload; Slack closes them."""
+    async with running_dev(tmp_path) as dev:
+        page, problems = await open_page(browser, dev.url + "/?user=U0ALICE")
+        await page.click('[data-example="deploy"]')
+        card = card_of(page, "deploy_service")
+        await card.get_by_role("button", name="Reject…").click()
+        modal = page.locator(".modal")
+        await expect(modal.locator(".modal-title")).to_be_visible()
+
+        await page.reload()
+        await expect(page.locator("#conn")).to_have_class("conn conn-live")
+        await expect(card).to_be_visible()
+        await page.wait_for_timeout(300)
+        await expect(modal).to_have_count(0)
+        assert (await dev.state("U0ALICE"))["modals"] == []
+        approval_id = (await dev.state())["agents"][0]["approvalId"]
+        async with ApprovalClient(dev.url, token=dev.settings.api_token) as client:
+            assert (await client.get(approval_id)).status is Status.PENDING  # nothing decided
         assert problems == []
 
 
@@ -280,6 +406,7 @@ async def test_every_input_kind_is_submitted_as_slack_sends_it(
 ) -> None:
     async with running_dev(tmp_path) as dev:
         page, _ = await open_page(browser, dev.url + "/?user=U0ALICE")
+        await expect(page.locator("#conn")).to_have_class("conn conn-live")  # after its reload
         view = dev.ws.open_view(KITCHEN_SINK, user="U0ALICE")
         modal = page.locator(".modal")
         await expect(modal.locator(".modal-title")).to_have_text("Every input")

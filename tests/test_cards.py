@@ -19,11 +19,13 @@ from bot.models import (
     Decision,
     DecisionKind,
     OnTimeout,
+    Policy,
     Priority,
     Requester,
     Status,
     args_version,
 )
+from bot.policy import NotAnApprover
 from bot.slack.cards import (
     ACTION_IDS,
     CALLBACK_IDS,
@@ -42,6 +44,7 @@ from bot.slack.cards import (
     read_args_page,
     read_modal_vote,
     read_vote,
+    refusal_note,
     render_approval_list,
     render_args_modal,
     render_card,
@@ -409,6 +412,67 @@ def test_progress_shows_count_and_approvers() -> None:
     edited = render_card(make_approval(), progress=Progress(required=2, approvers=[], edited=True))
     assert "0 of 2" in all_text(edited)
     assert "arguments were edited; approvals restart" in all_text(edited)
+
+
+def test_the_card_says_who_may_approve_when_the_rule_names_approvers() -> None:
+    """Issue 15: a card never said who may approve it; people learnt it by being refused."""
+    policy = Policy(rule=["deploy_*"], approvers=["U0ALICE", "U0BOB", "S0SRE"])
+    message = render_card(make_approval(policy=policy))
+    *_, line, actions = message["blocks"]  # right above the buttons
+    assert (line["block_id"], actions["type"]) == (f"approvers:{APPROVAL_ID}", "actions")
+    assert line["elements"][0]["text"] == (
+        ":lock: Only <@U0ALICE>, <@U0BOB> or members of <!subteam^S0SRE> can approve this"
+    )
+    check_message(message)
+
+    assert "approvers:" not in json.dumps(render_card(make_approval()))  # the channel decides
+    decided = decide(make_approval(policy=policy), Action.APPROVE)
+    assert "can approve" not in json.dumps(render_decided_card(decided))
+
+
+def test_a_long_list_of_approvers_is_counted_past_ten() -> None:
+    approvers = [f"U0{n:03d}" for n in range(25)]
+    message = render_card(make_approval(policy=Policy(approvers=approvers)))
+    line = message["blocks"][-2]["elements"][0]["text"]
+    assert line.count("<@") == 9 and line.endswith(" or 16 more can approve this")
+    check_message(message)
+
+
+@pytest.mark.parametrize(
+    ("kind", "approvers", "channels", "note"),
+    [
+        pytest.param(
+            DecisionKind.APPROVE,
+            ["U0ALICE", "U0BOB"],
+            ["C0DEPLOY"],
+            "Nothing changed: only <@U0ALICE> or <@U0BOB> can approve `deploy_prod`.",
+            id="users",
+        ),
+        pytest.param(
+            DecisionKind.EDIT,
+            ["U0ALICE", "S0SRE"],
+            ["C0DEPLOY"],
+            "Nothing changed: only <@U0ALICE> or members of <!subteam^S0SRE> can edit "
+            "`deploy_prod`.",
+            id="group",
+        ),
+        pytest.param(
+            DecisionKind.REJECT,
+            [],
+            ["C0OPS", "#escalate"],
+            "Nothing changed: only members of <#C0OPS> or #escalate can approve or reject "
+            "`deploy_prod`.",
+            id="channel-members",
+        ),
+    ],
+)
+def test_a_refusal_names_who_may_decide(
+    kind: DecisionKind, approvers: list[str], channels: list[str], note: str
+) -> None:
+    """Issue 15: "You are not an approver for deploy_*, rollback" named the rule's globs."""
+    refused = NotAnApprover("deploy_prod", kind, approvers, channels)
+    assert refusal_note(refused) == note
+    assert "deploy_*" not in refused.message and "<" not in refused.message
 
 
 def test_notes_are_context_lines_and_escaped() -> None:

@@ -1030,6 +1030,10 @@ async def json_answer(body: dict[str, Any]) -> web.Response:
     return web.json_response(body)
 
 
+async def plain_answer(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status)
+
+
 async def test_click_sends_a_signed_block_actions_payload(
     ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
 ) -> None:
@@ -1390,6 +1394,108 @@ async def test_slash_command_is_form_encoded(
     assert (fields["user_id"], fields["channel_id"]) == ("U0CAROL", "C0DEPLOY")
     assert fields["trigger_id"] in ws.triggers
     assert fields["_headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("answer", "note", "posted"),
+    [
+        pytest.param({"text": "3 pending"}, "3 pending", None, id="ephemeral-by-default"),
+        pytest.param(
+            {"response_type": "ephemeral", "blocks": [section("*3* pending")]},
+            "",
+            None,
+            id="blocks",
+        ),
+        pytest.param(
+            {"response_type": "in_channel", "text": "3 pending"}, None, "3 pending", id="in-channel"
+        ),
+        pytest.param("Usage: /approvals mine", "Usage: /approvals mine", None, id="plain-text"),
+        pytest.param("", None, None, id="empty-ack"),
+    ],
+)
+async def test_a_slash_commands_answer_is_shown_as_slack_shows_it(
+    ws: Workspace,
+    deliverer: Deliverer,
+    fake_bot: tuple[FakeBot, str],
+    answer: dict[str, Any] | str,
+    note: str | None,
+    posted: str | None,
+) -> None:
+    """Issue 15: `/approvals` answered, but the emulator showed nothing of the answer. Slack
+    shows the immediate response to its user only, unless it says `in_channel`
+    (https://docs.slack.dev/interactivity/implementing-slash-commands#responding_to_commands)."""
+    if isinstance(answer, dict):
+        fake_bot[0].answer = lambda _: json_answer(answer)
+    else:
+        fake_bot[0].answer = lambda _: plain_answer(answer)
+
+    delivery = await deliverer.slash_command("/approvals", user="U0CAROL", channel="#deploy")
+
+    assert (delivery.status, delivery.problems) == (200, [])
+    notes = ws.ephemerals_for("U0CAROL")
+    assert [n.text for n in notes] == ([] if note is None else [note])
+    assert [m.text for m in ws.history("deploy")] == ([] if posted is None else [posted])
+    if notes:
+        assert notes[0].channel == "C0DEPLOY" and ws.ephemeral_anchors == {}
+
+
+async def test_a_failed_slash_command_is_an_error_the_user_sees(
+    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+) -> None:
+    fake_bot[0].answer = lambda _: plain_answer("boom", status=500)
+    delivery = await deliverer.slash_command("/approvals", user="U0CAROL", channel="#deploy")
+    assert delivery.problems == ["/approvals failed: the bot answered HTTP 500"]
+    assert ws.ephemerals_for("U0CAROL") == []
+
+
+async def test_a_clicks_note_is_shown_under_the_message_clicked(
+    ws: Workspace, deliverer: Deliverer, client: AsyncWebClient
+) -> None:
+    """Issue 15: a refusal landed at the bottom of the channel, far from the card clicked.
+    A note posted for the clicker in that channel soon after (chat.postEphemeral, or the
+    click's response_url) is anchored to the message clicked."""
+    card_a = ws.post_message("ops", text="a", blocks=card())
+    ws.post_message("ops", text="b", blocks=card())
+    await deliverer.click("ops", card_a.ts, "approve", user="U0CAROL")
+
+    posted = await client.chat_postEphemeral(channel="C0OPS", user="U0CAROL", text="refused")
+    elsewhere = await client.chat_postEphemeral(channel="C0DEPLOY", user="U0CAROL", text="x")
+    someone_else = await client.chat_postEphemeral(channel="C0OPS", user="U0BOB", text="y")
+
+    assert ws.ephemeral_anchors == {posted["message_ts"]: card_a.ts}
+    assert elsewhere["message_ts"] not in ws.ephemeral_anchors
+    assert someone_else["message_ts"] not in ws.ephemeral_anchors
+
+
+async def test_a_response_url_note_is_shown_under_its_message(ws: Workspace, base_url: str) -> None:
+    message = ws.post_message("ops", text="card", blocks=card())
+    target = ws.new_response_target("U0ALICE", "C0OPS", message.ts)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(ws.response_url(target), json={"text": "only you"}) as response,
+    ):
+        assert response.status == 200
+    [note] = ws.ephemerals_for("U0ALICE")
+    assert ws.ephemeral_anchors == {note.ts: message.ts}
+
+
+async def test_a_note_long_after_a_click_or_after_a_command_is_not_the_clicks(
+    ws: Workspace, deliverer: Deliverer
+) -> None:
+    now = [1_800_000_000.0]
+    ws.clock = lambda: now[0]
+    message = ws.post_message("ops", text="card", blocks=card())
+
+    await deliverer.click("ops", message.ts, "approve", user="U0CAROL")
+    now[0] += 11  # past CLICK_NOTE_WINDOW: the bot's answer to the click is long done
+    late = ws.post_ephemeral("C0OPS", "U0CAROL", text="late")
+
+    await deliverer.click("ops", message.ts, "approve", user="U0CAROL")
+    await deliverer.slash_command("/approvals", user="U0CAROL", channel="#ops")
+    after_command = ws.post_ephemeral("C0OPS", "U0CAROL", text="listing")
+
+    assert ws.ephemeral_anchors == {}
+    assert (late.text, after_command.text) == ("late", "listing")
 
 
 async def test_change_feed_wakes_a_waiting_reader(ws: Workspace) -> None:

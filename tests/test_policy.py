@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError
-from bot.errors import Invalid
-from bot.policy import load_routing
+from bot.errors import Invalid, NotAllowed
+from bot.models import DecisionKind
+from bot.policy import NotAnApprover, load_routing
 from tests.conftest import RigFactory, SlackRig, until
 from tests.slack_support import text_of
 
@@ -126,22 +127,57 @@ async def test_unmatched_tools_go_to_the_default_channel(rig: SlackRig) -> None:
 # -- who may decide --------------------------------------------------------------------------
 
 
-async def test_a_non_approver_is_refused_and_nothing_changes(rig: SlackRig) -> None:
+async def test_a_non_approver_is_refused_told_who_may_and_nothing_changes(rig: SlackRig) -> None:
+    """Issue 15: the note said "not an approver for deploy_*, rollback", the rule's globs;
+    it names who may approve now."""
     record = await rig.bot.submit(toolName="deploy_api")
     await rig.click(record["id"], "approve", "U0CAROL")
 
-    note = await note_for(rig, "U0CAROL", "not an approver")
-    assert "deploy_*" in note.text
+    note = await note_for(rig, "U0CAROL", "can approve")
+    pattern = r"only .*U0ALICE.* or members of .*S0SRE.* can approve .*deploy_api"
+    assert re.search(pattern, note.text)
+    assert "deploy_*" not in note.text and "not an approver" not in note.text
     assert (await status_of(rig, record["id"]))["progress"]["approvedBy"] == []
     refused = [e for e in await rig.bot.service.store.events_since(0) if e.kind == "refused"]
     assert [e.actor for e in refused] == ["U0CAROL"]
+    assert refused[0].detail["reason"] == "only U0ALICE or members of S0SRE can approve deploy_api"
 
 
 async def test_a_non_approver_cannot_open_the_edit_modal(rig: SlackRig) -> None:
     record = await rig.bot.submit(toolName="deploy_api")
     await rig.click(record["id"], "edit", "U0DAVE")
-    await note_for(rig, "U0DAVE", "not an approver")
+    await note_for(rig, "U0DAVE", "can edit")
     assert rig.workspace.open_modals("U0DAVE") == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "approvers", "channels", "message"),
+    [
+        pytest.param(
+            DecisionKind.APPROVE, ["U0ALICE"], ["C0D"], "only U0ALICE can approve t", id="one"
+        ),
+        pytest.param(
+            DecisionKind.EDIT,
+            ["U0ALICE", "U0BOB", "S0SRE"],
+            ["C0D"],
+            "only U0ALICE, U0BOB or members of S0SRE can edit t",
+            id="users-and-group",
+        ),
+        pytest.param(
+            DecisionKind.FEEDBACK,
+            [],
+            ["C0OPS", "C0ESCALATE"],
+            "only members of C0OPS or C0ESCALATE can approve or reject t",
+            id="channel-members",
+        ),
+    ],
+)
+def test_a_refusal_says_who_may_decide(
+    kind: DecisionKind, approvers: list[str], channels: list[str], message: str
+) -> None:
+    refused = NotAnApprover("t", kind, approvers, channels)
+    assert refused.message == message
+    assert isinstance(refused, NotAllowed) and refused.status == 403
 
 
 async def test_group_members_are_approvers(rig: SlackRig) -> None:

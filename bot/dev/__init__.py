@@ -4,6 +4,7 @@ examples    the three example tool calls (the agent panel and `approval-bot demo
 agents      pretend agents that submit through the SDK and wait for their decision
 snapshot    the workspace as the page draws it, for one member
 workspace   the `DevWorkspace` extension: Web API at /slack/api/, the page, /dev/ endpoints
+kept        the agent token and the workspace, kept beside the database across restarts
 run         settings, the app, and the two commands
 """
 

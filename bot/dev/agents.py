@@ -1,5 +1,6 @@
-"""Pretend agents for the workspace page: each run submits an example call through the SDK,
-waits on `/wait` like a real agent, and reports what it received."""
+"""Agents for the workspace page: pretend ones, each run submitting an example call through
+the SDK, waiting on `/wait` like a real agent and reporting what it received; and every agent
+the bot knows is waiting now, however it came in (curl, `approval-bot demo`, an SDK script)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,41 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from bot.dev.examples import Example
 from bot.devslack import ChangeFeed
+from bot.errors import NotFound
+from bot.models import Approval
 from bot.sdk import ApprovalClient, ApprovalError
+from bot.service import ApprovalService
 
-__all__ = ["AGENT_CHANGE", "AgentRun", "AgentRuns", "RunState"]
+__all__ = [
+    "AGENT_CHANGE",
+    "WAITING_CHANGE",
+    "AgentRun",
+    "AgentRuns",
+    "RunState",
+    "WaitingAgent",
+    "waiting_agents",
+    "watch_waiting",
+]
 
 log = logging.getLogger(__name__)
 
 #: the workspace change published whenever a run moves on
 AGENT_CHANGE = "agent.updated"
+#: the workspace change published whenever the set of approvals waited on changes
+WAITING_CHANGE = "agents.waiting"
 #: runs kept for the page; older ones are forgotten
 MAX_RUNS = 30
+#: waiting agents shown on the page, newest first
+MAX_WAITING = 30
+#: how often the bot's waits are looked at for the page (a dict read, in this process)
+WATCH_INTERVAL = 0.25
 
 
 class RunState(StrEnum):
@@ -127,3 +146,58 @@ class AgentRuns:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@dataclass(frozen=True)
+class WaitingAgent:
+    """An agent blocked in `GET /v1/approvals/{id}/wait`, as the bot knows it: the approval it
+    waits on and how many waits are open on it."""
+
+    approval: Approval
+    waits: int
+
+    def to_json(self) -> dict[str, Any]:
+        """How the page shows it; the agent's name is its own word, shown as text."""
+        approval = self.approval
+        return {
+            "approvalId": approval.id,
+            "toolName": approval.tool_name,
+            "agent": approval.requester.agent,
+            "channel": approval.slack.channel or approval.channel,
+            "priority": approval.priority.value,
+            "since": approval.created_at.timestamp(),
+            "waits": self.waits,
+        }
+
+
+async def waiting_agents(
+    service: ApprovalService, *, besides: Collection[str] = ()
+) -> list[WaitingAgent]:
+    """Every agent waiting on a decision now, newest request first, except those waiting on
+    the approvals in `besides` (the page's own runs). Reads the service's waits and the store;
+    changes nothing."""
+    waiting = []
+    for approval_id, waits in service.waits().items():
+        if approval_id in besides:
+            continue
+        try:
+            approval = await service.get(approval_id)
+        except NotFound:
+            continue
+        if approval.is_pending:
+            waiting.append(WaitingAgent(approval, waits))
+    waiting.sort(key=lambda agent: agent.approval.created_at, reverse=True)
+    return waiting[:MAX_WAITING]
+
+
+async def watch_waiting(service: ApprovalService, feed: ChangeFeed) -> None:
+    """Announce on the feed each time the approvals waited on change, so the page redraws
+    (the service keeps its waits to itself; they are read, never touched). Runs until
+    cancelled."""
+    seen: dict[str, int] = {}
+    while True:
+        now = service.waits()
+        if now != seen:
+            seen = now
+            feed.publish(WAITING_CHANGE, waiting=len(now))
+        await asyncio.sleep(WATCH_INTERVAL)

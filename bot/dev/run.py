@@ -15,8 +15,10 @@ from aiohttp import web
 
 from bot import edge
 from bot.app import BOT, create_app
+from bot.channel_names import channel_label, known_names
 from bot.config import ConfigError, Settings
 from bot.dev.examples import EXAMPLES
+from bot.dev.kept import DevFiles, WorkspaceKeeper, kept_token, load_workspace
 from bot.dev.workspace import SLACK_API_PREFIX, DevWorkspace
 from bot.models import Approval
 from bot.policy import Routing
@@ -55,11 +57,14 @@ def dev_settings(base: Settings, *, port: int | None = None) -> Settings:
 
 
 def create_dev_app(settings: Settings, *, router: Router | None = None) -> web.Application:
-    """The bot, the emulated Slack it talks to, and the workspace page, as one app."""
+    """The bot, the emulated Slack it talks to, and the workspace page, as one app. The
+    workspace is the one kept beside the database by the last run, and is kept there again."""
+    kept = DevFiles.beside(settings.db).workspace
     surface = SlackSurface(settings, verify_on_start=False)
-    workspace = DevWorkspace(settings)
+    workspace = DevWorkspace(settings, workspace=load_workspace(kept))
     app = create_app(settings, router=router, extensions=[surface, workspace])
     app[DEV] = workspace
+    WorkspaceKeeper(workspace.workspace, kept).install(app)
     return app
 
 
@@ -106,7 +111,11 @@ def banner(settings: Settings, app: web.Application | None = None) -> str:
 
 
 def run_dev(settings: Settings, *, router: Router | None = None) -> int:
-    """Serve the dev app on 127.0.0.1 until interrupted."""
+    """Serve the dev app on 127.0.0.1 until interrupted, with the agent token of the last run
+    (kept beside the database) unless `APPROVAL_API_TOKEN` names one."""
+    if settings.api_token is None:
+        token = kept_token(DevFiles.beside(settings.db).token)
+        settings = settings.model_copy(update={"api_token": token})
     dev = dev_settings(settings)
     app = create_dev_app(dev, router=router)
 
@@ -155,8 +164,11 @@ async def run_demo(url: str, token: str | None, *, out: TextIO = sys.stdout) -> 
             print(f"approval-bot demo: {exc.code}: {exc.message}{hint}", file=out)
             return 1
         print(f"submitted {len(approvals)} requests to {client.url}:", file=out)
+        # read again: a card posted by now names its channel as Slack resolved it
+        approvals = [await client.get(a.id) for a in approvals]
+        names = known_names(approvals)
         for approval in approvals:
-            where = approval.channel or "the default channel"
+            where = channel_label(approval, names)
             line = f"  {approval.id}  {approval.tool_name:<15} {approval.priority.value:<9} {where}"
             print(line, file=out)
         print(f"waiting for decisions; decide them at {client.url}", file=out, flush=True)

@@ -5,6 +5,9 @@ A click or a modal submit on the page becomes an interaction payload sent to the
 `POST /slack/events`, signed with the signing secret exactly as Slack signs it; the bot answers
 through the Web API, and the page follows the workspace's change feed.
 
+A message typed in the page that starts with `/` and names a command of `manifest.yml` is sent
+as that slash command, signed like the rest; the page answers other `/words` as Slack does.
+
 The `/dev/` endpoints act as anyone in the workspace, so they answer only requests addressed to
 this machine by name (`Host` 127.0.0.1 or localhost) and only JSON posts, which a page of another
 site cannot send without being let in by CORS.
@@ -12,18 +15,22 @@ site cannot send without being let in by CORS.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from bot.app import Bot
 from bot.config import Settings
-from bot.dev.agents import AgentRuns
+from bot.dev.agents import AgentRuns, RunState, waiting_agents, watch_waiting
 from bot.dev.examples import EXAMPLES, example
 from bot.dev.snapshot import snapshot
 from bot.devslack import (
@@ -31,9 +38,11 @@ from bot.devslack import (
     Delivery,
     DeliveryFailed,
     InteractionError,
+    View,
     Workspace,
     create_slack_api,
 )
+from bot.devslack.scopes import MANIFEST
 from bot.errors import BadRequest, Forbidden, NotFound, Unavailable
 from bot.sdk import ApprovalClient
 
@@ -100,6 +109,14 @@ def _text(body: JSON, name: str, *, required: bool = True) -> str | None:
     return value
 
 
+@cache
+def slash_commands(manifest: Path = MANIFEST) -> tuple[str, ...]:
+    """The slash commands the app declares in its manifest (`/approvals`)."""
+    data = yaml.safe_load(manifest.read_text()) if manifest.is_file() else None
+    features = (data or {}).get("features") or {}
+    return tuple(str(item["command"]) for item in features.get("slash_commands") or ())
+
+
 def _answer(delivery: Delivery | None) -> web.Response:
     """What the bot answered Slack, for the page to show when something went wrong."""
     if delivery is None:
@@ -140,6 +157,9 @@ class DevWorkspace:
         )
         self.agents = AgentRuns(self.workspace.feed, self._client)
         self.closing = False
+        #: the running bot, once installed: whose waits the agent panel shows
+        self.bot: Bot | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     def _client(self) -> ApprovalClient:
         return ApprovalClient(self.origin, token=self.settings.api_token)
@@ -148,6 +168,7 @@ class DevWorkspace:
 
     def install(self, app: web.Application, bot: Bot) -> None:
         """Mount the Web API, the page and its endpoints."""
+        self.bot = bot
         api = create_slack_api(self.workspace, bot_token=self.settings.slack_bot_token)
         app.add_subapp(SLACK_API_PREFIX.rstrip("/"), api)
         routes = [
@@ -158,6 +179,8 @@ class DevWorkspace:
             ("POST", "/dev/submit", self.submit),
             ("POST", "/dev/close", self.close),
             ("POST", "/dev/reply", self.reply),
+            ("POST", "/dev/command", self.command),
+            ("POST", "/dev/opened", self.opened),
             ("POST", "/dev/home", self.home),
             ("POST", "/dev/simulate", self.simulate),
         ]
@@ -166,11 +189,17 @@ class DevWorkspace:
         app.on_shutdown.append(self._shutdown)
 
     async def start(self, app: web.Application, bot: Bot) -> None:
-        """Nothing to connect: the Web API is this app's own."""
+        """Nothing to connect (the Web API is this app's own); follow who waits for the page."""
+        watching = watch_waiting(bot.service, self.workspace.feed)
+        self._watcher = asyncio.get_running_loop().create_task(watching, name="dev-waiting")
 
     async def _shutdown(self, app: web.Application) -> None:
         self.closing = True
         self.workspace.feed.publish("workspace.closing")  # wakes every waiting page
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self.agents.stop()
         await self.deliverer.close()
 
@@ -206,7 +235,20 @@ class DevWorkspace:
             raise BadRequest("since and wait must be numbers") from None
         await self._changed_since(since, wait)
         body = snapshot(self.workspace, user, self.agents.runs, EXAMPLES)
+        body["waiting"] = await self._waiting()
+        body["commands"] = list(slash_commands())
+        for note in body["ephemerals"]:
+            note["under"] = self.workspace.ephemeral_anchors.get(note["ts"])
         return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    async def _waiting(self) -> list[JSON]:
+        """Agents waiting on the bot besides the page's own runs (those show as runs)."""
+        if self.bot is None:
+            return []
+        runs = self.agents.runs
+        ours = {r.approval_id for r in runs if r.state is RunState.WAITING and r.approval_id}
+        waiting = await waiting_agents(self.bot.service, besides=ours)
+        return [agent.to_json() for agent in waiting]
 
     async def _changed_since(self, since: int, wait: float) -> None:
         """Return once a change the page draws is numbered above `since`, or `wait` passes."""
@@ -283,6 +325,32 @@ class DevWorkspace:
         thread_ts = _text(body, "threadTs", required=False)
         send = self.deliverer.post_as_user(channel, text, user=user, thread_ts=thread_ts)
         return await self._deliver(send)
+
+    async def command(self, request: web.Request) -> web.Response:
+        """`POST /dev/command`: run a slash command of the app (`command`, `text`) in `channel`;
+        its answer shows as Slack shows it. Slack sends no other command to the app."""
+        body = await _json_body(request)
+        user = self._member(body)
+        channel, command = _text(body, "channel"), _text(body, "command")
+        assert channel is not None and command is not None
+        if command not in slash_commands():
+            raise NotFound(f"{command} is not a valid command")
+        text = _text(body, "text", required=False) or ""
+        return await self._deliver(
+            self.deliverer.slash_command(command, text, user=user, channel=channel)
+        )
+
+    async def opened(self, request: web.Request) -> web.Response:
+        """`POST /dev/opened`: the page was (re)loaded as a member. Slack closes a client's
+        modals when it reloads, so this member's open modals are closed (the bot is not sent
+        `view_closed`: nobody dismissed them)."""
+        user = self._member(await _json_body(request))
+        closed = self._close_modals(user)
+        return web.json_response({"ok": True, "closed": [view.id for view in closed]})
+
+    def _close_modals(self, user: str) -> list[View]:
+        stack = self.workspace.open_modals(user)
+        return self.workspace.close_view(stack[0].id, clear=True) if stack else []
 
     async def home(self, request: web.Request) -> web.Response:
         """`POST /dev/home`: the member opens the bot's App Home tab."""

@@ -221,9 +221,14 @@ def _apply_response(ws: Workspace, target: ResponseTarget, body: JSON) -> None:
     elif body.get("response_type") == "in_channel":
         thread_ts = target.thread_ts if body.get("thread_ts") is None else str(body["thread_ts"])
         ws.post_message(target.channel, text=text or "", blocks=blocks, thread_ts=thread_ts)
-    else:
+    else:  # shown under the message clicked, when a click handed out this response_url
         ws.post_ephemeral(
-            target.channel, target.user, text=text or "", blocks=blocks, thread_ts=target.thread_ts
+            target.channel,
+            target.user,
+            text=text or "",
+            blocks=blocks,
+            thread_ts=target.thread_ts,
+            under=target.message_ts,
         )
 
 

@@ -39,6 +39,7 @@ import aiohttp
 from bot.devslack import payloads
 from bot.devslack.errors import ApiFailure, DeliveryFailed, InteractionError
 from bot.devslack.limits import validate_view
+from bot.devslack.methods import check_blocks
 from bot.devslack.model import Ephemeral, View
 from bot.devslack.signing import signed_headers
 from bot.devslack.workspace import Workspace
@@ -458,7 +459,8 @@ class Deliverer:
         self, command: str, text: str = "", *, user: str, channel: str
     ) -> Delivery:
         """Run ``/command text`` in ``channel``, as a member; its response_url points at the
-        emulator."""
+        emulator. The bot's immediate answer is shown as Slack shows it: a note only ``user``
+        sees (``response_type: in_channel`` posts it in the channel instead)."""
         self._require_member(channel, user)
         channel_id = self.ws.channel(channel).id
         target = self.ws.new_response_target(user, channel_id, None)
@@ -471,7 +473,34 @@ class Deliverer:
             trigger_id=self.ws.new_trigger(user).id,
             response_url=self.ws.response_url(target),
         )
-        return await self.transport.send("slash_commands", dict(fields))
+        delivery = await self.transport.send("slash_commands", dict(fields))
+        self._apply_command_answer(fields["command"], channel_id, user, delivery)
+        return delivery
+
+    def _apply_command_answer(
+        self, command: str, channel: str, user: str, delivery: Delivery
+    ) -> None:
+        """Show a slash command's immediate answer: nothing for an empty 200, the text of a
+        plain one, the message of a JSON one; any other status is the error Slack shows."""
+        if delivery.status != 200:
+            delivery.problems.append(f"{command} failed: the bot answered HTTP {delivery.status}")
+            return
+        try:
+            answer = delivery.json()
+        except json.JSONDecodeError:
+            answer = {"text": delivery.body}
+        if not isinstance(answer, dict) or not (answer.get("text") or answer.get("blocks")):
+            return
+        text = str(answer.get("text") or "")
+        try:
+            blocks = check_blocks(answer.get("blocks"))
+        except ApiFailure as failure:
+            delivery.problems.append(f"the answer's blocks: {failure.code}")
+            return
+        if answer.get("response_type") == "in_channel":
+            self.ws.post_message(channel, text=text, blocks=blocks)
+        else:
+            self.ws.post_ephemeral(channel, user, text=text, blocks=blocks)
 
     # -- helpers -----------------------------------------------------------------------------
 

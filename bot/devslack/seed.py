@@ -29,12 +29,17 @@ _SEED_GROUPS = [("S0SRE", "sre", ["U0ALICE", "U0BOB"]), ("S0ONCALL", "oncall", [
 
 def populate(ws: Workspace) -> None:
     """Add the seed users, then the channels (public ones hold everyone, the bot included,
-    as if it had been invited), then the user groups."""
+    as if it had been invited), then the user groups. Ids the workspace has already (one
+    restored from a file) are left as they are: only what the seed gained since is added."""
     for user_id, name, real_name in _SEED_USERS:
-        ws.add_user(user_id, name, real_name)
+        if user_id not in ws.users:
+            ws.add_user(user_id, name, real_name)
     for channel_id, name in _SEED_CHANNELS:
-        ws.add_channel(channel_id, name)
+        if channel_id not in ws.channels:
+            ws.add_channel(channel_id, name)
     for channel_id, name, members in _SEED_PRIVATE_CHANNELS:
-        ws.add_channel(channel_id, name, private=True, members=members)
+        if channel_id not in ws.channels:
+            ws.add_channel(channel_id, name, private=True, members=members)
     for group_id, handle, members in _SEED_GROUPS:
-        ws.add_usergroup(group_id, handle, members)
+        if group_id not in ws.usergroups:
+            ws.add_usergroup(group_id, handle, members)

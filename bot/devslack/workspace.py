@@ -31,12 +31,15 @@ from bot.devslack.scopes import load_manifest, message_event_type
 from bot.devslack.seed import populate
 from bot.devslack.tiers import RateLimits
 
-__all__ = ["MAX_VIEW_STACK", "Workspace"]
+__all__ = ["CLICK_NOTE_WINDOW", "MAX_VIEW_STACK", "Workspace"]
 
 JSON = dict[str, Any]
 
 #: views.push refuses a fourth modal
 MAX_VIEW_STACK = 3
+#: an ephemeral note posted this soon after a member's click in the same channel answers that
+#: click, and is shown under the message clicked (``Workspace.ephemeral_anchors``)
+CLICK_NOTE_WINDOW = 10.0
 
 
 class Workspace:
@@ -68,6 +71,8 @@ class Workspace:
         self.usergroups: dict[str, UserGroup] = {}
         self.messages: dict[str, list[Message]] = {}
         self.ephemerals: list[Ephemeral] = []
+        #: ephemeral ts → ts of the message it answers (a click on it): shown under it
+        self.ephemeral_anchors: dict[str, str] = {}
         self.views: dict[str, View] = {}
         self.modal_stacks: dict[str, list[str]] = {}
         self.homes: dict[str, str] = {}
@@ -248,6 +253,14 @@ class Workspace:
         self._last_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
+    def note_ts(self, ts: str) -> None:
+        """A timestamp given out before (a restored message): later ones come after it.
+        Raises ``ValueError`` for anything but ``seconds.micros``."""
+        seconds, dot, micros = ts.partition(".")
+        if not (seconds.isdigit() and dot and micros.isdigit() and len(micros) == 6):
+            raise ValueError(f"{ts!r} is not a message timestamp")
+        self._last_micros = max(self._last_micros, int(seconds) * 1_000_000 + int(micros))
+
     def post_message(
         self,
         channel: str,
@@ -345,11 +358,18 @@ class Workspace:
         text: str = "",
         blocks: list[JSON] | None = None,
         thread_ts: str | None = None,
+        under: str | None = None,
     ) -> Ephemeral:
-        """A note only ``user`` sees, who must be in the channel (else ``user_not_in_channel``)."""
+        """A note only ``user`` sees, who must be in the channel (else ``user_not_in_channel``).
+
+        A note answering a click is shown under the message clicked, as Slack shows a click's
+        ephemeral response: ``under`` names that message, else it is the one ``user`` clicked
+        in this channel within ``CLICK_NOTE_WINDOW`` seconds, if any."""
         where, member = self.channel(channel), self.user(user)
         if member.id not in where.members:
             raise ApiFailure("user_not_in_channel")
+        if under is None and thread_ts is None:
+            under = self.clicked_message(where.id, member.id)
         ephemeral = Ephemeral(
             channel=where.id,
             user=member.id,
@@ -358,9 +378,23 @@ class Workspace:
             blocks=list(blocks or []),
             thread_ts=thread_ts,
         )
+        if under is not None:
+            self.ephemeral_anchors[ephemeral.ts] = under
         self.ephemerals.append(ephemeral)
         self.feed.publish("ephemeral.posted", ephemeral=ephemeral.to_slack())
         return ephemeral
+
+    def clicked_message(self, channel: str, user: str) -> str | None:
+        """The ts of the message ``user`` clicked in ``channel``, when that was the last thing
+        they did there (not a slash command since) and within ``CLICK_NOTE_WINDOW`` seconds:
+        each click or command hands out a response_url, which remembers its message."""
+        since = self.clock() - CLICK_NOTE_WINDOW
+        for target in reversed(self.response_targets.values()):
+            if target.created_at < since:
+                return None
+            if (target.user, target.channel) == (user, channel):
+                return target.message_ts
+        return None
 
     def ephemerals_for(self, user: str) -> list[Ephemeral]:
         return [e for e in self.ephemerals if e.user == user]

@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotFound, StaleVote
 from bot.models import Action, Approval, DecisionKind, Priority, Status
+from bot.policy import NotAnApprover
 from bot.service import ApprovalService
 from bot.slack.cards import (
     APPROVE_ACTION,
@@ -50,6 +51,7 @@ from bot.slack.cards import (
     read_text,
     read_user,
     read_vote,
+    refusal_note,
     render_approval_list,
     render_args_modal,
     render_decided_notice,
@@ -175,6 +177,8 @@ class Listeners:
             text = stale_note(exc.approval)
         elif isinstance(exc, NotFound):
             text = "Nothing changed: this approval no longer exists."
+        elif isinstance(exc, NotAnApprover):
+            text = refusal_note(exc)
         else:
             text = f"Nothing changed: {escape_mrkdwn(exc.message.rstrip('.'))}."
         await self.tell(client, body, text)

@@ -52,6 +52,10 @@
     homeAsked: new Set(),
     flash: null,
     who: "",
+    /* Slack's own notes to you (an unknown /command), kept by the page: {channel, ts, text} */
+    localNotes: [],
+    /* until when the timeline keeps to its bottom: what you just sent, and its answer */
+    stickUntil: 0,
   };
 
   /* --------------------------------------------------------------------------- helpers */
@@ -416,17 +420,38 @@
     box.replaceChildren(surface);
   }
 
+  /* Where a note only you see goes: under the message whose click it answers (as Slack shows
+   * a click's ephemeral response), else in its thread or the channel, in time order. */
+  function noteHome(note) {
+    if (note.under) {
+      if ((S.snap.messages[note.channel] || []).some((m) => m.ts === note.under)) {
+        return { thread: null, after: note.under };
+      }
+      for (const [parent, replies] of Object.entries(S.snap.threads[note.channel] || {})) {
+        if (replies.some((m) => m.ts === note.under)) return { thread: parent, after: note.under };
+      }
+    }
+    return { thread: note.thread_ts || null, after: null };
+  }
+
   function itemsFor(messages, channelId, thread) {
     const items = messages.map((m) => ({ key: `m${m.ts}`, kind: "message", ts: m.ts, data: m }));
-    for (const note of S.snap.ephemerals) {
+    for (const note of [...S.snap.ephemerals, ...S.localNotes]) {
       if (note.channel !== channelId || S.dismissed.has(note.ts)) continue;
-      const inThread = Boolean(note.thread_ts);
-      if (thread ? note.thread_ts !== thread : inThread) continue;
-      items.push({ key: `e${note.ts}`, kind: "ephemeral", ts: note.ts, data: note });
+      const home = noteHome(note);
+      if (home.thread !== (thread || null)) continue;
+      const ts = home.after || note.ts;
+      items.push({ key: `e${note.ts}`, kind: "ephemeral", ts, data: note, under: home.after });
     }
-    items.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+    // by time; a note given a message's place comes right after it, notes in their own order
+    const order = (item) => [item.ts, item.kind === "message" ? 0 : 1, item.data.ts];
+    items.sort((a, b) => {
+      const [x, y] = [order(a), order(b)];
+      for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+      return 0;
+    });
     for (const item of items) {
-      item.sig = `${S.me}|${S.flash === item.ts}|${JSON.stringify(item.data)}`;
+      item.sig = `${S.me}|${S.flash === item.ts}|${item.under}|${JSON.stringify(item.data)}`;
     }
     return items;
   }
@@ -463,12 +488,12 @@
         node.append(el("p", "", intro));
         return node;
       }
-      return item.kind === "ephemeral" ? ephemeralNode(item.data) : messageNode(item.data, "channel");
+      return item.kind === "ephemeral" ? ephemeralNode(item.data, item.under) : messageNode(item.data, "channel");
     });
     if (S.flash) {
       const target = box.querySelector(`[data-key="m${CSS.escape(S.flash)}"]`);
       if (target) target.scrollIntoView({ block: "center" });
-    } else if (switched || nearBottom) {
+    } else if (switched || nearBottom || Date.now() < S.stickUntil) {
       box.scrollTop = box.scrollHeight;
     }
   }
@@ -517,16 +542,20 @@
     return node;
   }
 
-  function ephemeralNode(note) {
+  /* A note only you see: the bot's, or Slack's own (`local`, e.g. an unknown command). */
+  function ephemeralNode(note, under) {
     const node = el("article", "msg msg-ephemeral");
-    node.append(avatar(null, true));
+    node.dataset.ts = note.ts;
+    if (under) {
+      node.classList.add("msg-ephemeral-under");
+      node.dataset.under = under;
+    }
+    node.append(note.local ? el("span", "avatar avatar-slackbot", "S") : avatar(null, true));
     const body = el("div", "msg-body");
     const head = el("div", "msg-head");
-    head.append(
-      el("span", "msg-author", S.snap.bot.name),
-      el("span", "msg-badge", "APP"),
-      el("time", "msg-time", clock(note.ts)),
-    );
+    head.append(el("span", "msg-author", note.local ? "Slackbot" : S.snap.bot.name));
+    if (!note.local) head.append(el("span", "msg-badge", "APP"));
+    head.append(el("time", "msg-time", clock(note.ts)));
     body.append(head);
     const content = el("div", "msg-content");
     if (note.blocks && note.blocks.length) content.append(BK.renderBlocks(note.blocks, context()));
@@ -626,7 +655,7 @@
         line.append(el("span", "", count ? `${count} ${count === 1 ? "reply" : "replies"}` : "No replies yet"));
         return line;
       }
-      if (item.kind === "ephemeral") return ephemeralNode(item.data);
+      if (item.kind === "ephemeral") return ephemeralNode(item.data, item.under);
       return messageNode(item.data, item.kind === "parent" ? "parent" : "reply");
     });
     const flashed = S.flash && list.querySelector(`[data-key="m${CSS.escape(S.flash)}"]`);
@@ -640,10 +669,56 @@
       for (const example of S.snap.examples) examples.append(exampleNode(example));
     }
     const runs = S.snap.agents;
-    $("runs-empty").hidden = runs.length > 0;
-    const items = runs.map((run) => ({ key: run.id, sig: JSON.stringify(run) + !!findCard(run.approvalId), data: run }));
-    sync($("runs"), items, (item) => runNode(item.data));
+    const waiting = S.snap.waiting || [];
+    $("runs-empty").hidden = runs.length + waiting.length > 0;
+    const items = [
+      ...waiting.map((agent) => ({ key: `api:${agent.approvalId}`, kind: "api", data: agent })),
+      ...runs.map((run) => ({ key: run.id, kind: "run", data: run })),
+    ];
+    for (const item of items) {
+      const card = findCard(item.data.approvalId);
+      item.sig = JSON.stringify(item.data) + (card ? card.channel : "") + S.me;
+    }
+    sync($("runs"), items, (item) => (item.kind === "api" ? waitingNode(item.data) : runNode(item.data)));
     tick();
+  }
+
+  /* A link to where the approval's card is, once it is on the page. */
+  function cardLink(approvalId) {
+    const card = findCard(approvalId);
+    if (!card) return null;
+    const jump = el("button", "link-button");
+    jump.type = "button";
+    const c = channel(card.channel);
+    jump.append(el("span", "", `card in ${c ? channelLabel(c) : card.channel}`), icon(ICONS.jump));
+    jump.addEventListener("click", () => jumpTo(card));
+    return jump;
+  }
+
+  /* An agent that came in over the API (curl, `approval-bot demo`, an SDK script), blocked in
+   * /wait: what it waits on, for whom, where, and since when. */
+  function waitingNode(agent) {
+    const node = el("li", "run run-waiting run-api");
+    node.dataset.approval = agent.approvalId;
+    const head = el("div", "run-head");
+    head.append(el("code", "run-tool", agent.toolName));
+    const state = el("span", "run-state");
+    const since = el("span", "run-elapsed");
+    since.dataset.since = String(agent.since);
+    state.append(el("span", "pulse"), el("span", "", "waiting "), since);
+    head.append(state);
+    const meta = el("div", "run-meta");
+    meta.append(el("span", "run-source", "via the API"));
+    if (agent.agent) meta.append(el("span", "run-agent", agent.agent));
+    const c = channel(agent.channel);
+    meta.append(el("span", "run-channel", c ? channelLabel(c) : agent.channel || "default channel"));
+    if (agent.waits > 1) meta.append(el("span", "run-waits", `${agent.waits} waits`));
+    const ids = el("div", "run-meta");
+    ids.append(el("code", "run-id", agent.approvalId));
+    const jump = cardLink(agent.approvalId);
+    if (jump) ids.append(jump);
+    node.append(head, meta, ids);
+    return node;
   }
 
   function exampleNode(example) {
@@ -719,15 +794,8 @@
     node.append(head);
     const meta = el("div", "run-meta");
     if (run.approvalId) meta.append(el("code", "run-id", run.approvalId));
-    const card = findCard(run.approvalId);
-    if (card) {
-      const jump = el("button", "link-button");
-      jump.type = "button";
-      const c = channel(card.channel);
-      jump.append(el("span", "", `card in ${c ? channelLabel(c) : card.channel}`), icon(ICONS.jump));
-      jump.addEventListener("click", () => jumpTo(card));
-      meta.append(jump);
-    }
+    const jump = cardLink(run.approvalId);
+    if (jump) meta.append(jump);
     node.append(meta);
     if (run.error) node.append(el("div", "run-error", run.error));
     if (run.decision) node.append(receivedNode(run.decision));
@@ -927,13 +995,42 @@
 
   /* ------------------------------------------------------------------------ composers */
 
+  /* Slack's answer to `/word` that names no command of the app: a note, and nothing posted. */
+  function notACommand(command, where) {
+    const shown = command.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    S.localNotes.push({
+      local: true,
+      channel: where.channel === S.me ? dmId() : where.channel,
+      ts: (Date.now() / 1000).toFixed(6),
+      text: `\`${shown}\` is not a valid command. In Slack, all messages that start with "/" are commands. To send a message that starts with "/", put a space before it.`,
+    });
+    render();
+  }
+
+  /* `/approvals mine` runs the app's slash command, as in Slack: its answer shows only to you. */
+  async function runCommand(line, where) {
+    const [command] = line.split(/\s+/, 1);
+    if (!(S.snap.commands || []).includes(command)) {
+      notACommand(command, where);
+      return true;
+    }
+    const text = line.slice(command.length).trim();
+    const result = await act("/dev/command", { channel: where.channel, command, text }, command);
+    return Boolean(result);
+  }
+
   function composer(form, textarea, target) {
     const send = async () => {
-      const text = textarea.value.trim();
+      const typed = textarea.value;
+      const text = typed.trim();
       if (!text) return;
       form.reset();
-      const result = await act("/dev/reply", Object.assign({ text }, target()), "your message");
-      if (!result) textarea.value = text;
+      S.stickUntil = Date.now() + 3000;
+      S.flash = null; // what you send, and its answer, are what you look at now
+      const result = typed.startsWith("/")
+        ? await runCommand(text, target())
+        : await act("/dev/reply", Object.assign({ text }, target()), "your message");
+      if (!result) textarea.value = typed;
     };
     form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -969,6 +1066,7 @@
       window.history.replaceState(null, "", `?user=${encodeURIComponent(S.me)}`);
       S.thread = null;
       S.dismissed.clear();
+      S.localNotes = [];
       if (S.place === "app:home") askForHome();
       refetch();
     });
@@ -986,7 +1084,8 @@
     });
     setInterval(tick, 1000);
     if (S.place === "app:home") askForHome();
-    follow();
+    // a reload closes the modals this member had open, as Slack does; then the page follows
+    act("/dev/opened", {}, "opening the page", true).finally(follow);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -8,6 +8,7 @@ decision button and modal names the arguments version its person saw (`vote_valu
 
 from __future__ import annotations
 
+from bot.slack.cards.approvers import approvers_block, refusal_note, who_markup
 from bot.slack.cards.card import (
     Progress,
     describe_outcome,
@@ -91,6 +92,7 @@ __all__ = [
     "Progress",
     "Unreadable",
     "View",
+    "approvers_block",
     "arg_block_id",
     "clip",
     "describe_outcome",
@@ -109,6 +111,7 @@ __all__ = [
     "read_text",
     "read_user",
     "read_vote",
+    "refusal_note",
     "render_approval_list",
     "render_args_modal",
     "render_card",
@@ -124,4 +127,5 @@ __all__ = [
     "summary_line",
     "truncate",
     "vote_value",
+    "who_markup",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from bot.models import Action, Approval, Decision, DecisionKind, OnTimeout, Priority, Status
+from bot.slack.cards.approvers import approvers_block
 from bot.slack.cards.args import args_blocks
 from bot.slack.cards.buttons import decision_buttons
 from bot.slack.cards.ids import block_id
@@ -112,7 +113,8 @@ def render_card(
     progress: Progress | None = None,
     notes: Sequence[str] = (),
 ) -> Message:
-    """The pending card, with a button for each allowed decision.
+    """The pending card, with a button for each allowed decision (and, above them, who may
+    approve when the rule names approvers).
 
     It shows the arguments being approved now (`current_args`): after an edit, the edited
     ones, who edited them and what changed. `mention` is trusted configuration ("here", a user
@@ -136,6 +138,9 @@ def render_card(
     if progress is not None:
         line = _progress_line(progress)
         blocks.append(context([line], block_id=block_id("progress", approval.id)))
+    who = approvers_block(approval)
+    if who is not None:
+        blocks.append(who)
     actions = decision_buttons(approval, view_args=cut)
     if actions is not None:
         blocks.append(actions)
