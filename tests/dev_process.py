@@ -103,6 +103,22 @@ class DevProcess:
 
         return await until(with_card, timeout=15)
 
+    # -- a terminal beside it ------------------------------------------------------------------
+
+    async def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`approval-bot ARGS` run in the bot's directory as a person types it there: the same
+        database by default, no Slack token, no `APPROVAL_DB`."""
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "bot", *args],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
     # -- the page's side -----------------------------------------------------------------------
 
     async def state(self, user: str = "U0ALICE") -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The workspace page in a real headless Chromium: an agent waits while a person edits its call,
-`/approvals` is typed and answered, a refused click is answered under its card, and a reload
-leaves no modal open.
+`/approvals` is typed and answered, a refused click is answered under its card, a reload
+leaves no modal open, the page follows `approval-bot dev` through a restart with an agent
+waiting, and a decision made with `approval-bot decide` shows on the card.
 
 Needs Debian's `chromium` (`apt-get install chromium`) at /usr/bin/chromium, or another
 Chromium named by `CHROMIUM_PATH`; Playwright drives it and downloads nothing.
@@ -27,6 +28,7 @@ from bot.dev.workspace import ASSETS
 from bot.models import Status
 from bot.policy import load_routing
 from bot.sdk import ApprovalClient, Decision
+from tests.dev_process import DevProcess, wait_for_exit
 from tests.processes import free_port
 from tests.test_dev import Dev, running_dev
 
@@ -362,6 +364,116 @@ async def test_agent_text_is_shown_never_run(browser: Browser, tmp_path: Path) -
         assert await card.locator(".bk-mention").count() == 0  # no ping, no @bob
         assert await page.evaluate("window.pwned") is None
         assert problems == []
+
+
+# -- `approval-bot dev` as a real process: stopped and started again, decided from the CLI -------
+
+
+@pytest.fixture
+async def dev_process(tmp_path: Path) -> AsyncIterator[DevProcess]:
+    """`approval-bot dev` started in `tmp_path`; stopped afterwards."""
+    async with aiohttp.ClientSession() as http:
+        process = DevProcess(tmp_path, http)
+        await process.start()
+        try:
+            yield process
+        finally:
+            await wait_for_exit(process)
+
+
+async def test_a_waiting_agent_outlives_a_restart_and_is_approved_on_the_page(
+    browser: Browser, dev_process: DevProcess
+) -> None:
+    """Issue 15: a restart must not break a waiting agent or its card. The bot is stopped with
+    an agent waiting; the page says it is reconnecting, then, once the bot is back, shows the
+    same card with its buttons, and a click there answers the agent."""
+    dev = dev_process
+    page, problems = await open_page(browser, dev.url + "/?user=U0ALICE")
+    await expect(page.locator("#conn")).to_have_class("conn conn-live")
+    async with ApprovalClient(dev.url, token=dev.token) as client:
+        agent = asyncio.create_task(
+            client.request(
+                "deploy_service",
+                {"service": "search", "version": "2.0.1", "replicas": 2},
+                channel="#ops",
+                prompt="Roll search 2.0.1 out?",
+                requester={"agent": "release-bot"},
+                timeout=60,
+            )
+        )
+        try:
+            card = card_of(page, "deploy_service")
+            approve = card.get_by_role("button", name="Approve", exact=True)
+            await expect(approve).to_be_visible()
+            waiting = page.locator(".run-api").filter(has_text="release-bot")
+            await expect(waiting).to_contain_text("via the API")
+            key = await card.get_attribute("data-key")  # "m" and the card's ts
+            assert key is not None and key.startswith("m")
+
+            assert await wait_for_exit(dev) == 0
+            await expect(page.locator("#conn")).to_have_text(re.compile("reconnecting"))
+            assert not agent.done()  # the agent tries again while the bot is away
+            await dev.start()
+
+            # No reload: the page follows the bot again by itself, as Slack's client does.
+            await expect(page.locator("#conn")).to_have_class("conn conn-live", timeout=15_000)
+            await expect(waiting).to_contain_text("via the API", timeout=15_000)  # waits again
+            await expect(card).to_have_attribute("data-key", key)  # the same card, not a new one
+            await expect(card).to_contain_text("Roll search 2.0.1 out?")
+            await expect(card.get_by_role("button", name="Reject…")).to_be_visible()
+            await approve.click()
+            decision = await asyncio.wait_for(agent, 20)
+        finally:
+            agent.cancel()
+
+    assert decision.approved and decision.action.value == "approve"
+    assert (decision.decided_by, decision.decided_by_name) == ("U0ALICE", "alice")
+    await expect(card).to_contain_text("Approved by")
+    await expect(card.locator(".bk-actions")).to_have_count(0)
+    await expect(card.locator(".thread-count")).to_have_text("1 reply")
+    await expect(waiting).to_have_count(0)
+    assert [p for p in problems if not _while_the_bot_was_away(p)] == []
+
+
+def _while_the_bot_was_away(problem: str) -> bool:
+    """Chromium's console line for a request the stopped bot could not answer."""
+    return "net::ERR_CONNECTION_REFUSED" in problem or "net::ERR_EMPTY_RESPONSE" in problem
+
+
+async def test_a_decision_from_the_cli_updates_the_card_on_the_page(
+    browser: Browser, dev_process: DevProcess
+) -> None:
+    """Issue 15: `approval-bot decide` woke the agent but left the card with its buttons and no
+    thread reply. Decided from a terminal in the bot's directory (no Slack token there), the
+    card on the open page loses its buttons, says who decided and why, and gets its reply."""
+    dev = dev_process
+    page, problems = await open_page(browser, dev.url + "/?user=U0BOB")
+    await expect(page.locator("#conn")).to_have_class("conn conn-live")
+    submitted = await dev.submit(
+        toolName="send_email",
+        args={"to": "ceo@example.com", "subject": "Q3 numbers"},
+        channel="#ops",
+        prompt="Send the Q3 numbers to the CEO?",
+    )
+    card = card_of(page, "send_email")
+    await expect(card.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+
+    decided = await dev.cli(
+        "decide", submitted["id"], "--approve", "--comment", "numbers checked", "--as", "carol"
+    )
+    assert decided.returncode == 0, decided.stderr
+
+    await expect(card.locator(".bk-actions")).to_have_count(0)
+    await expect(card).to_contain_text("Approved by carol")
+    await expect(card).to_contain_text("numbers checked")
+    await expect(card.locator(".thread-count")).to_have_text("1 reply")
+    await card.locator(".thread-link").click()
+    await expect(page.locator("#thread")).to_be_visible()
+    reply = page.locator("#thread-list article.msg").last
+    await expect(reply).to_contain_text("Approved")
+    await expect(reply).to_contain_text("numbers checked")
+    assert (await dev.record(submitted["id"]))["status"] == "approved"
+    assert problems == []
 
 
 def _options(*values: str) -> list[dict[str, Any]]:
