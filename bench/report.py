@@ -95,6 +95,16 @@ def _rewrites(m: JSON) -> Iterator[Row]:
     yield f"{what}: cards rewritten", rewritten, "all"
 
 
+def _policy(m: JSON) -> Iterator[Row]:
+    what = f"routing {m['calls']:,} submissions past {m['rules'] - 1} rules with CEL `when`"
+    yield from _latency(what, m["with_conditions_ms"], "policy.with_conditions_ms")
+    yield (
+        f"{what}: added to a submission, p99",
+        ms(m["added_p99_ms"]),
+        _target("policy.added_p99_ms", m["added_p99_ms"]),
+    )
+
+
 def _replicas(m: JSON) -> Iterator[Row]:
     what = f"{m['replicas']} replicas on PostgreSQL, click on A → agent waiting on C"
     if m["ms"] is None:
@@ -143,6 +153,7 @@ SECTIONS: dict[str, Callable[[JSON], Iterator[Row]]] = {
     "kills": _kills,
     "cards": _cards,
     "rewrites": _rewrites,
+    "policy": _policy,
     "replicas": _replicas,
     "hostile": _hostile,
     "peers": _peers,

@@ -34,6 +34,8 @@ class Sizes:
     card_burst: int = 3
     #: Approve clicked on this many cards at once, rewritten within chat.update's tier
     rewrite_clicks: int = 100
+    #: submissions routed through a routing file's conditions
+    policy_calls: int = 10_000
     #: replicas on one PostgreSQL: approvals clicked on one and awaited on another, how many
     #: clicks at once, and the channels their cards are spread over
     replicas: int = 3
@@ -73,6 +75,7 @@ QUICK = Sizes(
     card_rate_per_channel=4.0,
     card_burst=1,
     rewrite_clicks=8,
+    policy_calls=200,
     replica_approvals=10,
     replica_concurrency=2,
     replica_channels=5,

@@ -19,6 +19,7 @@ from bench.kills import measure_kills
 from bench.output import jsonable, read_results, write_results
 from bench.peers import Peers, measure_peers
 from bench.plot import Panel, plot
+from bench.policy import measure_policy
 from bench.proc import OtherWork, machine
 from bench.replicas import Replicas, measure_replicas
 from bench.rewrites import measure_rewrites
@@ -37,6 +38,7 @@ MEASURES = (
     "kills",
     "cards",
     "rewrites",
+    "policy",
     "replicas",
     "hostile",
 )
@@ -87,6 +89,9 @@ async def _measure(name: str, sizes: Sizes) -> Any:
     if name == "rewrites":
         say(f"rewrites: Approve on {sizes.rewrite_clicks} cards at once, Slack at Tier 3")
         return await measure_rewrites(sizes.rewrite_clicks)
+    if name == "policy":
+        say(f"policy: {sizes.policy_calls:,} submissions routed through CEL conditions")
+        return await measure_policy(sizes.policy_calls)
     if name == "replicas":
         say(
             f"replicas: {sizes.replicas} on PostgreSQL, {sizes.replica_approvals} clicks, "

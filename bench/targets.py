@@ -48,6 +48,13 @@ TARGETS = (
         True,
         "",
     ),
+    Target(
+        "routing conditions added per submission, p99",
+        ("policy", "added_p99_ms"),
+        0.2,
+        True,
+        " ms",
+    ),
     Target("submissions into store + outbox", ("submissions", "per_s"), 500, False, "/s"),
     Target("click on A → agent on C, p99", ("replicas", "ms", "p99"), 50, True, " ms"),
     Target("/healthz under hostile load, p99", ("hostile", "health_ms", "p99"), 50, True, " ms"),

@@ -23,10 +23,26 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import cel
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from bot.conditions import (
+    Condition,
+    ConditionError,
+    ConditionFailed,
+    call_context,
+    compile_condition,
+)
 from bot.config import ConfigError
 from bot.errors import Invalid, NotAllowed
 from bot.models import (
@@ -36,16 +52,19 @@ from bot.models import (
     OnTimeout,
     Policy,
     Priority,
+    utcnow,
 )
 
 __all__ = [
     "NotAnApprover",
+    "PolicyDecision",
     "Route",
     "Router",
     "Routing",
     "Rule",
     "either",
     "load_routing",
+    "rule_label",
     "verb_for",
 ]
 
@@ -63,6 +82,21 @@ class Route:
     on_timeout: OnTimeout = OnTimeout.REJECT
     allowed_decisions: list[DecisionKind] = field(default_factory=lambda: list(DecisionKind))
     policy: Policy = field(default_factory=Policy)
+    #: the rule decides the call itself (`decision`): no card with buttons, nobody asked
+    decision: PolicyDecision | None = None
+    #: rules whose `when` could not be evaluated for this call, and why (for the audit)
+    skipped: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """A rule's own `decision`: who decided (`policy:<rule>`), why, and whether a card without
+    buttons tells the channel (`notify`)."""
+
+    approved: bool
+    decided_by: str
+    reason: str
+    notify: bool
 
 
 class Router(Protocol):
@@ -76,11 +110,19 @@ class Router(Protocol):
 
 
 class Rule(BaseModel):
-    """One `[[rules]]` table: applies to tool names matching any of `tools`."""
+    """One `[[rules]]` table: applies to tool names matching any of `tools`, and to calls for
+    which its `when` (CEL, `bot.conditions`) holds."""
 
     model_config = ConfigDict(extra="forbid")
 
+    name: Annotated[str, Field(min_length=1, max_length=80)] | None = None
     tools: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    when: Annotated[str, Field(min_length=1)] | None = None
+    #: decided by the rule itself, with `reason` as the comment; `notify` posts a card
+    #: without buttons
+    decision: Literal["approve", "reject"] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    notify: bool = False
     channel: SlackRef | None = None
     priority: Priority | None = None
     mention: SlackRef | None = None
@@ -113,9 +155,38 @@ class Rule(BaseModel):
             raise ValueError('must include "reject": a reviewer can always say no')
         return values
 
+    _condition: Condition | None = PrivateAttr(default=None)
+
+    @field_validator("when")
+    @classmethod
+    def _compiles(cls, source: str | None) -> str | None:
+        if source is not None:
+            compile_condition(source)  # a ConditionError says where; `load_routing` uses it
+        return source
+
+    @model_validator(mode="after")
+    def _decides_alone(self) -> Rule:
+        if self.when is not None:
+            self._condition = compile_condition(self.when)
+        if self.decision is None:
+            if self.reason is not None or self.notify:
+                raise ValueError("`reason` and `notify` go with `decision`")
+            return self
+        asks = [name for name in _ASKING if name in self.model_fields_set]
+        if asks:
+            raise ValueError(
+                f"a rule with `decision` decides without asking anyone: drop {', '.join(asks)}"
+            )
+        return self
+
     def matches(self, tool_name: str) -> bool:
         """True when a `tools` glob matches the tool name (case-sensitive)."""
         return any(fnmatch.fnmatchcase(tool_name, pattern) for pattern in self.tools)
+
+    def holds(self, context: cel.Context) -> bool:
+        """True when the rule has no `when`, or it holds; `ConditionFailed` when it cannot
+        be evaluated."""
+        return self._condition is None or self._condition.holds(context)
 
 
 class Routing(BaseModel):
@@ -129,16 +200,43 @@ class Routing(BaseModel):
     fallback_channel: SlackRef | None = None
     rules: list[Rule] = Field(default_factory=list)
 
-    def rule_for(self, tool_name: str) -> Rule | None:
-        """The first rule whose globs match, or None."""
-        return next((rule for rule in self.rules if rule.matches(tool_name)), None)
+    def match(self, request: ApprovalRequest) -> tuple[int | None, list[dict[str, str]]]:
+        """The index of the first rule whose `tools` and `when` both match the request, or
+        None; and the rules skipped because their `when` failed, with why. A failure never
+        matches: the next rule is tried."""
+        context: cel.Context | None = None
+        skipped: list[dict[str, str]] = []
+        for index, rule in enumerate(self.rules):
+            if not rule.matches(request.tool_name):
+                continue
+            if rule.when is not None and context is None:
+                context = call_context(request, utcnow())
+            try:
+                if context is None or rule.holds(context):
+                    return index, skipped
+            except ConditionFailed as exc:
+                skipped.append({"rule": rule_label(rule, index), "error": str(exc)})
+        return None, skipped
 
     def route(self, request: ApprovalRequest) -> Route:
         """The matching rule applied to a request; `Invalid` (422) for what would loosen it."""
-        matched = self.rule_for(request.tool_name)
+        index, skipped = self.match(request)
+        matched = None if index is None else self.rules[index]
         rule = matched or _NO_RULE
+        decision = None
+        if matched is not None and matched.decision is not None:
+            assert index is not None
+            label = rule_label(matched, index)
+            decision = PolicyDecision(
+                approved=matched.decision == "approve",
+                decided_by=f"policy:{label}",
+                reason=matched.reason or f"decided by the routing file's rule {label}",
+                notify=matched.notify,
+            )
         on_timeout = _on_timeout(rule, request)
         return Route(
+            decision=decision,
+            skipped=tuple(skipped),
             channel=rule.channel or request.channel or self.default_channel,
             priority=_higher(rule.priority, request.priority),
             timeout_seconds=_timeout(rule, request, on_timeout),
@@ -156,6 +254,23 @@ class Routing(BaseModel):
 
 #: what applies where no rule matches: the request's own values, within the same limits
 _NO_RULE = Rule(tools=["*"])
+
+#: what a rule that asks people sets, and a rule with `decision` cannot
+_ASKING = (
+    "approvers",
+    "required_approvals",
+    "mention",
+    "timeout_seconds",
+    "on_timeout",
+    "escalate_to",
+    "allowed_decisions",
+)
+
+
+def rule_label(rule: Rule, index: int) -> str:
+    """How the audit and `decidedBy` name a rule: its `name`, else its number (from 1)."""
+    return rule.name or str(index + 1)
+
 
 _VERBS = {DecisionKind.APPROVE: "approve", DecisionKind.EDIT: "edit"}
 #: what the approvers may do with a call, said to someone who tried to reject it or answer it
@@ -244,7 +359,8 @@ def load_routing(path: str | Path) -> Routing:
     """Read and validate a routing file; raises `ConfigError` naming the file, field and reason."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
+        data = tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
@@ -252,8 +368,37 @@ def load_routing(path: str | Path) -> Routing:
     try:
         return Routing.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise ConfigError(f"{path}: " + "; ".join(problems)) from exc
+        problems = [_problem(path, text, err) for err in exc.errors()]
+        raise ConfigError("; ".join(problems)) from exc
+
+
+def _problem(path: Path, text: str, err: Any) -> str:
+    """One validation error in words: `file: field: reason`, and for a `when` that does not
+    compile, `file:line:column: rule N ("name") when: reason` pointing into the file."""
+    loc = err["loc"]
+    where = ".".join(str(p) for p in loc) or "(top)"
+    problem = err.get("ctx", {}).get("error")
+    if not (isinstance(problem, ConditionError) and loc[:1] == ("rules",) and len(loc) == 3):
+        return f"{path}: {where}: {err['msg']}"
+    index = int(loc[1])
+    rule = (tomllib.loads(text).get("rules") or [{}])[index]
+    named = f' ("{rule["name"]}")' if isinstance(rule.get("name"), str) else ""
+    line, column = _in_file(text, index, problem)
+    return f"{path}:{line}:{column}: rule {index + 1}{named} `when`: {problem.message}"
+
+
+def _in_file(text: str, index: int, problem: ConditionError) -> tuple[int, int]:
+    """Where in the file the expression's (line, column) is: from the `when =` line of the
+    `index`-th `[[rules]]` table (a best effort for multi-line strings)."""
+    lines = text.splitlines()
+    headers = [n for n, line in enumerate(lines) if line.strip().startswith("[[rules]]")]
+    start = headers[index] if index < len(headers) else 0
+    for n in range(start, len(lines)):
+        key, eq, value = lines[n].partition("=")
+        if eq and key.strip() == "when":
+            opening = len(key) + 1 + (len(value) - len(value.lstrip()))
+            quote = 3 if value.lstrip()[:3] in ('"""', "'''") else 1
+            if problem.line == 1:
+                return n + 1, opening + quote + problem.column
+            return n + problem.line, problem.column
+    return start + 1, 1

@@ -47,7 +47,7 @@ from bot.models import (
 )
 from bot.policy import NotAnApprover, Route, Router, Routing
 from bot.schemas import check_plain_json, compile_schema
-from bot.store import Page, Store
+from bot.store import Page, PolicyOutcome, Store
 
 __all__ = [
     "SLACK_ACTOR",
@@ -198,10 +198,13 @@ class ApprovalService:
             expires_at=now + timedelta(seconds=timeout) if timeout else None,
         )
         await validate_args(approval, approval.args, path="args")
-        stored, created = await self.store.insert(approval, args_fingerprint(request.args))
+        policy = _policy_outcome(route, approval)
+        stored, created = await self.store.insert(approval, args_fingerprint(request.args), policy)
         if created:
             self._notify(stored, "submitted")
-            if stored.expires_at is not None:
+            if not stored.is_pending:  # the routing file decided it
+                self._resolve(stored)
+            elif stored.expires_at is not None:
                 self._timer_wake.set()
         return stored, created
 
@@ -608,3 +611,22 @@ def _stale(approval: Approval, seen: str | None, typed_at: datetime | None) -> b
         edited_at = approval.progress.edited_at
         return edited_at is not None and typed_at < edited_at
     return approval.progress.args is not None
+
+
+def _policy_outcome(route: Route, approval: Approval) -> PolicyOutcome | None:
+    """What the routing file did besides routing: decided the call itself (no card with
+    buttons: a card without them only with `notify`), or skipped rules whose `when` failed."""
+    detail = {"skipped": list(route.skipped)} if route.skipped else {}
+    if route.decision is None:
+        return PolicyOutcome(detail=detail) if detail else None
+    policy = route.decision
+    decision = Decision(
+        approved=policy.approved,
+        action=Action.APPROVE if policy.approved else Action.REJECT,
+        approved_args=approval.args if policy.approved else None,
+        decided_by=policy.decided_by,
+        approvers=[],
+        comment=policy.reason,
+        decided_at=approval.created_at,
+    )
+    return PolicyOutcome(decision, cards=policy.notify, detail=detail)

@@ -42,6 +42,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
         "kills",
         "cards",
         "rewrites",
+        "policy",
         "replicas",
         "hostile",
     ]
@@ -81,6 +82,10 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert rewrites["rewritten"] == QUICK.rewrite_clicks
     assert 0 < rewrites["busiest_minute"] <= rewrites["tier_per_minute"]
     assert rewrites["ratelimited"] == 0
+
+    policy = results["policy"]
+    assert_latency(policy["with_conditions_ms"], QUICK.policy_calls)
+    assert policy["added_p99_ms"] >= 0
 
     replicas = results["replicas"]
     assert (replicas["replicas"], replicas["skipped"]) == (QUICK.replicas, None)

@@ -15,9 +15,19 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bot.store.base import Event, OutboxItem, Page, Store
+from bot.store.rows import PolicyOutcome
 from bot.store.sqlite import SQLiteStore
 
-__all__ = ["Event", "OutboxItem", "Page", "SQLiteStore", "Store", "is_postgres_url", "open_store"]
+__all__ = [
+    "Event",
+    "OutboxItem",
+    "Page",
+    "PolicyOutcome",
+    "SQLiteStore",
+    "Store",
+    "is_postgres_url",
+    "open_store",
+]
 
 
 def is_postgres_url(location: str | Path) -> bool:

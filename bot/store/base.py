@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.errors import BadRequest
 from bot.models import Approval, Decision, SlackRef, Status
+
+if TYPE_CHECKING:
+    from bot.store.rows import PolicyOutcome
 
 __all__ = ["DELIVERIES_KEPT", "Event", "OutboxItem", "Page", "Store", "read_cursor"]
 
@@ -96,7 +99,9 @@ class Store(Protocol):
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
-    async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]: ...
+    async def insert(
+        self, approval: Approval, fingerprint: str, policy: PolicyOutcome | None = None
+    ) -> tuple[Approval, bool]: ...
     async def get(self, approval_id: str) -> Approval: ...
     async def find(
         self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None

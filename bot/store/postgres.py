@@ -40,7 +40,15 @@ from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.pg_migrations import MIGRATIONS
-from bot.store.rows import NewEvent, Rows, listing, request_of, resubmitted, tally
+from bot.store.rows import (
+    NewEvent,
+    PolicyOutcome,
+    Rows,
+    listing,
+    request_of,
+    resubmitted,
+    tally,
+)
 
 __all__ = ["CHANNEL", "PostgresStore"]
 
@@ -330,8 +338,11 @@ class PostgresStore:
 
     # -- approvals --------------------------------------------------------------------------
 
-    async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]:
-        """Store a new approval; the same toolCallId with the same args returns the first one."""
+    async def insert(
+        self, approval: Approval, fingerprint: str, policy: PolicyOutcome | None = None
+    ) -> tuple[Approval, bool]:
+        """Store a new approval; the same toolCallId with the same args returns the first one.
+        With `policy.decision`, it is decided in the same transaction."""
         async with self._transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
@@ -357,7 +368,11 @@ class PostgresStore:
                 assert row is not None
                 return await self._fetch(conn, resubmitted(approval, fingerprint, row)), False
             stored = await self._fetch(conn, approval.id)
-            await self._append_event(conn, NewEvent.submitted(stored, approval))
+            await self._append_event(conn, NewEvent.submitted(stored, approval, policy))
+            if policy is not None and policy.decision is not None:
+                stored, _ = await self._decide(
+                    conn, approval.id, policy.status, policy.decision, cards=policy.cards
+                )
             return stored, True
 
     async def get(self, approval_id: str) -> Approval:
@@ -376,7 +391,13 @@ class PostgresStore:
         return _ROWS.page(rows, limit)
 
     async def _decide(
-        self, conn: Connection, approval_id: str, status: Status, decision: Decision
+        self,
+        conn: Connection,
+        approval_id: str,
+        status: Status,
+        decision: Decision,
+        *,
+        cards: bool = True,
     ) -> tuple[Approval, int]:
         cursor = await conn.execute(
             """
@@ -407,8 +428,8 @@ class PostgresStore:
         approval = await self._fetch(conn, approval_id)  # read together with the update
         if await cursor.fetchone() is None:  # the compare-and-set lost: somebody decided first
             raise AlreadyDecided(approval)
-        event_id = await self._append_event(conn, NewEvent.decided(approval, status, decision))
-        return approval, event_id
+        event = NewEvent.decided(approval, status, decision, cards=cards)
+        return approval, await self._append_event(conn, event)
 
     async def decide(
         self, approval_id: str, status: Status, decision: Decision

@@ -16,7 +16,7 @@ from bot.errors import AlreadyDecided, Conflict, StaleVote
 from bot.models import Approval, Decision, Status
 from bot.store.base import Event, OutboxItem, Page, read_cursor
 
-__all__ = ["NewEvent", "Rows", "listing", "request_of", "resubmitted", "tally"]
+__all__ = ["NewEvent", "PolicyOutcome", "Rows", "listing", "request_of", "resubmitted", "tally"]
 
 # Request fields kept verbatim in `approvals.request`; state lives in its own columns.
 _STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
@@ -95,6 +95,21 @@ def tally(
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyOutcome:
+    """What the routing file did with a call as it was stored: decided it (`decision`), with
+    a card or without (`cards`), and the rules whose `when` failed (`detail`)."""
+
+    decision: Decision | None = None
+    cards: bool = True
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> Status:
+        assert self.decision is not None
+        return Status.APPROVED if self.decision.approved else Status.REJECTED
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     """An audit event to append, and who hears of it (outbox topics, other replicas)."""
 
@@ -131,10 +146,19 @@ class NewEvent:
         return update_topics if self.update else ()
 
     @classmethod
-    def submitted(cls, stored: Approval, approval: Approval) -> NewEvent:
-        """`stored`, just inserted from the submitted `approval`."""
+    def submitted(
+        cls, stored: Approval, approval: Approval, policy: PolicyOutcome | None = None
+    ) -> NewEvent:
+        """`stored`, just inserted from the submitted `approval` (and decided at once when the
+        routing file's rule decides it: `policy`)."""
         return cls(
-            stored, "submitted", Status.PENDING, approval.requester.agent, args_after=approval.args
+            stored,
+            "submitted",
+            Status.PENDING,
+            approval.requester.agent,
+            args_after=approval.args,
+            detail=policy.detail if policy else {},
+            cards=policy.cards if policy else True,
         )
 
     @classmethod
@@ -156,7 +180,9 @@ class NewEvent:
         return cls(approval, "voted", None, user, update=True)
 
     @classmethod
-    def decided(cls, approval: Approval, status: Status, decision: Decision) -> NewEvent:
+    def decided(
+        cls, approval: Approval, status: Status, decision: Decision, *, cards: bool = True
+    ) -> NewEvent:
         """The decision that moved `approval` from pending to `status`."""
         return cls(
             approval,
@@ -166,6 +192,7 @@ class NewEvent:
             args_before=approval.args,
             args_after=decision.approved_args,
             detail={"action": decision.action.value, "comment": decision.comment},
+            cards=cards,
         )
 
     @classmethod

@@ -34,7 +34,15 @@ from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.migrations import MIGRATIONS
-from bot.store.rows import NewEvent, Rows, listing, request_of, resubmitted, tally
+from bot.store.rows import (
+    NewEvent,
+    PolicyOutcome,
+    Rows,
+    listing,
+    request_of,
+    resubmitted,
+    tally,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -257,8 +265,11 @@ class SQLiteStore:
 
     # -- approvals --------------------------------------------------------------------------
 
-    async def insert(self, approval: Approval, fingerprint: str) -> tuple[Approval, bool]:
-        """Store a new approval; the same toolCallId with the same args returns the first one."""
+    async def insert(
+        self, approval: Approval, fingerprint: str, policy: PolicyOutcome | None = None
+    ) -> tuple[Approval, bool]:
+        """Store a new approval; the same toolCallId with the same args returns the first one.
+        With `policy.decision`, it is decided in the same transaction."""
 
         def insert(conn: sqlite3.Connection) -> tuple[Approval, bool]:
             row = conn.execute(
@@ -282,7 +293,11 @@ class SQLiteStore:
                 ),
             )
             stored = self._fetch(conn, approval.id)
-            self._append_event(conn, NewEvent.submitted(stored, approval))
+            self._append_event(conn, NewEvent.submitted(stored, approval, policy))
+            if policy is not None and policy.decision is not None:
+                stored, _ = self._decide(
+                    conn, approval.id, policy.status, policy.decision, cards=policy.cards
+                )
             return stored, True
 
         approval, created = await self._run(self._writer, self._write(insert))
@@ -307,7 +322,13 @@ class SQLiteStore:
         return await self._run(self._reader, select)
 
     def _decide(
-        self, conn: sqlite3.Connection, approval_id: str, status: Status, decision: Decision
+        self,
+        conn: sqlite3.Connection,
+        approval_id: str,
+        status: Status,
+        decision: Decision,
+        *,
+        cards: bool = True,
     ) -> tuple[Approval, int]:
         changed = conn.execute(
             "UPDATE approvals SET status = ? WHERE id = ? AND status = 'pending'",
@@ -332,8 +353,8 @@ class SQLiteStore:
             ),
         )
         approval = self._fetch(conn, approval_id)
-        event_id = self._append_event(conn, NewEvent.decided(approval, status, decision))
-        return approval, event_id
+        event = NewEvent.decided(approval, status, decision, cards=cards)
+        return approval, self._append_event(conn, event)
 
     async def decide(
         self, approval_id: str, status: Status, decision: Decision
