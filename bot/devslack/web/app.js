@@ -229,6 +229,9 @@
       } catch (error) {
         if (controller.signal.aborted) continue;
         connected(false);
+        // Back, the bot may be a new process whose change numbers started again: ask for the
+        // whole state at once rather than for changes after a number it never reached.
+        S.immediate = true;
         await sleep(delay);
         delay = Math.min(delay * 2, 5000);
       }
