@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from bot import claude_code
 from bot.edge import (
     EDGE,
     BrokenBody,
@@ -31,15 +32,18 @@ from bot.edge import (
     refuse,
 )
 from bot.errors import (
+    AlreadyDecided,
     BadRequest,
     BotError,
+    Conflict,
     Forbidden,
     Invalid,
     PayloadTooLarge,
     Unauthorized,
 )
 from bot.events import Broadcast, event_body
-from bot.models import ApprovalRequest, CancelInput, DecisionInput, Status
+from bot.models import Approval, ApprovalRequest, CancelInput, DecisionInput, Priority, Status
+from bot.sdk.wire import request_body
 from bot.service import ApprovalService
 
 __all__ = ["MAX_BODY", "ApiSettings", "HealthCheck", "add_api_routes", "error_middleware"]
@@ -55,6 +59,10 @@ PARSE_ON_LOOP_BYTES = 64 * 1024
 #: `/healthz` writes a row; a store that cannot within this many seconds is not healthy
 HEALTH_WRITE_TIMEOUT = 1.0
 DEFAULT_WAIT = 30.0
+#: how long `POST /v1/hooks/claude-code` waits by default: within the time Claude Code gives an
+#: `http` hook when its `timeout` is not set; `?wait=` up to `MAX_HOOK_WAIT` for longer
+DEFAULT_HOOK_WAIT = 25.0
+MAX_HOOK_WAIT = 3600.0
 MAX_LIMIT = 500
 SSE_HEARTBEAT = 15.0
 
@@ -397,6 +405,72 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def claude_code_hook(request: web.Request) -> web.StreamResponse:
+    """Claude Code's `http` PreToolUse hook: ask, wait up to `?wait=` seconds, allow or deny.
+
+    The body is the hook input (`bot.claude_code`); `?channel=` and `?priority=` go on the card.
+    A request the bot refuses is a deny, as is no decision in time (the card is withdrawn
+    then; `?failOpen=true` allows instead). So is a missing or wrong token and input that is no
+    `PreToolUse` hook input: Claude Code runs the call when an `http` hook answers anything but
+    2xx, so this hook answers every mistake 200 with a deny that says what is wrong.
+    """
+    try:
+        return await _claude_code_hook(request)
+    except (Unauthorized, BadRequest, PayloadTooLarge) as exc:
+        log.warning("Claude Code hook denied: %s", exc.message)
+        return web.json_response(claude_code.refused(exc.message))
+
+
+async def _claude_code_hook(request: web.Request) -> web.StreamResponse:
+    _authorize(request)
+    wait = _float_query(request, "wait", DEFAULT_HOOK_WAIT, MAX_HOOK_WAIT)
+    priority_raw = request.query.get("priority")
+    try:
+        priority = Priority(priority_raw) if priority_raw else None
+    except ValueError:
+        allowed = ", ".join(p.value for p in Priority)
+        raise BadRequest(f"priority must be one of {allowed}, not {priority_raw!r}") from None
+    fail_open = request.query.get("failOpen", "false").lower() in ("1", "true", "yes")
+    try:
+        hook = claude_code.read_hook_input(await read_body(request))
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body is over the limit of {MAX_BODY} bytes") from None
+    except claude_code.HookInputError as exc:
+        raise BadRequest(str(exc)) from None
+    fields = hook.request_fields(channel=request.query.get("channel") or None, priority=priority)
+    service = request.app[_SERVICE]
+    try:
+        wire = request_body(hook.tool_name, hook.tool_input, fields)  # as the SDK sends it
+        if len(wire) > PARSE_ON_LOOP_BYTES:
+            asked = await asyncio.to_thread(_parse, wire, ApprovalRequest)
+        else:
+            asked = _parse(wire, ApprovalRequest)
+        approval, _ = await service.submit(asked)
+    except (Invalid, Conflict) as exc:
+        return web.json_response(claude_code.refused(exc.message))
+    if approval.is_pending:
+        decided = await _until_hangup(request, service.wait(approval.id, wait))
+        if decided is None:  # Claude Code gave up (its `timeout`): nobody reads an answer
+            await _withdraw(service, approval.id, "Claude Code stopped waiting")
+            return web.Response(status=499)
+        if decided.is_pending:
+            decided = await _withdraw(service, approval.id, f"no decision within {wait:g}s")
+            if decided is None:
+                return web.json_response(claude_code.undecided(approval, wait, fail_open=fail_open))
+        approval = decided
+    return web.json_response(claude_code.answer(approval))
+
+
+async def _withdraw(service: ApprovalService, approval_id: str, reason: str) -> Approval | None:
+    """Cancel an approval its hook stopped waiting for: None once withdrawn, else the decision
+    that came first."""
+    try:
+        await service.cancel(approval_id, reason=reason, cancelled_by=claude_code.AGENT)
+    except AlreadyDecided as exc:
+        return exc.approval
+    return None
+
+
 async def healthz(request: web.Request) -> web.Response:
     service = request.app[_SERVICE]
     checks: dict[str, str] = {}
@@ -427,3 +501,4 @@ def add_api_routes(app: web.Application, service: ApprovalService, settings: Api
     app.router.add_post("/v1/approvals/{id}/decision", decide)
     app.router.add_post("/v1/approvals/{id}/cancel", cancel)
     app.router.add_get("/v1/events", events)
+    app.router.add_post("/v1/hooks/claude-code", claude_code_hook)

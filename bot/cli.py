@@ -16,14 +16,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import edge, mcp_server
+from bot import edge, mcp_server, policy_commands
+from bot.adapters import claude_code
 from bot.app import BOT, create_app, queued_topics
+from bot.channel_names import channel_label, known_names
 from bot.config import ConfigError, Settings
 from bot.dev import demo, run_dev
-from bot.errors import BotError
+from bot.errors import BotError, NotFound
 from bot.models import Status, format_time, utcnow
 from bot.policy import Routing
 from bot.service import ApprovalService
+from bot.slack.poster import SLACK_TOPIC
 from bot.slack.surface import SlackSurface
 from bot.store import is_postgres_url, open_store
 
@@ -83,24 +86,39 @@ def _parser() -> argparse.ArgumentParser:
     mcp = sub.add_parser("mcp", help="serve the request_approval tool to MCP clients")
     mcp_server.add_arguments(mcp)
 
+    hook = sub.add_parser("hook", help="answer an agent's permission hook from Slack")
+    agents = hook.add_subparsers(dest="agent", required=True, metavar="AGENT")
+    claude_code.add_arguments(
+        agents.add_parser(
+            "claude-code",
+            help="Claude Code's PreToolUse command hook: the hook input on stdin, the decision "
+            "on stdout",
+        )
+    )
+
+    policy_commands.add_arguments(sub.add_parser("policy", help="check or try a routing file"))
+
     audit = sub.add_parser("audit", help="print the audit trail")
     audit.add_argument("--since", type=parse_span, default=parse_span("1d"))
     audit.add_argument("--format", choices=["json", "csv"], default="json")
     return parser
 
 
-def _on_service(settings: Settings, work: Any) -> Any:
+def _on_service(settings: Settings, work: Any, *, cards: bool = False) -> Any:
     """`await work(service)` on the bot's existing database (never a new, empty one: `list` run
-    in the wrong directory would create it)."""
+    in the wrong directory would create it). With `cards`, what `work` changes is queued for
+    the running bot's Slack cards too."""
     if not is_postgres_url(settings.db) and not Path(settings.db).exists():
         raise ConfigError(
             f"no database at {settings.db} here; run where the bot runs, or set APPROVAL_DB"
         )
-    return asyncio.run(_with_service(settings, work))
+    return asyncio.run(_with_service(settings, work, cards=cards))
 
 
-async def _with_service(settings: Settings, work: Any) -> Any:
+async def _with_service(settings: Settings, work: Any, *, cards: bool = False) -> Any:
     states, updates = queued_topics(settings)
+    if cards and SLACK_TOPIC not in updates:
+        updates.append(SLACK_TOPIC)
     store = open_store(settings.db, outbox_topics=states, update_topics=updates)
     await store.open()
     try:
@@ -120,14 +138,30 @@ def _print_list(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([a.to_wire() for a in items], indent=2))
         return 0
     rows = [("ID", "STATUS", "TOOL", "CHANNEL", "CREATED", "DECIDED BY")]
+    names = known_names(items)
     for a in items:
         who = a.decision.decided_by_name or a.decision.decided_by if a.decision else ""
-        channel = a.slack.channel or a.channel  # where the card is: an id, as Slack resolved it
+        channel = channel_label(a, names)
         rows.append((a.id, a.status.value, a.tool_name, channel, format_time(a.created_at), who))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     return 0
+
+
+async def _has_slack_card(service: ApprovalService, approval_id: str) -> bool:
+    """Whether a bot with Slack serves this approval, so its card must follow a decision made
+    here: the card was posted (or sent, or refused), or Slack work waits in the outbox, its
+    own post among it. The CLI needs no Slack token for that (`approval-bot dev` makes its own
+    up): it queues the card's work and the running bot delivers it. A database no Slack bot
+    serves gets none, as nothing would ever deliver it."""
+    try:
+        slack = (await service.get(approval_id)).slack
+    except NotFound:
+        return False  # `decide` says so
+    if slack.ts or slack.posting or slack.error:
+        return True
+    return await service.store.outbox_pending(SLACK_TOPIC) > 0
 
 
 def _decide(args: argparse.Namespace, settings: Settings) -> int:
@@ -140,7 +174,8 @@ def _decide(args: argparse.Namespace, settings: Settings) -> int:
             comment=args.comment,
         )
 
-    approval = _on_service(settings, work)
+    has_card = _on_service(settings, lambda service: _has_slack_card(service, args.id))
+    approval = _on_service(settings, work, cards=has_card)
     print(f"{approval.id} {approval.status.value} by {args.who}")
     return 0
 
@@ -204,6 +239,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return demo(args.url or settings.url, args.token or settings.api_token)
 
 
+def _hook(args: argparse.Namespace, settings: Settings) -> int:
+    return claude_code.main(args, args.url or settings.url, settings.api_token)
+
+
 def _mcp(args: argparse.Namespace, settings: Settings) -> int:
     try:
         mcp_server.run(
@@ -222,14 +261,20 @@ def _mcp(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _policy(args: argparse.Namespace, settings: Settings) -> int:
+    return policy_commands.run(args)
+
+
 COMMANDS = {
     "serve": _serve,
     "dev": _dev,
     "demo": _demo,
     "mcp": _mcp,
+    "hook": _hook,
     "list": _print_list,
     "decide": _decide,
     "audit": _audit,
+    "policy": _policy,
 }
 
 

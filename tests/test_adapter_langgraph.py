@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import pytest
 from langchain.agents import create_agent
@@ -16,9 +16,9 @@ from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import InjectedToolCallId, tool
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import START, StateGraph
-from langgraph.types import interrupt
+from langgraph.checkpoint.memory import InMemorySaver, MemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.types import Command, interrupt
 from pydantic import Field
 
 from bot.adapters.langchain import (
@@ -29,7 +29,14 @@ from bot.adapters.langchain import (
     read_interrupt,
     resume_value,
 )
-from bot.adapters.langgraph import run_with_approvals, run_with_approvals_sync
+from bot.adapters.langgraph import (
+    REVIEW_TOOL_CALLS,
+    TOOL_PARAMETERS,
+    InterruptMapping,
+    run_with_approvals,
+    run_with_approvals_sync,
+    tool_parameters,
+)
 from bot.models import Action, Decision, DecisionKind
 from bot.sdk import ApprovalClient, ApprovalError, ApprovalTimeout, SyncApprovalClient
 from bot.sdk import requires_approval as gate
@@ -845,3 +852,510 @@ def test_a_decision_the_interrupt_cannot_carry_is_an_error(
 def test_one_decision_per_call() -> None:
     with pytest.raises(ValueError, match="1 tool call"):
         resume_value(review(HITL_ALL), [decision("approve"), decision("approve")])
+
+
+# -- the shapes of LangGraph's documents, through `interrupts=` ------------------------------
+# The graphs below are the documents' own code; only the chat model is a scripted one.
+
+REVIEW_EXAMPLE = Path(__file__).parent.parent / "examples" / "langgraph_review_example.py"
+
+
+def review_tool_calls_graph(model: Any) -> Any:
+    """LangGraph's "How to Review Tool Calls" guide, as written (`weather_search` prints)."""
+
+    @tool
+    def weather_search(city: str):  # type: ignore[no-untyped-def]
+        """Search for the weather"""
+        print("----")
+        print(f"Searching for: {city}")
+        print("----")
+        return "Sunny!"
+
+    class State(MessagesState):
+        """Simple state."""
+
+    def call_llm(state):  # type: ignore[no-untyped-def]
+        return {"messages": [model.invoke(state["messages"])]}
+
+    def human_review_node(state) -> Command[Literal["call_llm", "run_tool"]]:  # type: ignore[no-untyped-def]
+        last_message = state["messages"][-1]
+        tool_call = last_message.tool_calls[-1]
+
+        # this is the value we'll be providing via Command(resume=<human_review>)
+        human_review = interrupt(
+            {
+                "question": "Is this correct?",
+                # Surface tool calls for review
+                "tool_call": tool_call,
+            }
+        )
+
+        review_action = human_review["action"]
+        review_data = human_review.get("data")
+
+        # if approved, call the tool
+        if review_action == "continue":
+            return Command(goto="run_tool")
+
+        # update the AI message AND call tools
+        elif review_action == "update":
+            updated_message = {
+                "role": "ai",
+                "content": last_message.content,
+                "tool_calls": [
+                    {
+                        "id": tool_call["id"],
+                        "name": tool_call["name"],
+                        # This the update provided by the human
+                        "args": review_data,
+                    }
+                ],
+                # This is important - this needs to be the same as the message you replacing!
+                # Otherwise, it will show up as a separate message
+                "id": last_message.id,
+            }
+            return Command(goto="run_tool", update={"messages": [updated_message]})
+
+        # provide feedback to LLM
+        elif review_action == "feedback":
+            # NOTE: we're adding feedback message as a ToolMessage
+            # to preserve the correct order in the message history
+            # (AI messages with tool calls need to be followed by tool call messages)
+            tool_message = {
+                "role": "tool",
+                # This is our natural language feedback
+                "content": review_data,
+                "name": tool_call["name"],
+                "tool_call_id": tool_call["id"],
+            }
+            return Command(goto="call_llm", update={"messages": [tool_message]})
+
+    def run_tool(state):  # type: ignore[no-untyped-def]
+        new_messages = []
+        tools = {"weather_search": weather_search}
+        tool_calls = state["messages"][-1].tool_calls
+        for tool_call in tool_calls:
+            tool = tools[tool_call["name"]]
+            result = tool.invoke(tool_call["args"])
+            new_messages.append(
+                {
+                    "role": "tool",
+                    "name": tool_call["name"],
+                    "content": result,
+                    "tool_call_id": tool_call["id"],
+                }
+            )
+        return {"messages": new_messages}
+
+    def route_after_llm(state) -> Literal[END, "human_review_node"]:  # type: ignore[no-untyped-def, valid-type]
+        if len(state["messages"][-1].tool_calls) == 0:
+            return END
+        else:
+            return "human_review_node"
+
+    builder = StateGraph(State)
+    builder.add_node(call_llm)
+    builder.add_node(run_tool)
+    builder.add_node(human_review_node)
+    builder.add_edge(START, "call_llm")
+    builder.add_conditional_edges("call_llm", route_after_llm)
+    builder.add_edge("run_tool", "call_llm")
+
+    # Set up memory
+    memory = MemorySaver()
+
+    # Add
+    return builder.compile(checkpointer=memory)
+
+
+def searched(out: str) -> list[str]:
+    """The cities `weather_search` ran for, from what it printed."""
+    return [
+        line.removeprefix("Searching for: ") for line in out.splitlines() if "Searching" in line
+    ]
+
+
+SF = {"messages": [{"role": "user", "content": "what's the weather in sf?"}]}
+
+
+@pytest.mark.parametrize(
+    ("how", "text", "ran", "tool_says"),
+    [
+        pytest.param("approve", "", ["sf"], "Sunny!", id="continue"),
+        pytest.param("edit", "San Francisco, USA", ["San Francisco, USA"], "Sunny!", id="update"),
+        pytest.param(
+            "feedback",
+            "User requested changes: use <city, country> format for location",
+            [],
+            "User requested changes: use <city, country> format for location",
+            id="feedback",
+        ),
+        pytest.param(
+            "reject",
+            "not today",
+            [],
+            "The user rejected this tool call (weather_search): not today",
+            id="reject-as-feedback",
+        ),
+    ],
+)
+async def test_the_review_tool_calls_guide_runs_on_slack_decisions(
+    rig: SlackRig,
+    client: ApprovalClient,
+    capsys: pytest.CaptureFixture[str],
+    how: str,
+    text: str,
+    ran: list[str],
+    tool_says: str,
+) -> None:
+    model_call = call("weather_search", city="sf")
+    model = model_calling(model_call)
+    graph = review_tool_calls_graph(model)
+
+    run = asyncio.create_task(
+        run_with_approvals(graph, SF, thread(), client, interrupts=REVIEW_TOOL_CALLS)
+    )
+    [record] = await pending(rig)
+    buttons = actions_of(await rig.card(record["id"]))
+    if how == "edit":
+        values = {"arg:city": text, "comment": ""}
+        await answer_modal(rig, record["id"], "edit", "U0ALICE", values)
+    else:
+        await decide(rig, record, how, text)
+    result = await asyncio.wait_for(run, 5)
+
+    assert (record["toolName"], record["args"]) == ("weather_search", {"city": "sf"})
+    assert record["toolCallId"] == model_call["id"]  # the tool call's own id
+    assert record["context"] == "Is this correct?"
+    assert buttons == ALL
+    assert searched(capsys.readouterr().out) == ran
+    assert told(model) == {model_call["id"]: tool_says}
+    assert result["messages"][-1].content == "Done."
+
+
+async def test_the_review_example_runs_end_to_end(
+    rig: SlackRig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_the_rig(rig, monkeypatch)
+    spec = importlib.util.spec_from_file_location("langgraph_review_example", REVIEW_EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    run = asyncio.create_task(example.main())
+    [record] = await pending(rig)
+    await answer_modal(rig, record["id"], "edit", "U0ALICE", {"arg:city": "San Francisco"})
+    await asyncio.wait_for(run, 5)
+
+    assert record["context"] == "Is this correct?" and record["args"] == {"city": "sf"}
+    assert "tool: Sunny in San Francisco!" in capsys.readouterr().out
+
+
+# The tool-level approval page: an `interrupt()` inside the tool, before its side effect.
+
+
+@tool
+def send_email(to: str, subject: str, body: str) -> str:
+    """Send an email to the specified recipient."""
+    # Pause for human review before sending
+    decision = interrupt(
+        {
+            "tool": "send_email",
+            "message": "Review this email before sending:",
+            "parameters": {"to": to, "subject": subject, "body": body},
+        }
+    )
+
+    # Handle human response
+    if isinstance(decision, dict):
+        # Human modified parameters
+        to = decision.get("to", to)
+        subject = decision.get("subject", subject)
+        body = decision.get("body", body)
+    elif decision is False or decision == "reject":
+        return "Email cancelled by human reviewer."
+
+    # Execute the side effect only after approval
+    # email_client.send(to=to, subject=subject, body=body)
+    return f"Email sent to {to}: {subject}"
+
+
+@tool
+def delete_contact(email: str) -> str:
+    """Delete a contact. Requires human approval."""
+    decision = interrupt(
+        {
+            "tool": "delete_contact",
+            "message": f"Confirm deletion of contact: {email}",
+            "parameters": {"email": email},
+        }
+    )
+    if decision != "yes":
+        return f"Deletion of {email} cancelled."
+    # perform_deletion(email)
+    return f"Contact {email} deleted."
+
+
+def tool_level_agent(model: ScriptedModel, *tools: Any) -> Any:
+    return create_agent(model, tools=list(tools), checkpointer=InMemorySaver())
+
+
+EMAIL = {"to": "alice@co.com", "subject": "Q1 Report", "body": "Attached."}
+
+
+@pytest.mark.parametrize(
+    ("how", "values", "answer"),
+    [
+        pytest.param("approve", {}, "Email sent to alice@co.com: Q1 Report", id="approve"),
+        pytest.param(
+            "edit",
+            {"arg:subject": "Q1 Report - Final", "comment": ""},
+            "Email sent to alice@co.com: Q1 Report - Final",
+            id="modify",
+        ),
+        pytest.param(
+            "reject", {"reason": "wrong list"}, "Email cancelled by human reviewer.", id="reject"
+        ),
+    ],
+)
+async def test_a_tool_that_asks_with_its_parameters_runs_as_slack_decides(
+    rig: SlackRig, client: ApprovalClient, how: str, values: dict[str, str], answer: str
+) -> None:
+    model_call = call("send_email", **EMAIL)
+    model = model_calling(model_call)
+    agent = tool_level_agent(model, send_email)
+    messages = {"messages": [{"role": "user", "content": "Email Alice the Q1 report"}]}
+
+    run = asyncio.create_task(
+        run_with_approvals(agent, messages, thread(), client, interrupts=TOOL_PARAMETERS)
+    )
+    [record] = await pending(rig)
+    buttons = actions_of(await rig.card(record["id"]))
+    if how == "approve":
+        await rig.click(record["id"], "approve", "U0ALICE")
+    else:
+        await answer_modal(rig, record["id"], how, "U0ALICE", values)
+    result = await asyncio.wait_for(run, 5)
+
+    assert (record["toolName"], record["args"]) == ("send_email", EMAIL)
+    assert record["toolCallId"] == model_call["id"]  # found among the model's tool calls
+    assert record["context"] == "Review this email before sending:"
+    assert buttons == ["approve", "edit", "reject"]  # "reject" carries no reason: no Feedback
+    assert told(model) == {model_call["id"]: answer}
+    assert result["messages"][-1].content == "Done."
+
+
+@pytest.mark.parametrize(
+    ("how", "answer"),
+    [
+        pytest.param("approve", "Contact bob@co.com deleted.", id="yes"),
+        pytest.param("reject", "Deletion of bob@co.com cancelled.", id="no"),
+    ],
+)
+async def test_a_tool_that_wants_other_words_gets_them(
+    rig: SlackRig, client: ApprovalClient, how: str, answer: str
+) -> None:
+    model_call = call("delete_contact", email="bob@co.com")
+    model = model_calling(model_call)
+    agent = tool_level_agent(model, delete_contact)
+    words = tool_parameters(approve="yes")
+
+    run = asyncio.create_task(
+        run_with_approvals(agent, {"messages": []}, thread(), client, interrupts=[words])
+    )
+    [record] = await pending(rig)
+    await decide(rig, record, how, "keep him")
+    await asyncio.wait_for(run, 5)
+
+    assert record["context"] == "Confirm deletion of contact: bob@co.com"
+    assert told(model) == {model_call["id"]: answer}
+
+
+async def test_the_sync_runner_takes_the_same_mappings(rig: SlackRig) -> None:
+    model_call = call("send_email", **EMAIL)
+    model = model_calling(model_call)
+    agent = tool_level_agent(model, send_email)
+
+    def work() -> Any:
+        with SyncApprovalClient(rig.bot.url, token=AGENT_TOKEN) as sync_client:
+            return run_with_approvals_sync(
+                agent, {"messages": []}, thread(), sync_client, interrupts=TOOL_PARAMETERS
+            )
+
+    run = asyncio.create_task(asyncio.to_thread(work))
+    [record] = await pending(rig)
+    await rig.click(record["id"], "approve", "U0ALICE")
+    await asyncio.wait_for(run, 5)
+
+    assert told(model) == {model_call["id"]: "Email sent to alice@co.com: Q1 Report"}
+
+
+async def test_a_mapping_of_your_own(rig: SlackRig, client: ApprovalClient) -> None:
+    class State(TypedDict):
+        outcome: str
+
+    def ship(state: State) -> dict[str, Any]:
+        answer = interrupt({"confirm": "deploy", "with": {"version": "1.0"}})
+        return {"outcome": f"deployed {answer}" if answer else "held"}
+
+    graph = StateGraph(State).add_node("ship", ship).add_edge(START, "ship")
+    compiled = graph.compile(checkpointer=InMemorySaver())
+
+    def read(value: Any) -> ToolReview | None:
+        if not (isinstance(value, dict) and "confirm" in value):
+            return None
+        buttons = (DecisionKind.APPROVE, DecisionKind.EDIT, DecisionKind.REJECT)
+        return ToolReview(value["confirm"], value["with"], ("yes", "no"), buttons)
+
+    def resume(review: ToolReview, made: Decision) -> Any:
+        return (made.approved_args or review.args)["version"] if made.approved else None
+
+    mapping = InterruptMapping("CONFIRM", read, resume)
+    run = asyncio.create_task(
+        run_with_approvals(compiled, {"outcome": ""}, thread(), client, interrupts=mapping)
+    )
+    [record] = await pending(rig)
+    await decide(rig, record, "edit", "1.1")
+    result = await asyncio.wait_for(run, 5)
+
+    assert (record["toolName"], record["args"]) == ("deploy", {"version": "1.0"})
+    assert record["allowedDecisions"] == ["approve", "edit", "reject"]
+    assert result["outcome"] == "deployed 1.1"
+
+
+@pytest.mark.parametrize(
+    ("value", "mapping"),
+    [
+        pytest.param(
+            {"question": "Is this correct?", "tool_call": {"name": "x", "args": {}, "id": "c1"}},
+            "REVIEW_TOOL_CALLS",
+            id="review",
+        ),
+        pytest.param(
+            {"tool": "send_email", "message": "Review:", "parameters": {"to": "a"}},
+            "TOOL_PARAMETERS",
+            id="tool-parameters",
+        ),
+    ],
+)
+async def test_without_its_mapping_a_documented_shape_names_it_before_any_card(
+    rig: SlackRig, client: ApprovalClient, value: dict[str, Any], mapping: str
+) -> None:
+    class State(TypedDict):
+        answer: Any
+
+    def ask(state: State) -> dict[str, Any]:
+        return {"answer": interrupt(value)}
+
+    compiled = StateGraph(State).add_node("ask", ask).add_edge(START, "ask")
+    graph = compiled.compile(checkpointer=InMemorySaver())
+
+    with pytest.raises(UnsupportedInterrupt, match=f"pass interrupts={mapping}"):
+        await run_with_approvals(graph, {"answer": None}, thread(), client)
+    assert await all_approvals(rig) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "mapping"),
+    [
+        pytest.param(
+            {"question": "?", "tool_call": "weather_search"}, REVIEW_TOOL_CALLS, id="call"
+        ),
+        pytest.param({"question": "?", "tool_call": {"args": {}}}, REVIEW_TOOL_CALLS, id="no-name"),
+        pytest.param(
+            {"question": "?", "tool_call": {"name": "x", "args": "sf"}},
+            REVIEW_TOOL_CALLS,
+            id="args",
+        ),
+        pytest.param({"tool": "", "parameters": {}}, TOOL_PARAMETERS, id="no-tool"),
+        pytest.param({"tool": "x", "parameters": ["a"]}, TOOL_PARAMETERS, id="parameters"),
+    ],
+)
+def test_a_malformed_value_of_a_mapped_shape_is_refused(
+    value: dict[str, Any], mapping: InterruptMapping
+) -> None:
+    with pytest.raises(UnsupportedInterrupt):
+        mapping.read(value)
+
+
+def test_other_values_are_not_read_by_the_documented_mappings() -> None:
+    for value in ("approve?", {"action_requests": []}, {"question": "why"}, {"tool": "x"}, []):
+        assert REVIEW_TOOL_CALLS.read(value) is None
+        assert TOOL_PARAMETERS.read(value) is None
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        pytest.param([{"tool": "x"}], id="list-of-dicts"),
+        pytest.param({"tool": "x"}, id="dict"),
+        pytest.param("REVIEW_TOOL_CALLS", id="name"),
+        pytest.param(read_interrupt, id="function"),
+    ],
+)
+def test_interrupts_must_be_mappings(given: Any) -> None:
+    with pytest.raises(TypeError, match="InterruptMapping"):
+        asyncio.run(run_with_approvals(None, {}, {}, None, interrupts=given))
+
+
+WEATHER = ToolReview("weather_search", {"city": "sf"}, (), tuple(DecisionKind))
+
+
+@pytest.mark.parametrize(
+    ("made", "expected"),
+    [
+        pytest.param(decision("approve"), {"action": "continue"}, id="approve"),
+        pytest.param(
+            decision("approve", args={"city": "sf"}), {"action": "continue"}, id="same-args"
+        ),
+        pytest.param(
+            decision("edit", args={"city": "San Francisco, USA"}),
+            {"action": "update", "data": {"city": "San Francisco, USA"}},
+            id="edit",
+        ),
+        pytest.param(
+            decision("feedback", comment="use <city, country>"),
+            {"action": "feedback", "data": "use <city, country>"},
+            id="feedback",
+        ),
+        pytest.param(
+            decision("reject"),
+            {"action": "feedback", "data": "The user rejected this tool call (weather_search)."},
+            id="reject",
+        ),
+        pytest.param(
+            decision("timeout"),
+            {
+                "action": "feedback",
+                "data": "Nobody approved this tool call (weather_search) in time, so it did "
+                "not run.",
+            },
+            id="timeout",
+        ),
+        pytest.param(
+            decision("timeout", args={"city": "sf"}),
+            {"action": "continue"},
+            id="approved-by-timeout",
+        ),
+    ],
+)
+def test_decisions_become_review_actions(made: Decision, expected: dict[str, Any]) -> None:
+    assert REVIEW_TOOL_CALLS.resume(WEATHER, made) == expected
+
+
+@pytest.mark.parametrize(
+    ("made", "expected"),
+    [
+        pytest.param(decision("approve"), "approve", id="approve"),
+        pytest.param(decision("edit", args={"city": "Paris"}), {"city": "Paris"}, id="modify-all"),
+        pytest.param(decision("reject", comment="no"), "reject", id="reject"),
+        pytest.param(decision("feedback", comment="no"), "reject", id="feedback"),
+        pytest.param(decision("cancel"), "reject", id="cancel"),
+    ],
+)
+def test_decisions_become_tool_parameter_answers(made: Decision, expected: Any) -> None:
+    assert TOOL_PARAMETERS.resume(WEATHER, made) == expected
+    words = tool_parameters(approve=True, reject=False)
+    assert words.resume(WEATHER, made) == (
+        expected if isinstance(expected, dict) else expected == "approve"
+    )

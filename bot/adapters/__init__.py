@@ -3,12 +3,16 @@
 One module per framework, each imported on its own and only with that framework installed
 (`pip install 'approval-bot[langgraph]'` and so on); importing this package imports none:
 
-    bot.adapters.langgraph       LangGraph: run a graph, answering its `HumanInTheLoopMiddleware`
-                                 and agent-inbox interrupts (`run_with_approvals`)
+    bot.adapters.langgraph       LangGraph: run a graph, answering its `HumanInTheLoopMiddleware`,
+                                 agent-inbox and other interrupts (`run_with_approvals`)
     bot.adapters.langchain       those interrupts' values read, and their resume values built
+    bot.adapters.langgraph_interrupts   other shapes (`InterruptMapping`), and those of
+                                 LangGraph's documents (`REVIEW_TOOL_CALLS`, `TOOL_PARAMETERS`)
     bot.adapters.openai_agents   OpenAI Agents SDK: `result.interruptions`
     bot.adapters.pydantic_ai     Pydantic AI: `DeferredToolRequests`
     bot.adapters.autogen         AutoGen (ag2): an `approval_required` tool middleware
+    bot.adapters.claude_code     Claude Code: `approval-bot hook claude-code`, a PreToolUse
+                                 command hook (no package needed)
 
 Frameworks that call plain functions as tools need no adapter: `bot.sdk.requires_approval`
 gates the function (for LangChain, put `@tool` above it). MCP clients use `approval-bot mcp`

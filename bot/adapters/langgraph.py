@@ -10,30 +10,50 @@ Each tool call keeps one `toolCallId` — the model's tool call id when the inte
 graph's last message has it, else one derived from the interrupt id — so running this again
 after a crash or an `ApprovalTimeout` resumes the same cards.
 
+Any other shape is answered through `interrupts=`: an `InterruptMapping` reads an interrupt
+value as the tool call it asks about and turns the decision into the resume value. Two ship,
+for shapes of LangGraph's documents (`bot.adapters.langgraph_interrupts`, re-exported here):
+`REVIEW_TOOL_CALLS` ({"question", "tool_call"}, answered continue / update / feedback) and
+`TOOL_PARAMETERS` ({"tool", "message", "parameters"}, answered approve / the edited
+parameters / reject).
+
 Tools gated with `requires_approval` need none of this: put `@tool` above
 `@requires_approval(..., on_reject="message")`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, Unpack
 
 from bot.adapters._common import ToolRequest, check_template, decide_all, fill_prompt
-from bot.adapters.langchain import ReviewRequest, ToolReview, read_interrupt, resume_value
+from bot.adapters.langchain import ToolReview, UnsupportedInterrupt, read_interrupt, resume_value
+from bot.adapters.langgraph_interrupts import (
+    REVIEW_TOOL_CALLS,
+    TOOL_PARAMETERS,
+    InterruptMapping,
+    hint,
+    tool_parameters,
+)
 from bot.models import Decision, OnTimeout, Priority, Requester
 from bot.sdk.client import ApprovalClient
 from bot.sdk.sync import SyncApprovalClient
 
 __all__ = [
+    "REVIEW_TOOL_CALLS",
+    "TOOL_PARAMETERS",
     "AsyncGraph",
     "CardFields",
     "GraphState",
+    "InterruptMapping",
     "PendingInterrupt",
     "SyncGraph",
     "run_with_approvals",
     "run_with_approvals_sync",
+    "tool_parameters",
 ]
 
 _MAX_CONTEXT = 10_000
@@ -96,6 +116,7 @@ async def run_with_approvals(
     priority: Priority | str | None = None,
     prompt: str | None = None,
     timeout: float | None = None,
+    interrupts: InterruptMapping | Sequence[InterruptMapping] | None = None,
     **fields: Unpack[CardFields],
 ) -> Any:
     """`graph.ainvoke(input, config)`, resumed after each round of Slack decisions until done.
@@ -103,10 +124,13 @@ async def run_with_approvals(
     `config` needs a `thread_id`. With `input=None` on a thread that is waiting, the waiting
     interrupts are answered first: after a crash or an `ApprovalTimeout`, this resumes the
     same cards. `prompt` may use `{tool_name}` and `{tool_arguments}`; the interrupt's
-    description goes on the card as context. Returns the graph's last result.
+    description goes on the card as context. `interrupts` are tried in order on each
+    interrupt value before the shapes `bot.adapters.langchain` knows (`REVIEW_TOOL_CALLS`,
+    `TOOL_PARAMETERS` or your own). Returns the graph's last result.
     """
     check_template("prompt", prompt)
     card = _card_fields(fields, channel, priority, prompt)
+    mappings = _mappings(interrupts)
     answered: set[str] = set()
     result: Any = None
     state = await graph.aget_state(config) if input is None else None
@@ -114,9 +138,9 @@ async def run_with_approvals(
         result = await graph.ainvoke(input, config)
         state = await graph.aget_state(config)
     while state.interrupts:
-        requests, asks = _plan(state, config, card, answered)
+        readings, asks = _plan(state, config, card, answered, mappings)
         decisions = await _decide_round(client, asks, timeout)
-        result = await graph.ainvoke(_command(requests, decisions), config)
+        result = await graph.ainvoke(_command(readings, decisions), config)
         state = await graph.aget_state(config)
     return result
 
@@ -131,11 +155,13 @@ def run_with_approvals_sync(
     priority: Priority | str | None = None,
     prompt: str | None = None,
     timeout: float | None = None,
+    interrupts: InterruptMapping | Sequence[InterruptMapping] | None = None,
     **fields: Unpack[CardFields],
 ) -> Any:
     """`run_with_approvals` for code without an event loop: `graph.invoke`, a sync client."""
     check_template("prompt", prompt)
     card = _card_fields(fields, channel, priority, prompt)
+    mappings = _mappings(interrupts)
     answered: set[str] = set()
     result: Any = None
     state = graph.get_state(config) if input is None else None
@@ -143,9 +169,9 @@ def run_with_approvals_sync(
         result = graph.invoke(input, config)
         state = graph.get_state(config)
     while state.interrupts:
-        requests, asks = _plan(state, config, card, answered)
+        readings, asks = _plan(state, config, card, answered, mappings)
         decisions = client._call(_decide_round(client._client, asks, timeout))
-        result = graph.invoke(_command(requests, decisions), config)
+        result = graph.invoke(_command(readings, decisions), config)
         state = graph.get_state(config)
     return result
 
@@ -165,15 +191,67 @@ def _card_fields(
     return {**fields, "channel": channel, "priority": priority, "prompt": prompt}
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """A pending interrupt read: the tool calls it asks about, and how to answer them."""
+
+    interrupt_id: str
+    reviews: tuple[ToolReview, ...]
+    #: the resume value, given one decision per review
+    resume: Callable[[Sequence[Decision]], Any]
+
+
+def _mappings(
+    interrupts: InterruptMapping | Sequence[InterruptMapping] | None,
+) -> tuple[InterruptMapping, ...]:
+    """`interrupts` as a tuple, checked before anything runs."""
+    if interrupts is None:
+        return ()
+    if isinstance(interrupts, InterruptMapping):
+        return (interrupts,)
+    if isinstance(interrupts, str | bytes | Mapping) or not isinstance(interrupts, Sequence):
+        interrupts = [interrupts]  # type: ignore[list-item]  # refused below, by its type
+    given = tuple(interrupts)
+    for mapping in given:
+        if not isinstance(mapping, InterruptMapping):
+            raise TypeError(
+                f"interrupts takes InterruptMapping values (REVIEW_TOOL_CALLS, "
+                f"TOOL_PARAMETERS or your own), not {type(mapping).__name__}"
+            )
+    return given
+
+
+def _read(pending: PendingInterrupt, mappings: Sequence[InterruptMapping]) -> _Reading:
+    """The tool calls `pending` asks about: the first mapping that reads it, else LangChain's."""
+    value = pending.value
+    for mapping in mappings:
+        review = mapping.read(value)
+        if review is not None:
+            return _Reading(pending.id, (review,), functools.partial(_resume_one, mapping, review))
+    try:
+        request = read_interrupt(value, getattr(pending, "response_schema", None))
+    except UnsupportedInterrupt as exc:
+        raise UnsupportedInterrupt(f"{exc}{hint(value, mappings)}") from None
+    return _Reading(pending.id, request.reviews, functools.partial(resume_value, request))
+
+
+def _resume_one(
+    mapping: InterruptMapping, review: ToolReview, decisions: Sequence[Decision]
+) -> Any:
+    [decision] = decisions
+    return mapping.resume(review, decision)
+
+
 def _plan(
     state: GraphState,
     config: Mapping[str, Any],
     card: Mapping[str, Any],
     answered: set[str],
-) -> tuple[list[tuple[str, ReviewRequest]], list[list[ToolRequest]]]:
+    mappings: Sequence[InterruptMapping] = (),
+) -> tuple[list[_Reading], list[list[ToolRequest]]]:
     """The interrupts to answer and, for each, the approvals to ask for."""
     thread_id = (config.get("configurable") or {}).get("thread_id")
-    requests: list[tuple[str, ReviewRequest]] = []
+    readings: list[_Reading] = []
     asks: list[list[ToolRequest]] = []
     for pending in state.interrupts:
         if pending.id in answered:
@@ -182,16 +260,16 @@ def _plan(
                 "the graph did not accept the answer"
             )
         answered.add(pending.id)
-        request = read_interrupt(pending.value, getattr(pending, "response_schema", None))
-        call_ids = _tool_call_ids(request, state.values, pending.id)
-        requests.append((pending.id, request))
+        reading = _read(pending, mappings)
+        call_ids = _tool_call_ids(reading.reviews, state.values, pending.id)
+        readings.append(reading)
         asks.append(
             [
                 _tool_request(review, call_id, card, pending.id, thread_id)
-                for review, call_id in zip(request.reviews, call_ids, strict=True)
+                for review, call_id in zip(reading.reviews, call_ids, strict=True)
             ]
         )
-    return requests, asks
+    return readings, asks
 
 
 def _tool_request(
@@ -224,7 +302,7 @@ def _context(given: str | None, description: str | None) -> str | None:
     return text[:_MAX_CONTEXT] if text else None
 
 
-def _tool_call_ids(request: ReviewRequest, values: Any, interrupt_id: str) -> list[str]:
+def _tool_call_ids(reviews: Sequence[ToolReview], values: Any, interrupt_id: str) -> list[str]:
     """A stable `toolCallId` per review: the model's call id when known, else from the interrupt.
 
     Batched and agent-inbox interrupts carry no call id; the calls they review are, in order,
@@ -233,7 +311,7 @@ def _tool_call_ids(request: ReviewRequest, values: Any, interrupt_id: str) -> li
     calls = _last_tool_calls(values)
     ids: list[str] = []
     position = 0
-    for index, review in enumerate(request.reviews):
+    for index, review in enumerate(reviews):
         found = review.tool_call_id
         for offset, call in enumerate(calls[position:]):
             if found is None and call[1] == review.name and call[2] == review.args:
@@ -271,14 +349,12 @@ async def _decide_round(
     return [[next(decisions) for _ in row] for row in asks]
 
 
-def _command(
-    requests: Sequence[tuple[str, ReviewRequest]], decisions: Sequence[Sequence[Decision]]
-) -> Any:
+def _command(readings: Sequence[_Reading], decisions: Sequence[Sequence[Decision]]) -> Any:
     """`Command(resume={interrupt_id: value})` answering every interrupt of this round."""
     from langgraph.types import Command
 
     resume = {
-        interrupt_id: resume_value(request, row)
-        for (interrupt_id, request), row in zip(requests, decisions, strict=True)
+        reading.interrupt_id: reading.resume(row)
+        for reading, row in zip(readings, decisions, strict=True)
     }
     return Command(resume=resume)
