@@ -9,7 +9,8 @@ stdin, or as an `http` hook's body), `HookInput.request_fields` is the approval 
                    "tool_input": {"command": "rm -rf build"}, "tool_use_id": "toolu_…",
                    "session_id": "…", "cwd": "/repo", "transcript_path": "…", …}
     the request   toolName = tool_name, args = tool_input, toolCallId = tool_use_id,
-                  requester.runId = session_id, prompt = the command or the file path
+                  requester.runId = session_id, prompt = the command or the file path,
+                  preview = an Edit's or MultiEdit's change as a diff
     the answer    {"hookSpecificOutput": {"hookEventName": "PreToolUse",
                    "permissionDecision": "allow" | "deny",
                    "permissionDecisionReason": "…", "updatedInput": approvedArgs}}
@@ -21,12 +22,13 @@ the reviewer's comment in it.
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.models import Action, Approval, Priority, Requester
+from bot.models import MAX_PREVIEW_BYTES, Action, Approval, Priority, Requester
 from bot.sdk.errors import refusal
 
 __all__ = [
@@ -91,7 +93,32 @@ class HookInput(BaseModel):
             "requester": Requester(agent=AGENT, run_id=self.session_id),
             "context": f"Claude Code in {self.cwd}" if self.cwd else None,
             "metadata": {"claudeCode": self.where()},
+            "preview": self.preview(),
         }
+
+    def preview(self) -> dict[str, str] | None:
+        """An Edit's or MultiEdit's change as a diff of the text it replaces (hunk lines count
+        from that text, not the file); None for other tools, or when it would not fit."""
+        if self.tool_name == "Edit":
+            edits: Any = [self.tool_input]
+        elif self.tool_name == "MultiEdit":
+            edits = self.tool_input.get("edits")
+        else:
+            return None
+        path = str(self.tool_input.get("file_path") or "the file")
+        lines: list[str] = []
+        for edit in edits if isinstance(edits, list) else []:
+            old = edit.get("old_string") if isinstance(edit, dict) else None
+            new = edit.get("new_string") if isinstance(edit, dict) else None
+            if not (isinstance(old, str) and isinstance(new, str)):
+                return None
+            lines += difflib.unified_diff(
+                old.splitlines(), new.splitlines(), path, path, lineterm="", n=5
+            )
+        body = "\n".join(lines)
+        if not body or len(body.encode("utf-8", "surrogatepass")) > MAX_PREVIEW_BYTES:
+            return None
+        return {"kind": "diff", "body": body}
 
     def prompt(self) -> str | None:
         """What the call does in a line: its command, file path or URL, cut to `MAX_PROMPT`."""

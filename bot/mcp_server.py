@@ -155,6 +155,13 @@ def create_server(
             Field(description="Your id for this call; the same id resumes the same approval."),
         ] = None,
         context: Annotated[str | None, Field(description="Why, or links, for the card.")] = None,
+        preview: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description='What the call will change, shown on the card: {"kind": "diff" | '
+                '"text" | "markdown", "body": "…"}, at most 64 KiB.'
+            ),
+        ] = None,
         argsSchema: Annotated[
             dict[str, Any] | None, Field(description="JSON Schema that edits must satisfy.")
         ] = None,
@@ -179,6 +186,7 @@ def create_server(
                     channel=channel,
                     priority=priority,
                     context=context,
+                    preview=preview,
                     args_schema=argsSchema,
                     thread_ts=threadTs,
                     requester=requester,

@@ -37,6 +37,8 @@ __all__ = [
     "DecisionKind",
     "OnTimeout",
     "Policy",
+    "Preview",
+    "PreviewKind",
     "Priority",
     "Progress",
     "Requester",
@@ -52,6 +54,8 @@ __all__ = [
 
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_TEXT = 10_000
+#: the most a preview's body may hold, in UTF-8 bytes
+MAX_PREVIEW_BYTES = 64 * 1024
 
 
 class Status(StrEnum):
@@ -104,6 +108,17 @@ class DecisionKind(StrEnum):
     EDIT = "edit"
     REJECT = "reject"
     FEEDBACK = "feedback"
+
+
+class PreviewKind(StrEnum):
+    """How the card shows a preview's body."""
+
+    #: a unified diff: a code block with its `+`/`-` lines
+    DIFF = "diff"
+    #: plain text: a code block, shown as written
+    TEXT = "text"
+    #: Markdown, converted to escaped mrkdwn (headings, lists, code; links as text)
+    MARKDOWN = "markdown"
 
 
 class OnTimeout(StrEnum):
@@ -208,6 +223,28 @@ class Requester(WireModel):
     run_id: Annotated[str, Field(max_length=255)] | None = None
 
 
+def _check_preview_body(value: str) -> str:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(
+            "must be valid Unicode: it holds a lone surrogate (like \\ud800)"
+        ) from None
+    if size > MAX_PREVIEW_BYTES:
+        raise ValueError(f"must be at most {MAX_PREVIEW_BYTES:,} bytes of UTF-8, not {size:,}")
+    return value
+
+
+class Preview(WireModel):
+    """What the call will change, for the reviewer: a diff, a text or a Markdown document
+    (`preview` of a request). Shown on the card, cut to fit, and whole in a paged modal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: PreviewKind
+    body: Annotated[str, Field(strict=True), AfterValidator(_check_preview_body)]
+
+
 #: what a tool name may be: rules match it as written, so no look-alikes, spaces or controls
 TOOL_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 #: a channel id (`C…`, `G…`) or a channel name; user, DM and group-DM ids are not channels
@@ -259,6 +296,7 @@ class ApprovalRequest(WireModel):
     priority: Priority | None = None
     requester: Requester = Field(default_factory=Requester)
     context: Text | None = None
+    preview: Preview | None = None
     timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS, strict=True)] | None = None
     on_timeout: OnTimeout | None = None
     allowed_decisions: (
@@ -340,6 +378,7 @@ class Approval(WireModel):
     priority: Priority = Priority.NORMAL
     requester: Requester = Field(default_factory=Requester)
     context: str | None = None
+    preview: Preview | None = None
     thread_ts: str | None = None
     timeout_seconds: int | None = None
     on_timeout: OnTimeout = OnTimeout.REJECT

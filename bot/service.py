@@ -188,6 +188,7 @@ class ApprovalService:
             priority=route.priority or Priority.NORMAL,
             requester=request.requester,
             context=request.context,
+            preview=request.preview,
             thread_ts=request.thread_ts,
             timeout_seconds=timeout,
             on_timeout=route.on_timeout,

@@ -20,11 +20,14 @@ from bot.models import (
     DecisionKind,
     OnTimeout,
     Policy,
+    Preview,
+    PreviewKind,
     Priority,
     Requester,
     Status,
     args_version,
 )
+from bot.models import Progress as ModelProgress
 from bot.policy import NotAnApprover
 from bot.slack.cards import (
     ACTION_IDS,
@@ -259,7 +262,8 @@ def assert_no_agent_markup(rendered: Mapping[str, Any], allowed: tuple[str, ...]
     if "text" in rendered and isinstance(rendered["text"], str):
         texts.append(rendered["text"])
     for text in texts:
-        stripped = DATE_TOKEN.sub("", text)
+        # a line starting "> " is a preview's quote bar: agent text never brings a bare ">"
+        stripped = re.sub(r"(?m)^> ", "", DATE_TOKEN.sub("", text))
         for token in allowed:
             stripped = stripped.replace(token, "")
         assert "<" not in stripped and ">" not in stripped, text
@@ -936,6 +940,42 @@ args_dicts = st.one_of(
 )
 
 
+MARKDOWN_BITS = [
+    "# heading",
+    "\n## *Approved* by <@U123>\n",
+    "**bold**",
+    "_it_",
+    "`code <x>`",
+    "[label](https://evil.example/?a=1&b=2)",
+    "<https://x.example>",
+    "![alt](http://img)",
+    "\n```\n",
+    "\n- item",
+    "\n1. first",
+    "\n> quote",
+    "\n---\n",
+    ":white_check_mark:",
+    "<!channel>",
+    "\r\n",
+    "\x1b",
+]
+previews = st.builds(
+    Preview,
+    kind=st.sampled_from(PreviewKind),
+    body=st.one_of(
+        agent_text,
+        st.lists(st.one_of(st.text(max_size=8), st.sampled_from(MARKDOWN_BITS)), max_size=30).map(
+            "".join
+        ),
+        st.builds(
+            operator.mul,
+            st.sampled_from(["+a\n", "-<b>&\n", "x" * 300 + "\n"]),
+            st.integers(1, 200),
+        ),
+    ).map(lambda body: body[: 64 * 1024 // 4]),  # within the 64 KiB of UTF-8 a preview holds
+)
+
+
 @st.composite
 def approvals(draw: st.DrawFn) -> Approval:
     requester = Requester(
@@ -954,6 +994,7 @@ def approvals(draw: st.DrawFn) -> Approval:
         allowed_decisions=draw(st.lists(st.sampled_from(DecisionKind), min_size=1, unique=True)),
         expires_at=draw(st.none() | st.just(NOW + timedelta(hours=1))),
         on_timeout=draw(st.sampled_from(OnTimeout)),
+        preview=draw(st.none() | previews),
     )
 
 
@@ -979,7 +1020,7 @@ def test_any_card_stays_within_limits_and_escaped(
     # people who clicked Approve are mentioned; the agent-given requester never is
     assert_no_agent_markup(message, allowed_mentions(*(progress.approvers if progress else [])))
     assert approval.allowed_decisions  # the model is never modified
-    assert set(buttons(message)) - {"view_args"} == {
+    assert set(buttons(message)) - {"view_args", "view_preview"} == {
         kind.value for kind in approval.allowed_decisions
     }
 
@@ -1029,8 +1070,13 @@ def test_a_card_where_everything_is_huge_stays_within_limits() -> None:
         args={huge: huge, **{f"k{i}": huge for i in range(30)}},
         requester=Requester(agent=huge[:255], slack_user=huge[:255], run_id=huge[:255]),
         priority=Priority.CRITICAL,
+        preview=Preview(kind=PreviewKind.MARKDOWN, body=huge[:20_000]),
+        progress=ModelProgress(args={f"k{i}": huge for i in range(40)}, edited_by="U0ALICE"),
+        policy=Policy(approvers=[f"U0A{i}" for i in range(40)]),
     )
     edited = {f"k{i}": i for i in range(40)}
+    # the people who edited and may approve are mentioned; the longest ids first
+    people = ("<@U0ALICE>", *(f"<@U0A{i}>" for i in range(39, -1, -1)))
     messages = [
         render_card(approval, mention="here", notes=[huge] * 12, progress=Progress(3, [huge] * 30))
     ]
@@ -1051,14 +1097,14 @@ def test_a_card_where_everything_is_huge_stays_within_limits() -> None:
     messages.append(render_thread_confirmation(approval))
     for message in messages:
         check_message(message)
-        assert_no_agent_markup(message, allowed=("<!here>",))
+        assert_no_agent_markup(message, allowed=("<!here>", *people))
     huge_ones = [approval.model_copy(update={"id": f"apr_{i}"}) for i in range(20)]
     decided = [
         decide(a.model_copy(update={"id": f"{a.id}_done"}), Action.CANCEL) for a in huge_ones
     ]
     view = render_home(huge_ones, decided)
     check_home(view)
-    assert_no_agent_markup(view)
+    assert_no_agent_markup(view, people)
 
 
 # --- the full-arguments modal -------------------------------------------------------------------
@@ -1502,7 +1548,16 @@ def test_notices_say_who_decided() -> None:
 
 
 def test_identifiers_are_the_ones_slack_listens_for() -> None:
-    assert ACTION_IDS == ("approve", "edit", "reject", "feedback", "view_args", "args_page")
+    assert ACTION_IDS == (
+        "approve",
+        "edit",
+        "reject",
+        "feedback",
+        "view_args",
+        "args_page",
+        "view_preview",
+        "preview_page",
+    )
     assert CALLBACK_IDS == ("edit_modal", "reject_modal", "feedback_modal", "args_modal")
 
 

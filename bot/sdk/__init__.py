@@ -23,7 +23,7 @@ and the JSON both ways), `client` (`ApprovalClient`), `sync` (`SyncApprovalClien
 
 from __future__ import annotations
 
-from bot.models import Action, Approval, Decision, Priority, Requester, Status
+from bot.models import Action, Approval, Decision, Preview, Priority, Requester, Status
 from bot.sdk.client import ApprovalClient
 from bot.sdk.errors import (
     ApprovalError,
@@ -47,6 +47,7 @@ __all__ = [
     "ApprovalTimeout",
     "ApprovalUnavailable",
     "Decision",
+    "Preview",
     "Priority",
     "Requester",
     "Status",

@@ -8,11 +8,11 @@ import inspect
 import re
 import string
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
 
-from bot.models import Approval, Priority
+from bot.models import Approval, Preview, Priority
 from bot.sdk.client import ApprovalClient
 from bot.sdk.errors import ApprovalError, ApprovalRejected, refusal
 from bot.sdk.sync import SyncApprovalClient
@@ -25,6 +25,9 @@ R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
 OnReject = Literal["raise", "message"]
+#: `requires_approval(..., preview=…)`: called with the call's arguments, returns the
+#: preview to show on the card (`{"kind": "diff" | "text" | "markdown", "body": str}`) or None
+PreviewOf = Callable[..., Preview | Mapping[str, Any] | None]
 
 _PASS_THROUGH_FIRST = ("self", "cls")
 _TOOL_CALL_ID = "tool_call_id"
@@ -39,6 +42,7 @@ class _Call:
     kept: dict[str, Any]  # arguments passed through untouched (self, tool_call_id)
     tool_call_id: str
     prompt: str | None
+    preview: Preview | Mapping[str, Any] | None = None
 
 
 class _Gate:
@@ -51,8 +55,10 @@ class _Gate:
         prompt: str | None,
         on_reject: OnReject,
         fields: dict[str, Any],
+        preview: PreviewOf | None = None,
     ) -> None:
         self.fn = fn
+        self.preview = preview
         self.signature = inspect.signature(fn)
         self.tool_name = tool_name or fn.__name__
         self.prompt = prompt
@@ -121,7 +127,15 @@ class _Gate:
             kept=kept,
             tool_call_id=str(given_id) if given_id else new_tool_call_id(),
             prompt=prompt,
+            preview=self._preview(args, kwargs),
         )
+
+    def _preview(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Preview | Mapping[str, Any] | None:
+        """The preview of one call: the `preview` callable given the call's own arguments
+        (as the function gets them); what it raises propagates, and the tool does not run."""
+        return None if self.preview is None else self.preview(*args, **kwargs)
 
     def resolve(self, call: _Call, approval: Approval) -> inspect.BoundArguments | str:
         """The arguments to run with, or the refusal text; raises `ApprovalRejected`."""
@@ -166,7 +180,12 @@ class _Gate:
 
     def request_fields(self, call: _Call) -> dict[str, Any]:
         """The submit fields of one call."""
-        return {**self.fields, "tool_call_id": call.tool_call_id, "prompt": call.prompt}
+        return {
+            **self.fields,
+            "tool_call_id": call.tool_call_id,
+            "prompt": call.prompt,
+            "preview": call.preview,
+        }
 
 
 class _RefusingDecorator(Protocol):
@@ -191,6 +210,7 @@ def requires_approval(
     tool_name: str | None = None,
     on_reject: Literal["raise"] = "raise",
     timeout: float | None = None,
+    preview: PreviewOf | None = None,
     **fields: Unpack[GateFields],
 ) -> Callable[[F], F]: ...
 
@@ -205,6 +225,7 @@ def requires_approval(
     tool_name: str | None = None,
     on_reject: Literal["message"],
     timeout: float | None = None,
+    preview: PreviewOf | None = None,
     **fields: Unpack[GateFields],
 ) -> _RefusingDecorator: ...
 
@@ -218,6 +239,7 @@ def requires_approval(
     tool_name: str | None = None,
     on_reject: OnReject = "raise",
     timeout: float | None = None,
+    preview: PreviewOf | None = None,
     **fields: Unpack[GateFields],
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Run the decorated function only once a human approves, with the approved arguments.
@@ -232,6 +254,10 @@ def requires_approval(
     or with `on_reject="message"` returns a refusal for the model. A request the bot refuses
     (`ApprovalInvalid`, a 409 `conflict`) or a record of another call (`ApprovalMismatch`)
     always raises: neither is a decision about this call, so the model is told nothing.
+
+    `preview`, when given, is called with each call's arguments (exactly as the function
+    gets them) and returns what the card shows of the call's effect, `{"kind": "diff" |
+    "text" | "markdown", "body": str}`, or None for no preview.
     """
     if not isinstance(client, ApprovalClient | SyncApprovalClient):
         raise TypeError(
@@ -242,10 +268,15 @@ def requires_approval(
     unknown = set(fields) - GateFields.__annotations__.keys()
     if unknown:
         raise TypeError(f"requires_approval got unknown field(s): {', '.join(sorted(unknown))}")
+    if preview is not None and not callable(preview):
+        raise TypeError(
+            f"requires_approval: preview must be a function of the call's arguments, not "
+            f"{preview!r}"
+        )
     gate_fields: dict[str, Any] = {**fields, "channel": channel, "priority": priority}
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        gate = _Gate(fn, tool_name, prompt, on_reject, gate_fields)
+        gate = _Gate(fn, tool_name, prompt, on_reject, gate_fields, preview)
 
         if inspect.iscoroutinefunction(fn):
 

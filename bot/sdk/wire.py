@@ -14,6 +14,7 @@ from bot.models import (
     Decision,
     DecisionKind,
     OnTimeout,
+    Preview,
     Priority,
     Requester,
     new_tool_call_id,
@@ -52,6 +53,9 @@ class SubmitFields(GateFields, total=False):
     prompt: str | None
     channel: str | None
     priority: Priority | str | None
+    #: what the call will change, shown on the card: `{"kind": "diff" | "text" | "markdown",
+    #: "body": "…"}` (≤ 64 KiB), or a `Preview`
+    preview: Preview | Mapping[str, Any] | None
 
 
 _WIRE_NAMES = {
@@ -67,6 +71,7 @@ _WIRE_NAMES = {
     "on_timeout": "onTimeout",
     "allowed_decisions": "allowedDecisions",
     "metadata": "metadata",
+    "preview": "preview",
 }
 
 

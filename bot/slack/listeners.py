@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import suppress
 from contextvars import copy_context
 from dataclasses import dataclass, field
@@ -35,9 +35,11 @@ from bot.slack.cards import (
     EDIT_MODAL,
     FEEDBACK_ACTION,
     FEEDBACK_MODAL,
+    PREVIEW_PAGE_ACTION,
     REJECT_ACTION,
     REJECT_MODAL,
     VIEW_ARGS_ACTION,
+    VIEW_PREVIEW_ACTION,
     EditErrors,
     Unreadable,
     edit_errors,
@@ -59,6 +61,7 @@ from bot.slack.cards import (
     render_feedback_modal,
     render_home,
     render_notice_modal,
+    render_preview_modal,
     render_reject_modal,
     render_thread_confirmation,
 )
@@ -125,6 +128,13 @@ def _where(body: dict[str, Any]) -> str | None:
 
 #: seconds before the answer deadline by which a modal is opened, whatever is still looked up
 OPEN_MARGIN = 0.5
+#: the paged modals, by the buttons that open them or turn their pages
+_FULL_VIEWS: dict[str, Callable[..., dict[str, Any]]] = {
+    VIEW_ARGS_ACTION: render_args_modal,
+    ARGS_PAGE_ACTION: render_args_modal,
+    VIEW_PREVIEW_ACTION: render_preview_modal,
+    PREVIEW_PAGE_ACTION: render_preview_modal,
+}
 
 
 def _time_left(margin: float = 0.0) -> float | None:
@@ -333,31 +343,35 @@ class Listeners:
             return None
         return str((opened.get("view") or {}).get("id") or "") or None
 
-    async def view_args(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def view_full(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """Open the paged modal of "View full arguments" or "View full preview"."""
         _, value = read_click(body)
         approval_id, _ = read_vote(value)
         trigger_id = read_text(body, "trigger_id")
         await ack()
+        render = _FULL_VIEWS[body["actions"][0]["action_id"]]
         try:
             approval = await self.service.get(approval_id)
         except BotError as exc:
             await self.explain(client, body, exc)
             return
-        await self.open_view(client, body, trigger_id, render_args_modal(approval))
+        await self.open_view(client, body, trigger_id, render(approval))
 
-    async def args_page(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def turn_page(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """Previous / Next in a paged modal: the page replaces the view in place."""
         _, value = read_click(body)
         view = body.get("view")
         if not isinstance(view, dict) or not isinstance(view.get("id"), str):
             raise Unreadable("the click comes from no view")
         await ack()
+        render = _FULL_VIEWS[body["actions"][0]["action_id"]]
         try:
             approval_id, page = read_args_page(value)
             approval = await self.service.get(approval_id)
         except (ValueError, BotError):
             return
         await client.views_update(
-            view_id=view["id"], hash=view.get("hash"), view=render_args_modal(approval, page)
+            view_id=view["id"], hash=view.get("hash"), view=render(approval, page)
         )
 
     # -- modals -----------------------------------------------------------------------------
@@ -542,8 +556,10 @@ def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
             EDIT_ACTION: listeners.open_modal,
             REJECT_ACTION: listeners.open_modal,
             FEEDBACK_ACTION: listeners.open_modal,
-            VIEW_ARGS_ACTION: listeners.view_args,
-            ARGS_PAGE_ACTION: listeners.args_page,
+            VIEW_ARGS_ACTION: listeners.view_full,
+            ARGS_PAGE_ACTION: listeners.turn_page,
+            VIEW_PREVIEW_ACTION: listeners.view_full,
+            PREVIEW_PAGE_ACTION: listeners.turn_page,
         },
         "view": {
             REJECT_MODAL: listeners.reject_submitted,

@@ -16,6 +16,7 @@ from bot.slack.cards.ids import (
     FEEDBACK_ACTION,
     REJECT_ACTION,
     VIEW_ARGS_ACTION,
+    VIEW_PREVIEW_ACTION,
     block_id,
     vote_value,
 )
@@ -37,10 +38,14 @@ _BUTTONS = (
 
 
 def decision_buttons(
-    approval: Approval, *, view_args: bool, only: DecisionKind | None = None
+    approval: Approval,
+    *,
+    view_args: bool,
+    view_preview: bool = False,
+    only: DecisionKind | None = None,
 ) -> Block | None:
-    """The allowed decisions (or just `only`), then "View full arguments" when `view_args`;
-    None when there is no button to show."""
+    """The allowed decisions (or just `only`), then "View full arguments" when `view_args`
+    and "View full preview" when `view_preview`; None when there is no button to show."""
     value = vote_value(approval.id, approval.args_version)
     allowed = set(approval.allowed_decisions)
     elements = []
@@ -53,6 +58,8 @@ def decision_buttons(
         elements.append(button)
     if view_args:
         elements.append(_button(VIEW_ARGS_ACTION, "View full arguments", value, None))
+    if view_preview:
+        elements.append(_button(VIEW_PREVIEW_ACTION, "View full preview", value, None))
     if not elements:
         return None
     return {"type": "actions", "block_id": block_id("actions", approval.id), "elements": elements}

@@ -12,6 +12,7 @@ from bot.slack.cards.approvers import approvers_block
 from bot.slack.cards.args import args_blocks
 from bot.slack.cards.buttons import decision_buttons
 from bot.slack.cards.ids import block_id
+from bot.slack.cards.preview import preview_blocks
 from bot.slack.cards.text import (
     Block,
     Message,
@@ -24,6 +25,7 @@ from bot.slack.cards.text import (
     mrkdwn,
     plain,
     section,
+    text_units,
     truncate,
     user_markup,
     verbatim,
@@ -60,6 +62,15 @@ NAME_CHARS = 150
 MAX_LISTED_USERS = 10
 #: the notification text stays short; Slack shows it in push notifications
 NOTIFICATION_CHARS = 300
+#: all the text a card may carry: Slack refuses past about 12,000 (`msg_blocks_too_long`)
+CARD_TEXT_BUDGET = 10_000
+#: the most of a preview a card shows (less when the rest of the card is large), and the
+#: least, which the budgets above always leave room for
+PREVIEW_CHARS = 2500
+MIN_PREVIEW_CHARS = 300
+PREVIEW_LINES = 40
+#: the preview's label, its note and its button
+PREVIEW_OVERHEAD = 400
 
 _PRIORITY = {
     Priority.LOW: (":white_circle:", "Low"),
@@ -134,6 +145,7 @@ def render_card(
     blocks.extend(args)
     if approval.progress.args is not None:
         blocks.append(_diff_section(approval.args, approval.current_args, approval.id))
+    at = len(blocks)
     blocks.extend(_notes_block(approval, notes))
     if progress is not None:
         line = _progress_line(progress)
@@ -141,7 +153,8 @@ def render_card(
     who = approvers_block(approval)
     if who is not None:
         blocks.append(who)
-    actions = decision_buttons(approval, view_args=cut)
+    preview_cut = _insert_preview(approval, blocks, at, view_args=cut)
+    actions = decision_buttons(approval, view_args=cut, view_preview=preview_cut)
     if actions is not None:
         blocks.append(actions)
     summary = f"Approval needed ({approval.priority.value}): {approval.tool_name}"
@@ -161,7 +174,10 @@ def render_thread_confirmation(approval: Approval) -> Message:
     )
     args, cut = _current_args(approval)
     blocks = [section(line, block_id=block_id("confirm", approval.id)), _header(approval), *args]
-    actions = decision_buttons(approval, view_args=cut, only=DecisionKind.APPROVE)
+    preview_cut = _insert_preview(approval, blocks, len(blocks), view_args=cut)
+    actions = decision_buttons(
+        approval, view_args=cut, view_preview=preview_cut, only=DecisionKind.APPROVE
+    )
     if actions is not None:
         blocks.append(actions)
     text = truncate(f"Approving a critical call needs the confirmation: {approval.tool_name}", 300)
@@ -248,6 +264,19 @@ def _current_args(approval: Approval) -> tuple[list[Block], bool]:
         chars=ARGS_PREVIEW_CHARS,
         lines=ARGS_PREVIEW_LINES,
     )
+
+
+def _insert_preview(approval: Approval, blocks: list[Block], at: int, *, view_args: bool) -> bool:
+    """Put the request's preview into `blocks` at `at`, in the room the rest of the card
+    leaves; returns whether it was cut (offer "View full preview")."""
+    if approval.preview is None:
+        return False
+    buttons = decision_buttons(approval, view_args=view_args, view_preview=True)
+    used = text_units(blocks) + text_units(buttons)
+    room = min(PREVIEW_CHARS, CARD_TEXT_BUDGET - used - PREVIEW_OVERHEAD)
+    shown, cut = preview_blocks(approval, chars=max(room, MIN_PREVIEW_CHARS), lines=PREVIEW_LINES)
+    blocks[at:at] = shown
+    return cut
 
 
 def _byline(decision: Decision | None) -> str:

@@ -2,7 +2,7 @@
 
 The App Home entries carry the same buttons as the cards (same action ids, same values), so
 a decision there goes through the same listeners; and the arguments those buttons decide on,
-since nobody may approve without seeing them.
+since nobody may approve without seeing them (and the request's preview, when it has one).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from bot.slack.cards.args import args_blocks
 from bot.slack.cards.buttons import decision_buttons
 from bot.slack.cards.card import args_title, outcome_line
 from bot.slack.cards.ids import block_id
+from bot.slack.cards.preview import compact_preview_block
 from bot.slack.cards.text import (
     Block,
     Message,
@@ -31,13 +32,16 @@ __all__ = ["MAX_LISTED", "MAX_WAITING", "render_approval_list", "render_home", "
 
 #: Entries per `/approvals` list (a message allows 50 blocks; an entry takes up to 3)
 MAX_LISTED = 15
-#: "Waiting for you" entries in App Home (100 blocks in all; an entry with its arguments and
-#: buttons takes up to 6, a recent decision 3)
+#: "Waiting for you" entries in App Home (100 blocks in all; an entry with its arguments,
+#: preview and buttons takes up to 7, a recent decision 3): fewer when they do not fit
 MAX_WAITING = 10
 MAX_RECENT = 10
+MAX_HOME_BLOCKS = 100
 PROMPT_CHARS = 150
 HOME_ARGS_CHARS = 800
 HOME_ARGS_LINES = 12
+HOME_PREVIEW_CHARS = 600
+HOME_PREVIEW_LINES = 10
 _PRIORITY_MARK = {"low": "", "normal": "", "high": ":warning: ", "critical": ":rotating_light: "}
 
 
@@ -78,7 +82,13 @@ def _entry(approval: Approval, *, buttons: bool) -> list[Block]:
             lines=HOME_ARGS_LINES,
         )
         blocks.extend(args)
-        actions = decision_buttons(approval, view_args=cut)
+        preview_cut = False
+        if approval.preview is not None:
+            preview, preview_cut = compact_preview_block(
+                approval, chars=HOME_PREVIEW_CHARS, lines=HOME_PREVIEW_LINES
+            )
+            blocks.append(preview)
+        actions = decision_buttons(approval, view_args=cut, view_preview=preview_cut)
         if actions is not None:
             blocks.append(actions)
     elif not approval.is_pending:
@@ -101,17 +111,24 @@ def render_home(
         blocks.append(context(list(notes)))
     if not pending:
         blocks.append(section("Nothing waits for your decision. :tada:"))
-    for approval in pending[:MAX_WAITING]:
-        blocks.extend(_entry(approval, buttons=True))
-        blocks.append({"type": "divider"})
-    if len(pending) > MAX_WAITING:
-        blocks.append(context([f"… and {len(pending) - MAX_WAITING} more: `/approvals`"]))
-    blocks.append({"type": "header", "text": plain("Your recent decisions", 150)})
+    decided: list[Block] = [{"type": "header", "text": plain("Your recent decisions", 150)}]
     if not recent:
-        blocks.append(section("You have not decided anything yet."))
+        decided.append(section("You have not decided anything yet."))
     for approval in recent[:MAX_RECENT]:
-        blocks.extend(_entry(approval, buttons=False))
-    return {"type": "home", "blocks": blocks}
+        decided.extend(_entry(approval, buttons=False))
+    # the room left for waiting entries, keeping one block for "… and N more"
+    room = MAX_HOME_BLOCKS - len(blocks) - len(decided) - 1
+    shown = 0
+    for approval in pending[:MAX_WAITING]:
+        entry = [*_entry(approval, buttons=True), {"type": "divider"}]
+        if len(entry) > room:
+            break
+        blocks.extend(entry)
+        room -= len(entry)
+        shown += 1
+    if len(pending) > shown:
+        blocks.append(context([f"… and {len(pending) - shown} more: `/approvals`"]))
+    return {"type": "home", "blocks": [*blocks, *decided]}
 
 
 def render_approval_list(title: str, approvals: Sequence[Approval], *, empty: str) -> Message:

@@ -24,10 +24,13 @@ __all__ = [
     "FEEDBACK_MODAL",
     "INPUT_ACTION",
     "NOTICE_MODAL",
+    "PREVIEW_MODAL",
+    "PREVIEW_PAGE_ACTION",
     "REASON_BLOCK",
     "REJECT_ACTION",
     "REJECT_MODAL",
     "VIEW_ARGS_ACTION",
+    "VIEW_PREVIEW_ACTION",
     "Unreadable",
     "args_page_value",
     "block_id",
@@ -56,6 +59,11 @@ FEEDBACK_ACTION = "feedback"
 VIEW_ARGS_ACTION = "view_args"
 #: previous/next buttons inside the full-arguments modal
 ARGS_PAGE_ACTION = "args_page"
+#: button beside the decisions: open the paged modal of the request's preview (only when the
+#: card cut it)
+VIEW_PREVIEW_ACTION = "view_preview"
+#: previous/next buttons inside the preview modal (values as `args_page_value`)
+PREVIEW_PAGE_ACTION = "preview_page"
 ACTION_IDS = (
     APPROVE_ACTION,
     EDIT_ACTION,
@@ -63,6 +71,8 @@ ACTION_IDS = (
     FEEDBACK_ACTION,
     VIEW_ARGS_ACTION,
     ARGS_PAGE_ACTION,
+    VIEW_PREVIEW_ACTION,
+    PREVIEW_PAGE_ACTION,
 )
 
 EDIT_MODAL = "edit_modal"
@@ -71,6 +81,8 @@ FEEDBACK_MODAL = "feedback_modal"
 ARGS_MODAL = "args_modal"
 #: an informational modal with no submit button; nothing to listen for
 NOTICE_MODAL = "notice_modal"
+#: the paged preview; like a notice it has no submit button, so nothing to listen for
+PREVIEW_MODAL = "preview_modal"
 CALLBACK_IDS = (EDIT_MODAL, REJECT_MODAL, FEEDBACK_MODAL, ARGS_MODAL)
 
 #: input blocks of the reject, feedback and edit modals
@@ -111,12 +123,12 @@ def read_approval_id(text: object) -> str:
 
 
 def args_page_value(approval_id: str, page: int) -> str:
-    """The value of an `args_page` button."""
+    """The value of an `args_page` (or `preview_page`) button."""
     return private_metadata(approval_id, page=page)
 
 
 def read_args_page(value: object) -> tuple[str, int]:
-    """`(approval_id, page)` from an `args_page` button value."""
+    """`(approval_id, page)` from an `args_page` (or `preview_page`) button value."""
     data = read_private_metadata(value)
     page = data.get("page")
     if not isinstance(page, int) or isinstance(page, bool):

@@ -15,12 +15,15 @@ from bot.slack.cards.ids import (
     FEEDBACK_BLOCK,
     FEEDBACK_MODAL,
     NOTICE_MODAL,
+    PREVIEW_MODAL,
+    PREVIEW_PAGE_ACTION,
     REASON_BLOCK,
     REJECT_MODAL,
     args_page_value,
     private_metadata,
 )
 from bot.slack.cards.inputs import read_input
+from bot.slack.cards.preview import preview_label, preview_sections
 from bot.slack.cards.text import (
     Block,
     View,
@@ -44,6 +47,7 @@ __all__ = [
     "render_decided_notice",
     "render_feedback_modal",
     "render_notice_modal",
+    "render_preview_modal",
     "render_reject_modal",
 ]
 
@@ -128,9 +132,43 @@ def render_args_modal(approval: Approval, page: int = 1) -> View:
     return _modal(ARGS_MODAL, "Full arguments", metadata, blocks, close="Close")
 
 
+def render_preview_modal(approval: Approval, page: int = 1) -> View:
+    """The whole preview of the request, as the card shows it but uncut, one page at a time
+    (pages from 1); an approval without a preview gets a notice saying so."""
+    if approval.preview is None:
+        return render_notice_modal("Preview", "This request has no preview.")
+    pages = _paged(preview_sections(approval.preview))
+    page = min(max(page, 1), len(pages))
+    where = f"{clip(approval.tool_name, 150)} · page {page} of {len(pages)}"
+    blocks: list[Block] = [
+        {
+            "type": "context",
+            "elements": [plain(where, 2000), mrkdwn(preview_label(approval))],
+        }
+    ]
+    blocks.extend({"type": "section", "text": mrkdwn(text)} for text in pages[page - 1])
+    if page > 1:
+        blocks.append(
+            _page_button(
+                "preview_previous", "◀ Previous", approval.id, page - 1, PREVIEW_PAGE_ACTION
+            )
+        )
+    if page < len(pages):
+        blocks.append(
+            _page_button("preview_next", "Next ▶", approval.id, page + 1, PREVIEW_PAGE_ACTION)
+        )
+    metadata = private_metadata(approval.id, page=page)
+    return _modal(PREVIEW_MODAL, "Full preview", metadata, blocks, close="Close")
+
+
 def args_pages(args: Mapping[str, Any]) -> list[list[str]]:
     """The pretty JSON of `args` cut into fenced code sections, grouped into pages."""
-    sections = [f"```\n{code_safe(chunk)}\n```" for chunk in _chunks(pretty_json(args))]
+    return _paged([f"```\n{code_safe(chunk)}\n```" for chunk in _chunks(pretty_json(args))])
+
+
+def _paged(sections: list[str]) -> list[list[str]]:
+    """Sections grouped into modal pages: at most `SECTIONS_PER_PAGE`, and well within the
+    view's size limit."""
     pages: list[list[str]] = [[]]
     size = 0
     for text in sections:
@@ -167,10 +205,12 @@ def _chunks(text: str) -> list[str]:
     return chunks
 
 
-def _page_button(block: str, label: str, approval_id: str, page: int) -> Block:
+def _page_button(
+    block: str, label: str, approval_id: str, page: int, action_id: str = ARGS_PAGE_ACTION
+) -> Block:
     button = {
         "type": "button",
-        "action_id": ARGS_PAGE_ACTION,
+        "action_id": action_id,
         "text": plain(label, 75),
         "value": args_page_value(approval_id, page),
     }

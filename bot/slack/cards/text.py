@@ -27,6 +27,7 @@ __all__ = [
     "context",
     "date_markup",
     "escape_mrkdwn",
+    "fit",
     "is_user_id",
     "measure",
     "mention_markup",
@@ -34,7 +35,9 @@ __all__ = [
     "plain",
     "pretty_json",
     "section",
+    "shorten",
     "text_input",
+    "text_units",
     "truncate",
     "user_markup",
     "verbatim",
@@ -71,7 +74,7 @@ def measure(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def _fit(text: str, budget: int) -> str:
+def fit(text: str, budget: int) -> str:
     """The prefix of `text` that fits `budget` units (astral characters count twice)."""
     head = text[:budget]
     while (excess := measure(head) - budget) > 0:
@@ -79,21 +82,33 @@ def _fit(text: str, budget: int) -> str:
     return head
 
 
-def _shorten(escaped: str, limit: int) -> str:
-    """Cut already-escaped text to `limit`, never inside an entity, ending with "…"."""
+def shorten(escaped: str, limit: int) -> str:
+    """Cut already-escaped mrkdwn to `limit`, never inside an entity, ending with "…" when
+    something was cut."""
     if measure(escaped) <= limit:
         return escaped
-    head = _fit(escaped, limit - 1)
+    head = fit(escaped, limit - 1)
     amp = head.rfind("&")
     if amp != -1 and ";" not in head[amp:]:
         head = head[:amp]
     return head + ELLIPSIS
 
 
+def text_units(node: Any) -> int:
+    """The text a message or view carries in all (every string under a `text` key, in UTF-16
+    units): what Slack weighs for `msg_blocks_too_long`."""
+    if isinstance(node, dict):
+        own = measure(node["text"]) if isinstance(node.get("text"), str) else 0
+        return own + sum(text_units(value) for value in node.values())
+    if isinstance(node, list):
+        return sum(text_units(value) for value in node)
+    return 0
+
+
 def truncate(text: str, limit: int) -> str:
     """Escape `text` for mrkdwn, then cut it to `limit` characters ending with "…"."""
     # Escaping only lengthens text, so a prefix one longer than the limit decides the result.
-    return _shorten(escape_mrkdwn(text[: limit + 1]), limit)
+    return shorten(escape_mrkdwn(text[: limit + 1]), limit)
 
 
 def clip(text: str, limit: int) -> str:
@@ -101,7 +116,7 @@ def clip(text: str, limit: int) -> str:
     head = text[: limit + 1]
     if measure(head) <= limit:
         return head
-    return _fit(head, limit - 1) + ELLIPSIS
+    return fit(head, limit - 1) + ELLIPSIS
 
 
 def code_safe(text: str) -> str:
@@ -130,7 +145,7 @@ def code_block(text: str, limit: int) -> tuple[str, bool]:
     """A fenced code block of at most `limit` characters, and whether `text` was cut."""
     inner = limit - len("```\n\n```")
     safe = code_safe(text[: inner + 1])
-    body = _shorten(safe, inner)
+    body = shorten(safe, inner)
     return f"```\n{body}\n```", body != safe
 
 
@@ -187,7 +202,7 @@ def mrkdwn(text: str) -> dict[str, Any]:
 
 def section(text: str, *, block_id: str | None = None) -> Block:
     """A section of trusted mrkdwn, cut to the 3000-character section limit."""
-    block: Block = {"type": "section", "text": mrkdwn(_shorten(text, 3000))}
+    block: Block = {"type": "section", "text": mrkdwn(shorten(text, 3000))}
     if block_id is not None:
         block["block_id"] = block_id
     return block
@@ -197,7 +212,7 @@ def context(texts: list[str], *, block_id: str | None = None) -> Block:
     """A context block of up to ten mrkdwn lines (each already escaped)."""
     block: Block = {
         "type": "context",
-        "elements": [mrkdwn(_shorten(text, 2000)) for text in texts[:10]],
+        "elements": [mrkdwn(shorten(text, 2000)) for text in texts[:10]],
     }
     if block_id is not None:
         block["block_id"] = block_id
