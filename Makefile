@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 3000
 # every adapter's framework, so the whole suite runs; `pip install approval-bot` needs none
 PEERS  ?= .venv-peers
-EXTRAS ?= dev,langgraph,mcp,openai-agents,pydantic-ai,autogen
+EXTRAS ?= dev,langgraph,mcp,openai-agents,pydantic-ai,autogen,claude,google-adk,agent-framework,strands
 
 .PHONY: run test check lint types unit bench bench-peers clean
 
