@@ -4,6 +4,11 @@ Slack emulator (in this process) as its Web API, and an HTTP session for the age
 Slack takes about one message a second per channel, and the bot paces its cards to match; a
 measure that needs thousands of cards posted spreads them over enough channels
 (`channels_for`) that no channel holds more than its burst.
+
+The clicker is a named approver (`ROUTING`), as in a deployment that routes its tools: with
+no `approvers`, the first click in each of those channels asks Slack who is in it
+(`conversations.members`, Tier 4), and a thousand channels' worth of first clicks is minutes
+of Slack's allowance: measures of the decision path would time Slack's rate limit instead.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ ADMIN_TOKEN = "bench-admin-token"
 SIGNING_SECRET = "bench-signing-secret"
 SLACK_TOKEN = "xoxb-bench"
 START_SECONDS = 30.0
+#: the routing file of every rig: whoever clicks (`U0ALICE`) may decide any tool
+ROUTING = '[[rules]]\ntools = ["*"]\napprovers = ["U0ALICE"]\n'
 #: cards per channel that Slack (and the bot's pacing) lets through at once
 CARDS_PER_CHANNEL = 3
 
@@ -59,7 +66,9 @@ def free_port() -> int:
 
 
 def bot_environment(workdir: Path, slack_api_url: str) -> dict[str, str]:
-    """The bot's settings; ours replace any APPROVAL_* or SLACK_* the caller has set."""
+    """The bot's settings, with its routing file written into `workdir`; ours replace any
+    APPROVAL_* or SLACK_* the caller has set."""
+    (workdir / "approvals.toml").write_text(ROUTING)
     inherited = {
         key: value
         for key, value in os.environ.items()
@@ -68,6 +77,7 @@ def bot_environment(workdir: Path, slack_api_url: str) -> dict[str, str]:
     return {
         **inherited,
         "APPROVAL_DB": str(workdir / "bench.db"),
+        "APPROVAL_CONFIG": str(workdir / "approvals.toml"),
         "APPROVAL_API_TOKEN": AGENT_TOKEN,
         "APPROVAL_ADMIN_TOKEN": ADMIN_TOKEN,
         "APPROVAL_CHANNEL": "C0OPS",
