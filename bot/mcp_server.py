@@ -52,8 +52,10 @@ Transport = Literal["stdio", "http"]
 
 TOOL_DESCRIPTION = """\
 Ask a human to approve a tool call in Slack before you run it, and wait for the decision.
-Run the tool only when `approved` is true, and then with `approvedArgs`: the reviewer may
-have edited the arguments. When `approved` is false, do not run it; `comment` says why.
+Run the tool only when `approved` is true, and then with exactly `approvedArgs`: the complete
+arguments, which the reviewer may have edited (an argument they leave out is not passed).
+Give `argsSchema` (the tool's JSON schema) so the reviewer cannot approve arguments it cannot
+take. When `approved` is false, do not run it; `comment` says why.
 When `status` is still "pending", call request_approval again with the same toolName, args
 and toolCallId to keep waiting for the same approval. An error is no approval: do not run the
 tool; it names the field to fix, or says the toolCallId belongs to another call (use a new one)."""

@@ -11,9 +11,14 @@ from bot.adapters.autogen import approval_required
 from bot.sdk import ApprovalClient
 
 approvals = ApprovalClient()  # APPROVAL_URL and APPROVAL_API_TOKEN
+in_slack = approval_required(
+    approvals,
+    "Run {tool_name} with {tool_arguments}?",
+    denied_message="The reviewer refused {tool_name}: {comment}",
+)
 
 
-@tool(middleware=[approval_required(approvals, "Run {tool_name} with {tool_arguments}?")])
+@tool(middleware=[in_slack])
 def deploy_service(version: str) -> str:
     """Send a build to production."""
     return f"deployed {version}"

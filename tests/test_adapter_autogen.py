@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import json
 import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -25,6 +26,7 @@ from ag2.events import (
     ToolResultsEvent,
 )
 from ag2.exceptions import HumanInputFailedError, HumanInputTimeoutError
+from ag2.middleware import approval_required as ag2_approval_required
 
 from bot.adapters.autogen import approval_required
 from bot.sdk import ApprovalClient
@@ -32,10 +34,11 @@ from tests.adapter_support import (
     answer_modal,
     approve_the_card,
     modules_the_core_imports,
+    open_modals,
     pending,
     use_the_rig,
 )
-from tests.conftest import AGENT_TOKEN, SlackRig
+from tests.conftest import AGENT_TOKEN, SlackRig, until
 from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
 
 
@@ -138,21 +141,27 @@ async def test_edited_arguments_reach_the_tool(rig: SlackRig, client: ApprovalCl
 
 
 @pytest.mark.parametrize(
-    ("denied_message", "expected"),
+    ("denied", "expected"),
     [
+        pytest.param({}, "User denied the tool call request", id="ag2-default"),
+        pytest.param({"denied_message": "Not now."}, "Not now.", id="as-written"),
         pytest.param(
-            None,
-            "The user rejected this tool call (deploy_service): not during the freeze",
-            id="default",
+            {"denied_message": "Not allowed: {comment}"},
+            "Not allowed: not during the freeze",
+            id="with-the-reason",
         ),
-        pytest.param("Not allowed: {comment}", "Not allowed: not during the freeze", id="template"),
+        pytest.param(
+            {"denied_message": "{tool_name} refused"}, "deploy_service refused", id="tool-name"
+        ),
     ],
 )
 async def test_a_rejection_reaches_the_model_as_the_tool_result(
-    rig: SlackRig, client: ApprovalClient, denied_message: str | None, expected: str
+    rig: SlackRig, client: ApprovalClient, denied: dict[str, str], expected: str
 ) -> None:
+    """As with ag2's own middleware, the model gets `denied_message` exactly; the reviewer's
+    reason only where it asks for `{comment}`."""
     ran: list[str] = []
-    gate = approval_required(client, denied_message=denied_message)
+    gate = approval_required(client, **denied)
     agent = release_bot(deploy_call("call_dep3"), gate, ran)
     run = asyncio.create_task(agent.ask("Ship 1.4.2"))
 
@@ -162,6 +171,81 @@ async def test_a_rejection_reaches_the_model_as_the_tool_result(
 
     assert ran == []
     assert reply.body == expected
+
+
+def test_the_signature_and_defaults_are_ag2s_own() -> None:
+    ours = list(inspect.signature(approval_required).parameters.values())
+    theirs = list(inspect.signature(ag2_approval_required).parameters.values())
+
+    assert ours[0].name == "client"
+    shared = [(p.name, p.kind, p.default) for p in ours[1 : len(theirs) + 1]]
+    assert shared == [(p.name, p.kind, p.default) for p in theirs]
+
+
+def region_bot(
+    config: ScriptedConfig, middleware: Sequence[Any], ran: list[tuple[str, str]]
+) -> Agent[str]:
+    @tool(middleware=middleware)
+    def deploy(version: str, region: str) -> str:
+        """Send a build to a region."""
+        ran.append((version, region))
+        return f"deployed {version} to {region}"
+
+    return Agent("release-bot", config=config, tools=[deploy])
+
+
+async def passing(call_next: Any, event: ToolCallEvent, context: Any) -> Any:
+    """Another tool middleware, run after the gate: the gate finds the tool behind it."""
+    return await call_next(event, context)
+
+
+@pytest.mark.parametrize("others", [[], [passing]], ids=["alone", "before-other-middleware"])
+async def test_approved_args_are_the_complete_arguments_and_checked_before_they_are_stored(
+    rig: SlackRig, client: ApprovalClient, others: list[Any]
+) -> None:
+    """An admin decision leaving out `region` is refused (422) with nothing stored; a
+    complete one runs the tool with exactly those arguments."""
+    ran: list[tuple[str, str]] = []
+    config = ScriptedConfig(("call_rg", "deploy", {"version": "1.4.2", "region": "us"}))
+    agent = region_bot(config, [approval_required(client), *others], ran)
+    run = asyncio.create_task(agent.ask("Ship 1.4.3"))
+
+    [record] = await pending(rig)
+    status, answer = await rig.bot.decide(record["id"], approvedArgs={"version": "1.4.3"})
+    assert (status, answer["error"]) == (422, "invalid"), answer
+    assert "region" in answer["message"]
+    assert (await rig.bot.call("GET", f"/v1/approvals/{record['id']}"))[1]["status"] == "pending"
+    assert record["argsSchema"]["required"] == ["version", "region"]
+    assert record["argsSchema"]["additionalProperties"] is False
+
+    status, _ = await rig.bot.decide(
+        record["id"], approvedArgs={"version": "1.4.3", "region": "eu"}
+    )
+    reply = await asyncio.wait_for(run, 10)
+
+    assert status == 200
+    assert ran == [("1.4.3", "eu")]
+    assert reply.body == "deployed 1.4.3 to eu"
+
+
+async def test_a_slack_edit_that_clears_a_required_argument_is_answered_in_the_modal(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    ran: list[tuple[str, str]] = []
+    config = ScriptedConfig(("call_rg2", "deploy", {"version": "1.4.2", "region": "us"}))
+    run = asyncio.create_task(region_bot(config, [approval_required(client)], ran).ask("Ship"))
+
+    [record] = await pending(rig)
+    await rig.click(record["id"], "edit", "U0ALICE")
+    [modal] = await until(lambda: open_modals(rig, "U0ALICE"))
+    answer = await rig.slack.submit_view(modal.id, {"arg:version": "1.4.3", "arg:region": ""})
+
+    assert answer.json()["response_action"] == "errors"
+    assert answer.json()["errors"] == {"arg:region": "This field is required."}
+    assert (await rig.bot.call("GET", f"/v1/approvals/{record['id']}"))[1]["status"] == "pending"
+    await rig.slack.submit_view(modal.id, {"arg:version": "1.4.3", "arg:region": "eu"})
+    await asyncio.wait_for(run, 10)
+    assert ran == [("1.4.3", "eu")]
 
 
 async def test_a_timeout_ends_the_turn_and_withdraws_the_card(
@@ -242,7 +326,7 @@ async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.Mo
     output = await asyncio.wait_for(run, 10)
 
     assert record["prompt"] == 'Run deploy_service with {"version": "1.4.2"}?'
-    assert output == "The user rejected this tool call (deploy_service): wait for QA"
+    assert output == "The reviewer refused deploy_service: wait for QA"
 
 
 def test_the_core_never_imports_ag2() -> None:

@@ -307,6 +307,64 @@ async def test_per_call_interrupts_bring_the_tools_argument_schema_to_the_edit_f
     assert record["metadata"]["langgraph"]["interruptId"]
 
 
+def region_agent(model: ScriptedModel, ran: list[dict[str, str]], mode: str = "batched") -> Any:
+    @tool
+    def deploy(version: str, region: str) -> str:
+        """Deploy a build to a region."""
+        ran.append({"version": version, "region": region})
+        return f"deployed {version} to {region}"
+
+    middleware = HumanInTheLoopMiddleware(interrupt_on={"deploy": True}, interrupt_mode=mode)
+    return create_agent(
+        model, tools=[deploy], middleware=[middleware], checkpointer=InMemorySaver()
+    )
+
+
+async def refused_then_run(
+    rig: SlackRig, run: asyncio.Task[Any], incomplete: dict[str, Any], complete: dict[str, Any]
+) -> dict[str, Any]:
+    """Approve the one card over the API with `incomplete` (422, nothing stored), then with
+    `complete`; the record as first shown."""
+    [record] = await pending(rig)
+    status, answer = await rig.bot.decide(record["id"], approvedArgs=incomplete)
+    assert (status, answer["error"]) == (422, "invalid"), answer
+    assert answer["path"].startswith("approvedArgs")
+    assert (await rig.bot.call("GET", f"/v1/approvals/{record['id']}"))[1]["status"] == "pending"
+    status, _ = await rig.bot.decide(record["id"], approvedArgs=complete)
+    assert status == 200
+    await asyncio.wait_for(run, 5)
+    return record
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        pytest.param({"version": "1.4.3"}, id="leaves-out-region"),
+        pytest.param({"version": "1.4.3", "region": "eu", "force": True}, id="adds-force"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["batched", "per_call"])
+async def test_approved_args_are_the_complete_arguments_and_checked_before_they_are_stored(
+    rig: SlackRig, client: ApprovalClient, mode: str, refused: dict[str, Any]
+) -> None:
+    """The tool's schema goes with each card (from the graph's ToolNode, or the per-call
+    interrupt's): an admin decision the tool cannot take is refused; a complete one runs the
+    tool with exactly those arguments."""
+    ran: list[dict[str, str]] = []
+    model_call = call("deploy", version="1.4.2", region="us")
+    model = model_calling(model_call)
+    agent = region_agent(model, ran, mode)
+
+    run = asyncio.create_task(run_with_approvals(agent, {"messages": []}, thread(), client))
+    complete = {"version": "1.4.3", "region": "eu"}
+    record = await refused_then_run(rig, run, refused, complete)
+
+    assert ran == [complete]
+    assert told(model)[model_call["id"]].endswith("deployed 1.4.3 to eu")
+    assert record["argsSchema"]["required"] == ["version", "region"]
+    assert record["argsSchema"]["additionalProperties"] is False
+
+
 async def test_a_run_that_timed_out_resumes_the_same_card(
     rig: SlackRig, client: ApprovalClient
 ) -> None:
@@ -1143,6 +1201,52 @@ async def test_a_tool_that_asks_with_its_parameters_runs_as_slack_decides(
     assert buttons == ["approve", "edit", "reject"]  # "reject" carries no reason: no Feedback
     assert told(model) == {model_call["id"]: answer}
     assert result["messages"][-1].content == "Done."
+
+
+async def test_tool_parameters_approved_are_all_of_them_and_checked_before_they_are_stored(
+    rig: SlackRig, client: ApprovalClient
+) -> None:
+    """`send_email` merges what it is given over its own parameters; an approval is of the
+    complete parameters, so one of `to` alone is refused before it is stored."""
+    model_call = call("send_email", **EMAIL)
+    model = model_calling(model_call)
+    agent = tool_level_agent(model, send_email)
+
+    run = asyncio.create_task(
+        run_with_approvals(agent, {"messages": []}, thread(), client, interrupts=TOOL_PARAMETERS)
+    )
+    complete = {**EMAIL, "to": "bob@co.com", "subject": "Q1"}
+    await refused_then_run(rig, run, {"to": "bob@co.com"}, complete)
+
+    assert told(model) == {model_call["id"]: "Email sent to bob@co.com: Q1"}
+
+
+@tool("weather_search")
+def weather_search_schema(city: str) -> str:
+    """The guide's `weather_search`, for its schema: the guide's graph calls it by hand."""
+    raise AssertionError("never run")
+
+
+async def test_a_graph_calling_its_tools_by_hand_is_given_them_for_their_schemas(
+    rig: SlackRig, client: ApprovalClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_call = call("weather_search", city="sf")
+    model = model_calling(model_call)
+    graph = review_tool_calls_graph(model)
+
+    run = asyncio.create_task(
+        run_with_approvals(
+            graph,
+            SF,
+            thread(),
+            client,
+            interrupts=REVIEW_TOOL_CALLS,
+            tools=[weather_search_schema],
+        )
+    )
+    await refused_then_run(rig, run, {"town": "Paris"}, {"city": "Paris"})
+
+    assert searched(capsys.readouterr().out) == ["Paris"]
 
 
 @pytest.mark.parametrize(

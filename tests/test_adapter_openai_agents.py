@@ -181,17 +181,58 @@ async def test_every_call_of_a_turn_gets_its_own_card_and_decision(
     assert "wrong version" in refused
 
 
-async def test_arguments_approved_over_the_api_are_refused_not_run(
+@function_tool(needs_approval=True)
+def deploy(version: str, region: str) -> str:
+    """Send a build to a region."""
+    ran.append({"version": version, "region": region})
+    return f"deployed {version} to {region}"
+
+
+@pytest.mark.parametrize(
+    "approved_args",
+    [
+        pytest.param({"version": "1.4.3"}, id="incomplete"),
+        pytest.param({"version": "1.4.3", "region": "us"}, id="complete-but-other"),
+    ],
+)
+async def test_arguments_other_than_proposed_are_refused_before_they_are_stored(
+    rig: SlackRig, client: ApprovalClient, approved_args: dict[str, Any]
+) -> None:
+    """The SDK runs a call as proposed or not at all: an approval of any other arguments
+    would be a record saying approved for a call that cannot run."""
+    model = ScriptedModel(("call_api", "deploy", {"version": "1.4.2", "region": "eu"}))
+    agent = Agent("release-bot", model=model, tools=[deploy])
+    run = asyncio.create_task(run_with_approvals(agent, "Ship it", client))
+
+    [record] = await pending(rig)
+    status, answer = await rig.bot.decide(record["id"], approvedArgs=approved_args)
+    assert (status, answer["error"]) == (422, "invalid"), answer
+    assert answer["path"].startswith("approvedArgs")
+    assert (await rig.bot.call("GET", f"/v1/approvals/{record['id']}"))[1]["status"] == "pending"
+
+    status, _ = await rig.bot.decide(record["id"], approvedArgs=record["args"])
+    result = await asyncio.wait_for(run, 10)
+
+    assert status == 200
+    assert ran == [{"version": "1.4.2", "region": "eu"}]
+    assert result.final_output == "deployed 1.4.2 to eu"
+
+
+async def test_other_arguments_approved_anyway_are_refused_not_run(
     rig: SlackRig, client: ApprovalClient
 ) -> None:
-    model = ScriptedModel(("call_api", "deploy_service", {"version": "1.4.2"}))
-    run = asyncio.create_task(run_with_approvals(release_bot(model), "Ship it", client))
+    """With a schema of the caller's own the bot may store them; the tool still does not run."""
+    model = ScriptedModel(("call_own", "deploy_service", {"version": "1.4.2"}))
+    loose = {"type": "object"}
+    run = asyncio.create_task(
+        run_with_approvals(release_bot(model), "Ship it", client, args_schema=loose)
+    )
 
     [record] = await pending(rig)
     status, _ = await rig.bot.decide(record["id"], approvedArgs={"version": "1.4.3"})
     result = await asyncio.wait_for(run, 10)
 
-    assert status == 200
+    assert status == 200 and record["argsSchema"] == loose
     assert ran == []
     assert '{"version": "1.4.3"}' in result.final_output
     assert "did not run" in result.final_output

@@ -182,6 +182,49 @@ async def test_the_handler_decides_inside_the_run(rig: SlackRig, client: Approva
     assert "rolled back to 1.3.9" in result.output
 
 
+def region_agent(model: Any, *, inline: Any = None) -> Agent[None, Any]:
+    agent: Agent[None, Any] = Agent(
+        model,
+        output_type=str if inline else [str, DeferredToolRequests],
+        capabilities=[HandleDeferredToolCalls(handler=inline)] if inline else None,
+    )
+
+    @agent.tool_plain(requires_approval=True)
+    def deploy(version: str, region: str) -> str:
+        """Send a build to a region."""
+        ran.append({"version": version, "region": region})
+        return f"deployed {version} to {region}"
+
+    return agent
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["run_with_approvals", "handler"])
+async def test_approved_args_are_the_complete_arguments_and_checked_before_they_are_stored(
+    rig: SlackRig, client: ApprovalClient, inline: bool
+) -> None:
+    """An admin decision leaving out `region` is refused (422) with nothing stored; a
+    complete one runs the tool with exactly those arguments."""
+    model = scripted(("call_rg", "deploy", {"version": "1.4.2", "region": "us"}))
+    if inline:
+        run = asyncio.create_task(region_agent(model, inline=approval_handler(client)).run("go"))
+    else:
+        run = asyncio.create_task(run_with_approvals(region_agent(model), "go", client))
+
+    [record] = await pending(rig)
+    status, answer = await rig.bot.decide(record["id"], approvedArgs={"version": "1.4.3"})
+    assert (status, answer["error"]) == (422, "invalid"), answer
+    assert "region" in answer["message"]
+    assert (await rig.bot.call("GET", f"/v1/approvals/{record['id']}"))[1]["status"] == "pending"
+
+    complete = {"version": "1.4.3", "region": "eu"}
+    status, _ = await rig.bot.decide(record["id"], approvedArgs=complete)
+    result = await asyncio.wait_for(run, 10)
+
+    assert status == 200
+    assert ran == [complete]
+    assert result.output == "deployed 1.4.3 to eu"
+
+
 async def test_a_timeout_leaves_the_run_paused_and_a_retry_resumes_the_same_card(
     rig: SlackRig, client: ApprovalClient
 ) -> None:

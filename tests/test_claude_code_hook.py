@@ -392,6 +392,21 @@ async def test_the_http_hook_allows_what_slack_approves(rig: SlackRig) -> None:
     assert record["requester"]["runId"] == "sess-4f2a"
 
 
+async def test_approved_args_are_the_whole_input_claude_code_runs(rig: SlackRig) -> None:
+    """`updatedInput` replaces the tool input, as `approvedArgs` replace the arguments: an
+    API decision without `description` is not filled from the call Claude Code asked about."""
+    sent = hook_input(command="rm -rf build", description="Clean up")
+    call = asyncio.create_task(post_hook(rig, sent, "?wait=10"))
+
+    [record] = await pending(rig)
+    status, _ = await rig.bot.decide(record["id"], approvedArgs={"command": "rm -rf build/tmp"})
+    _, answer = await asyncio.wait_for(call, 10)
+
+    assert status == 200
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "allow"
+    assert answer["hookSpecificOutput"]["updatedInput"] == {"command": "rm -rf build/tmp"}
+
+
 async def test_the_http_hook_denies_what_slack_rejects(rig: SlackRig) -> None:
     call = asyncio.create_task(post_hook(rig, hook_input("mcp__github__merge_pr", number=7)))
 

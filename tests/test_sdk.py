@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.app import BOT, create_app
 from bot.config import Settings
 from bot.models import Action
+from bot.schemas import compile_schema
 from bot.sdk import (
     ApprovalClient,
     ApprovalError,
@@ -29,6 +30,7 @@ from bot.sdk import (
     SyncApprovalClient,
     requires_approval,
 )
+from bot.sdk.schema import pinned_schema, tool_schema
 
 TOKEN = "agent-token"
 ADMIN = "admin-token"
@@ -106,6 +108,14 @@ class Server:
         ) as response:
             assert response.status == 200, await response.text()
             return dict(await response.json())
+
+    async def try_decide(self, approval_id: str, approved_args: dict[str, Any]) -> Any:
+        """Approve with `approved_args` as alice would over the API: (status, answer)."""
+        body = {"approved": True, "decidedBy": "alice", "approvedArgs": approved_args}
+        async with self.human.post(
+            f"{self.url}/v1/approvals/{approval_id}/decision", json=body
+        ) as response:
+            return response.status, await response.json()
 
     async def close(self) -> None:
         if self.runner is not None:
@@ -547,24 +557,202 @@ async def test_a_plain_function_given_tool_call_id_keeps_it(
     assert len(await server.all()) == 1
 
 
-async def test_an_edit_adding_unknown_arguments_does_not_run(
+# -- approvedArgs: the complete arguments to run with ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "approved_args",
+    [
+        pytest.param({"version": "1.4.3"}, id="leaves-out-a-required-argument"),
+        pytest.param({"version": "1.4.3", "region": "eu", "force": True}, id="adds-an-unknown-one"),
+    ],
+)
+async def test_approved_args_the_function_cannot_take_are_refused_before_they_are_stored(
+    server: Server, client: ApprovalClient, approved_args: dict[str, Any]
+) -> None:
+    ran: list[tuple[str, str]] = []
+
+    @requires_approval(client)
+    async def deploy(version: str, region: str) -> str:
+        ran.append((version, region))
+        return f"deployed {version} to {region}"
+
+    task = asyncio.create_task(deploy("1.4.2", "eu"))
+    record = await server.pending("deploy")
+    status, answer = await server.try_decide(record["id"], approved_args)
+
+    assert (status, answer["error"]) == (422, "invalid"), answer
+    assert answer["path"].startswith("approvedArgs")
+    assert (await server.pending("deploy"))["decision"] is None  # nothing was stored
+    assert record["argsSchema"] == {
+        "type": "object",
+        "properties": {"version": {}, "region": {}},
+        "required": ["version", "region"],
+        "additionalProperties": False,
+    }
+
+    await server.decide(record["id"], approved_args={"version": "1.4.3", "region": "us"})
+    assert await asyncio.wait_for(task, 2) == "deployed 1.4.3 to us"
+    assert ran == [("1.4.3", "us")]
+
+
+async def test_approved_args_replace_the_call_whole(server: Server, client: ApprovalClient) -> None:
+    """An argument the approval leaves out takes its default, not the value the call gave."""
+    ran: list[tuple[str, str]] = []
+
+    @requires_approval(client)
+    async def deploy(version: str, region: str = "us") -> None:
+        ran.append((version, region))
+
+    task = asyncio.create_task(deploy("1.4.2", "eu"))
+    record = await server.pending("deploy")
+    assert record["args"] == {"version": "1.4.2", "region": "eu"}
+    await server.decide(record["id"], approved_args={"version": "1.4.3"})
+    await asyncio.wait_for(task, 2)
+
+    assert ran == [("1.4.3", "us")]
+
+
+async def test_an_unedited_argument_is_the_object_the_call_gave(
+    server: Server, client: ApprovalClient
+) -> None:
+    given = ("a.log", "b.log")
+    seen: list[Any] = []
+
+    @requires_approval(client)
+    async def archive(paths: tuple[str, ...], label: str) -> None:
+        seen.extend([paths, label])
+
+    task = asyncio.create_task(archive(given, "old"))
+    record = await server.pending("archive")
+    await server.decide(record["id"], approved_args={"paths": ["a.log", "b.log"], "label": "new"})
+    await asyncio.wait_for(task, 2)
+
+    assert seen[0] is given and seen[1] == "new"
+
+
+async def test_kwargs_take_any_name_but_the_passed_through_ones(
+    server: Server, client: ApprovalClient
+) -> None:
+    ran: list[dict[str, Any]] = []
+
+    class Deployer:
+        @requires_approval(client)
+        async def deploy(self, version: str, **options: Any) -> None:
+            ran.append({"version": version, **options})
+
+    task = asyncio.create_task(Deployer().deploy("1.4.2", canary=True))
+    record = await server.pending("deploy")
+    status, _ = await server.try_decide(record["id"], {"version": "1.4.2", "self": None})
+    assert status == 422
+    await server.decide(record["id"], approved_args={"version": "1.4.3", "region": "eu"})
+    await asyncio.wait_for(task, 2)
+
+    assert "additionalProperties" not in record["argsSchema"]
+    assert ran == [{"version": "1.4.3", "region": "eu"}]
+
+
+async def test_a_callers_own_schema_is_sent_and_the_gate_still_refuses_what_cannot_run(
     server: Server, client: ApprovalClient
 ) -> None:
     ran: list[str] = []
+    loose = {"type": "object", "properties": {"version": {"type": "string"}}}
 
-    @requires_approval(client)
-    async def wipe(path: str) -> None:
-        ran.append(path)
+    @requires_approval(client, args_schema=loose)
+    async def deploy(version: str, region: str) -> None:
+        ran.append(version)
 
-    task = asyncio.create_task(wipe("/data"))
-    record = await server.pending("wipe")
-    await server.decide(record["id"], approved_args={"path": "/data", "dry_run": True})
+    task = asyncio.create_task(deploy("1.4.2", "eu"))
+    record = await server.pending("deploy")
+    await server.decide(record["id"], approved_args={"version": "1.4.3"})  # stored: it fits
 
     with pytest.raises(ApprovalError) as caught:
         await asyncio.wait_for(task, 2)
+    assert record["argsSchema"] == loose
     assert caught.value.code == "invalid_edit"
-    assert "dry_run" in caught.value.message
+    assert "leave out region" in caught.value.message
     assert not ran
+
+
+ARGS = {"version": "1.4.2", "region": "eu"}
+TYPED = {
+    "type": "object",
+    "properties": {"version": {"type": "string"}, "region": {"type": "string"}},
+    "required": ["version", "region"],
+}
+SHAPE = {
+    "type": "object",
+    "properties": {"version": {}, "region": {}},
+    "required": ["version", "region"],
+    "additionalProperties": False,
+}
+#: a tool schema past the bot's 64 KiB: an enum of 9,000 regions
+HUGE = {
+    **TYPED,
+    "properties": {
+        **TYPED["properties"],
+        "region": {"enum": [f"r{i:05}" for i in range(9000)] + ["eu"]},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("schema", "args", "sent"),
+    [
+        pytest.param(TYPED, ARGS, {**TYPED, "additionalProperties": False}, id="closed"),
+        pytest.param({**TYPED, "additionalProperties": True}, ARGS, None, id="left-open"),
+        pytest.param(TYPED, {**ARGS, "version": 142}, SHAPE, id="types-broken-shape-kept"),
+        pytest.param(TYPED, {"version": "1.4.2"}, None, id="required-missing"),
+        pytest.param(HUGE, ARGS, SHAPE, id="over-64-KiB"),
+        pytest.param(
+            {**TYPED, "properties": {"version": {"$ref": "https://example.com/v.json"}}},
+            ARGS,
+            None,
+            id="remote-ref",
+        ),
+        pytest.param(
+            {**TYPED, "$schema": "http://json-schema.org/draft-07/schema#"},
+            ARGS,
+            {**TYPED, "additionalProperties": False},
+            id="draft-07",
+        ),
+        pytest.param({"type": "array"}, ARGS, None, id="not-an-object"),
+        pytest.param(None, ARGS, None, id="none"),
+    ],
+)
+def test_a_tool_schema_is_sent_only_as_the_bot_takes_it_and_the_call_meets_it(
+    schema: Any, args: dict[str, Any], sent: Any
+) -> None:
+    found = tool_schema(schema, args)
+
+    if sent is None and schema is not None and "additionalProperties" in schema:
+        assert found == schema  # open on purpose: left so
+    else:
+        assert found == sent
+    if found is not None:  # what the bot checks at submission, within its limits
+        compiled = compile_schema(found)
+        compiled.compile()
+        assert compiled.errors_now(args) == []
+
+
+def test_pinned_arguments_fit_the_bot_or_are_not_sent() -> None:
+    pinned = pinned_schema(ARGS)
+    assert pinned is not None
+    compiled = compile_schema(pinned)
+    assert compiled.errors_now(ARGS) == []
+    assert compiled.errors_now({**ARGS, "region": "us"}) != []
+    assert pinned_schema({"blob": "x" * 70_000}) is None  # over 64 KiB
+
+
+async def test_a_fallen_back_schema_is_one_the_bot_takes(
+    server: Server, client: ApprovalClient
+) -> None:
+    schema = tool_schema(HUGE, ARGS)
+    approval = await client.submit("deploy", ARGS, args_schema=schema)
+    status, answer = await server.try_decide(approval.id, {"version": "1.4.3"})
+
+    assert approval.args_schema == SHAPE
+    assert status == 422 and "region" in answer["message"]
 
 
 async def test_arguments_that_are_not_json_fail_before_submitting(

@@ -13,7 +13,8 @@ read from a LangGraph server as well. Three shapes:
     agent-inbox HumanInterrupt          [{"action_request": {"action", "args"}, "config": {...}}]
                                         → [{"type": "accept" | "edit" | "response" | "ignore"}]
 
-What the interrupt allows is the card's buttons: approve ↔ approve/accept, edit ↔ edit,
+What the interrupt allows is the card's buttons: approve ↔ approve/accept, edit ↔ edit
+(with `approvedArgs`, the complete arguments: they replace the call's, as LangChain does),
 reject ↔ reject/ignore (or a `respond`/`response` saying so when only that is allowed),
 feedback ↔ reject with the feedback as its message (or `respond` when only that is allowed)
 and agent-inbox `response`. A card always offers Reject (the bot refuses one that does not:

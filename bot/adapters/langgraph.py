@@ -40,6 +40,7 @@ from bot.adapters.langgraph_interrupts import (
 )
 from bot.models import Decision, OnTimeout, Priority, Requester
 from bot.sdk.client import ApprovalClient
+from bot.sdk.schema import tool_schema
 from bot.sdk.sync import SyncApprovalClient
 
 __all__ = [
@@ -117,6 +118,7 @@ async def run_with_approvals(
     prompt: str | None = None,
     timeout: float | None = None,
     interrupts: InterruptMapping | Sequence[InterruptMapping] | None = None,
+    tools: Sequence[Any] = (),
     **fields: Unpack[CardFields],
 ) -> Any:
     """`graph.ainvoke(input, config)`, resumed after each round of Slack decisions until done.
@@ -127,6 +129,11 @@ async def run_with_approvals(
     description goes on the card as context. `interrupts` are tried in order on each
     interrupt value before the shapes `bot.adapters.langchain` knows (`REVIEW_TOOL_CALLS`,
     `TOOL_PARAMETERS` or your own). Returns the graph's last result.
+
+    Each card carries its tool's JSON schema as `argsSchema` (the interrupt's own, else that of
+    the tool of that name among `tools` or the graph's `ToolNode`s), so the bot refuses an edit
+    or an API decision the tool could not be called with before anything is stored. Pass
+    `tools` when a graph calls its tools by hand rather than through a `ToolNode`.
     """
     check_template("prompt", prompt)
     card = _card_fields(fields, channel, priority, prompt)
@@ -137,8 +144,9 @@ async def run_with_approvals(
     if state is None or not state.interrupts:
         result = await graph.ainvoke(input, config)
         state = await graph.aget_state(config)
+    schemas = _tool_schemas(graph, tools)
     while state.interrupts:
-        readings, asks = _plan(state, config, card, answered, mappings)
+        readings, asks = _plan(state, config, card, answered, mappings, schemas)
         decisions = await _decide_round(client, asks, timeout)
         result = await graph.ainvoke(_command(readings, decisions), config)
         state = await graph.aget_state(config)
@@ -156,6 +164,7 @@ def run_with_approvals_sync(
     prompt: str | None = None,
     timeout: float | None = None,
     interrupts: InterruptMapping | Sequence[InterruptMapping] | None = None,
+    tools: Sequence[Any] = (),
     **fields: Unpack[CardFields],
 ) -> Any:
     """`run_with_approvals` for code without an event loop: `graph.invoke`, a sync client."""
@@ -168,8 +177,9 @@ def run_with_approvals_sync(
     if state is None or not state.interrupts:
         result = graph.invoke(input, config)
         state = graph.get_state(config)
+    schemas = _tool_schemas(graph, tools)
     while state.interrupts:
-        readings, asks = _plan(state, config, card, answered, mappings)
+        readings, asks = _plan(state, config, card, answered, mappings, schemas)
         decisions = client._call(_decide_round(client._client, asks, timeout))
         result = graph.invoke(_command(readings, decisions), config)
         state = graph.get_state(config)
@@ -248,6 +258,7 @@ def _plan(
     card: Mapping[str, Any],
     answered: set[str],
     mappings: Sequence[InterruptMapping] = (),
+    schemas: Mapping[str, Any] | None = None,
 ) -> tuple[list[_Reading], list[list[ToolRequest]]]:
     """The interrupts to answer and, for each, the approvals to ask for."""
     thread_id = (config.get("configurable") or {}).get("thread_id")
@@ -265,7 +276,7 @@ def _plan(
         readings.append(reading)
         asks.append(
             [
-                _tool_request(review, call_id, card, pending.id, thread_id)
+                _tool_request(review, call_id, card, pending.id, thread_id, schemas or {})
                 for review, call_id in zip(reading.reviews, call_ids, strict=True)
             ]
         )
@@ -278,6 +289,7 @@ def _tool_request(
     card: Mapping[str, Any],
     interrupt_id: str,
     thread_id: Any,
+    schemas: Mapping[str, Any],
 ) -> ToolRequest:
     """The approval to ask for about one review: the card's fields filled in for this call."""
     arguments = json.dumps(review.args, ensure_ascii=False, default=str)
@@ -290,10 +302,39 @@ def _tool_request(
         "prompt": fill_prompt(card.get("prompt") or None, review.name, arguments),
         "context": _context(card.get("context"), review.description),
         "allowed_decisions": list(review.allowed_decisions),
-        "args_schema": review.args_schema,
+        "args_schema": tool_schema(review.args_schema or schemas.get(review.name), review.args),
         "metadata": {**(card.get("metadata") or {}), "langgraph": where},
     }
     return ToolRequest(review.name, review.args, fields)
+
+
+def _tool_schemas(graph: Any, tools: Sequence[Any]) -> dict[str, Any]:
+    """The JSON schemas of tools by name: those in `tools`, then the graph's `ToolNode`s'."""
+    found = list(tools)
+    nodes = getattr(graph, "nodes", None)
+    if isinstance(nodes, Mapping):  # a compiled graph here, not a RemoteGraph
+        for node in nodes.values():
+            by_name = getattr(getattr(node, "bound", None), "tools_by_name", None)
+            if isinstance(by_name, Mapping):
+                found += by_name.values()
+    schemas: dict[str, Any] = {}
+    for tool in found:
+        name = getattr(tool, "name", None)
+        if isinstance(name, str) and name not in schemas:
+            schemas[name] = _schema_of(tool)
+    return schemas
+
+
+def _schema_of(tool: Any) -> Any:
+    """A LangChain tool's schema of what the model passes (`tool_call_schema`), as JSON."""
+    schema = getattr(tool, "tool_call_schema", None)
+    if isinstance(schema, Mapping):
+        return schema
+    dump = getattr(schema, "model_json_schema", None)
+    try:
+        return dump() if callable(dump) else None
+    except (TypeError, ValueError):  # a type pydantic cannot put in a JSON schema
+        return None
 
 
 def _context(given: str | None, description: str | None) -> str | None:

@@ -3,8 +3,10 @@
 A tool declared with `@function_tool(needs_approval=True)` pauses the run with one
 `ToolApprovalItem` per call. Each becomes one approval whose `toolCallId` is the model's call
 id, so running this again after a crash or a timeout resumes the same cards. The SDK can only
-approve or reject a call as proposed, so the card offers no Edit button; an approval with other
-arguments (possible over the admin API) reaches the model as a refusal naming those arguments.
+approve or reject a call as proposed, so the card offers no Edit button, and the request's
+`argsSchema` admits only the proposed arguments: the bot refuses an API decision approving
+other ones (422) before anything is stored. Should one come anyway (a caller's own
+`args_schema`, an older bot), it reaches the model as a refusal naming those arguments.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bot.adapters._common import ToolRequest, check_template, decide_all, fill_p
 from bot.models import Decision, DecisionKind, Priority
 from bot.sdk.client import ApprovalClient
 from bot.sdk.errors import refusal
+from bot.sdk.schema import pinned_schema
 from bot.sdk.wire import GateFields, new_tool_call_id
 
 __all__ = ["EDIT_NOTE", "resolve_interruptions", "run_with_approvals"]
@@ -108,8 +111,10 @@ def _request(item: ToolApprovalItem, prompt: str | None, card: Mapping[str, Any]
     """The tool name, arguments and submit fields of one interruption."""
     tool_name = _tool_name(item)
     raw = _raw_arguments(item)
+    args = _arguments(raw)
     submit: dict[str, Any] = {
         **card,
+        "args_schema": card.get("args_schema") or pinned_schema(args),
         "tool_call_id": _call_id(item) or new_tool_call_id(),
         "prompt": fill_prompt(prompt, tool_name, raw),
         "allowed_decisions": card.get("allowed_decisions") or list(_DECISIONS),
@@ -118,7 +123,7 @@ def _request(item: ToolApprovalItem, prompt: str | None, card: Mapping[str, Any]
     if card.get("requester") is None:
         agent_name = getattr(getattr(item, "agent", None), "name", None)
         submit["requester"] = {"agent": agent_name} if agent_name else None
-    return ToolRequest(tool_name, _arguments(raw), submit)
+    return ToolRequest(tool_name, args, submit)
 
 
 def _tool_name(item: ToolApprovalItem) -> str:

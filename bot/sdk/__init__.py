@@ -17,8 +17,9 @@ Every record the bot answers about a call must be of that call (tool, arguments,
 anything else raises `ApprovalMismatch`, so no tool runs on a decision about another call.
 
 One concept per module: `errors` (the tree above and the refusal text), `wire` (request fields
-and the JSON both ways), `client` (`ApprovalClient`), `sync` (`SyncApprovalClient`) and `gate`
-(`requires_approval`). Import from `bot.sdk`: only the names below are public.
+and the JSON both ways), `client` (`ApprovalClient`), `sync` (`SyncApprovalClient`), `gate`
+(`requires_approval`) and `schema` (the `argsSchema` a gate or an adapter sends, from a
+signature or a framework's tool schema). Import from `bot.sdk`: only the names below are public.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar, Unpack, overload
 from bot.models import Approval, Preview, Priority
 from bot.sdk.client import ApprovalClient
 from bot.sdk.errors import ApprovalError, ApprovalRejected, refusal
+from bot.sdk.schema import required_names, signature_schema
 from bot.sdk.sync import SyncApprovalClient
-from bot.sdk.wire import GateFields, decision_of, json_object, new_tool_call_id
+from bot.sdk.wire import GateFields, decision_of, json_object, new_tool_call_id, same_json
 
 __all__ = ["OnReject", "requires_approval"]
 
@@ -73,6 +74,13 @@ class _Gate:
         )
         if prompt is not None:
             self._check_prompt(prompt)
+        self.required = required_names(self.signature, self.kept_names)
+        if fields.get("args_schema") is None:
+            # the bot refuses an edit or `approvedArgs` this function could not be called with
+            self.fields = {
+                **fields,
+                "args_schema": signature_schema(self.signature, self.kept_names),
+            }
 
     def _check_prompt(self, prompt: str) -> None:
         """Fail at decoration time when the prompt names what no call can supply."""
@@ -138,15 +146,55 @@ class _Gate:
         return None if self.preview is None else self.preview(*args, **kwargs)
 
     def resolve(self, call: _Call, approval: Approval) -> inspect.BoundArguments | str:
-        """The arguments to run with, or the refusal text; raises `ApprovalRejected`."""
+        """The arguments to run with, or the refusal text; raises `ApprovalRejected`.
+
+        `approvedArgs` replace the call's arguments whole: a parameter they leave out takes
+        its default. A value equal (as JSON) to the one sent is passed as the original object.
+        """
         decision = decision_of(approval)
         if not decision.approved:
             if self.on_reject == "message":
                 return refusal(decision, self.tool_name)
             raise ApprovalRejected(decision, self.tool_name)
         approved = call.sent if decision.approved_args is None else decision.approved_args
+        self._check_approved(approved)
+
+        def pick(key: str) -> Any:
+            if key in call.sent and same_json(approved[key], call.sent[key]):
+                return call.values[key]  # unedited: the original object, not its JSON copy
+            return approved[key]
+
+        named = {  # the names bound to parameters; any other goes to **kwargs
+            name
+            for name, param in self.signature.parameters.items()
+            if param.kind is not inspect.Parameter.VAR_KEYWORD
+        }
+        arguments: OrderedDict[str, Any] = OrderedDict()
+        for name, param in self.signature.parameters.items():
+            if name in self.kept_names:
+                arguments[name] = call.kept[name]
+            elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+                items = pick(name) if name in approved else ()
+                if not isinstance(items, list | tuple):
+                    raise ApprovalError(
+                        None, "invalid_edit", f"{self.tool_name}: {name} must stay a list"
+                    )
+                arguments[name] = tuple(items)
+            elif param.kind is inspect.Parameter.VAR_KEYWORD:
+                arguments[name] = {key: pick(key) for key in approved if key not in named}
+            elif name in approved:
+                arguments[name] = pick(name)
+            else:  # given, so later positional arguments keep their places
+                arguments[name] = param.default
+        return inspect.BoundArguments(self.signature, arguments)
+
+    def _check_approved(self, approved: Mapping[str, Any]) -> None:
+        """`ApprovalError` (`invalid_edit`) when the function cannot be called with `approved`.
+
+        The bot checks them against the schema the gate sends first; this holds where it was
+        not asked to (a caller's own `args_schema`, an older bot)."""
         named = self.signature.parameters.keys() - self.kept_names
-        added = approved.keys() - call.sent.keys()
+        added = approved.keys() - named
         if added and (self.var_keyword is None or added & self.kept_names):
             raise ApprovalError(
                 None,
@@ -154,29 +202,14 @@ class _Gate:
                 f"the approved arguments of {self.tool_name} add {', '.join(sorted(added))}, "
                 f"which it does not take; it was not run",
             )
-
-        def pick(key: str) -> Any:
-            if key not in approved or approved[key] == call.sent.get(key):
-                return call.values[key]  # unedited: the original object, not its JSON copy
-            return approved[key]
-
-        arguments: OrderedDict[str, Any] = OrderedDict()
-        for name, param in self.signature.parameters.items():
-            if name in self.kept_names:
-                arguments[name] = call.kept[name]
-            elif param.kind is inspect.Parameter.VAR_POSITIONAL:
-                items = pick(name)
-                if not isinstance(items, list | tuple):
-                    raise ApprovalError(
-                        None, "invalid_edit", f"{self.tool_name}: {name} must stay a list"
-                    )
-                arguments[name] = tuple(items)
-            elif param.kind is inspect.Parameter.VAR_KEYWORD:
-                extra = (call.values.keys() - named) | added
-                arguments[name] = {key: pick(key) for key in sorted(extra)}
-            else:
-                arguments[name] = pick(name)
-        return inspect.BoundArguments(self.signature, arguments)
+        missing = [name for name in self.required if name not in approved]
+        if missing:
+            raise ApprovalError(
+                None,
+                "invalid_edit",
+                f"the approved arguments of {self.tool_name} leave out {', '.join(missing)}, "
+                f"which it needs; it was not run",
+            )
 
     def request_fields(self, call: _Call) -> dict[str, Any]:
         """The submit fields of one call."""
@@ -248,10 +281,14 @@ def requires_approval(
     `ApprovalClient` belongs to one event loop). The call's arguments, bound by signature,
     are the approval's `args` and fill `prompt`; a leading `self`/`cls` and a `tool_call_id`
     parameter are passed through, not reviewed. Without such a parameter, `tool_call_id=` may
-    still be given at call time to resume an earlier approval. Edited arguments replace the
-    originals; an edit adding arguments the function does not take raises `ApprovalError`
-    (`invalid_edit`) instead of running it. Anything but approval raises `ApprovalRejected`,
-    or with `on_reject="message"` returns a refusal for the model. A request the bot refuses
+    still be given at call time to resume an earlier approval. The approved arguments
+    (`approvedArgs`) replace the call's whole: a parameter they leave out takes its default.
+    The request carries an `args_schema` of the signature unless one is given (parameters
+    without a default required, no unknown names unless the function takes `**kwargs`), so
+    the bot refuses an edit or an API decision the function could not be called with;
+    should one come anyway, `ApprovalError` (`invalid_edit`) is raised instead of running
+    it. Anything but approval raises `ApprovalRejected`, or with `on_reject="message"`
+    returns a refusal for the model. A request the bot refuses
     (`ApprovalInvalid`, a 409 `conflict`) or a record of another call (`ApprovalMismatch`)
     always raises: neither is a decision about this call, so the model is told nothing.
 

@@ -30,6 +30,7 @@ __all__ = [
     "new_tool_call_id",
     "parse_approval",
     "request_body",
+    "same_json",
 ]
 
 
@@ -175,7 +176,7 @@ class ToolCall:
         keys = sorted(
             key
             for key in answered.keys() | self.args.keys()
-            if not _same_json(answered.get(key, _ABSENT), self.args.get(key, _ABSENT))
+            if not same_json(answered.get(key, _ABSENT), self.args.get(key, _ABSENT))
         )
         if keys:
             shown = ", ".join(f"{key!r:.40}" for key in keys[:5])
@@ -194,10 +195,10 @@ class ToolCall:
 _ABSENT = object()
 
 
-def _same_json(a: Any, b: Any) -> bool:
+def same_json(a: Any, b: Any) -> bool:
     """Equal as JSON values: `1` is `1.0`, but `true` is not `1` (Python says it is)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same_json(a[key], b[key]) for key in a)
+        return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(map(_same_json, a, b))
+        return len(a) == len(b) and all(map(same_json, a, b))
     return isinstance(a, bool) is isinstance(b, bool) and bool(a == b)
