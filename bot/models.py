@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -221,6 +222,12 @@ class Requester(WireModel):
     agent: Annotated[str, Field(max_length=255)] | None = None
     slack_user: Annotated[str, Field(max_length=255)] | None = None
     run_id: Annotated[str, Field(max_length=255)] | None = None
+
+    @model_validator(mode="after")
+    def _plain(self) -> Requester:
+        """Extra keys are the agent's too: plain JSON, like `args` (a 422, never a 500)."""
+        check_plain_json(self.model_extra or {})
+        return self
 
 
 def _check_preview_body(value: str) -> str:

@@ -555,4 +555,4 @@ def test_a_call_without_a_requester_or_expiry_leaves_those_out() -> None:
 
 def test_a_requester_with_only_a_run_reads_as_that_run() -> None:
     approval = make_approval(requester=Requester(run_id="run-42"))
-    assert fields_text(render_card(approval)).startswith("*Requested by*\nrun run-42\n")
+    assert fields_text(render_card(approval)).startswith("*Requested by*\nrun `run-42`\n")

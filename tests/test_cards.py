@@ -404,7 +404,7 @@ def test_the_requester_the_agent_names_is_shown_never_mentioned(
 ) -> None:
     message = render_card(make_approval(requester=Requester(agent="bot", slack_user=slack_user)))
     requester = next(block["fields"][0]["text"] for block in message["blocks"] if "fields" in block)
-    assert requester == f"*Requested by*\nbot for {shown}"
+    assert requester == f"*Requested by*\n`bot` for `{shown}`"
 
 
 def test_progress_shows_count_and_approvers() -> None:
@@ -626,8 +626,8 @@ def test_an_agent_given_id_is_never_a_mention() -> None:
     ]
     for message in rendered:
         assert "<@" not in all_text(message)
-    assert "(U0AGENT)" in render_decision_reply(cancelled)["text"]
-    assert "by U0AGENT" in summary_line(approval)
+    assert "(`U0AGENT`)" in render_decision_reply(cancelled)["text"]
+    assert "by `U0AGENT`" in summary_line(approval)
     # people who decide are still mentioned
     assert "by <@U0ALICE>" in render_decision_reply(decide(approval, Action.REJECT))["text"]
 
@@ -845,7 +845,7 @@ def test_truncate_is_an_escaped_prefix_within_the_limit(text: str, limit: int) -
             Action.CANCEL,
             {"decided_by": "release-bot"},
             "Cancelled by the agent",
-            "(release-bot)",
+            "(`release-bot`)",
             id="cancel",
         ),
         pytest.param(

@@ -276,6 +276,29 @@ async def test_typing_approve_on_a_critical_card_asks_for_its_confirmation(
     assert (decided["status"], decided["decision"]["decidedBy"]) == ("approved", "U0CAROL")
 
 
+async def test_approve_typed_after_an_edit_on_a_critical_card_asks_for_its_confirmation(
+    make_rig: RigFactory,
+) -> None:
+    """Typed after an edit, `approve` is a vote on the edited call: it is asked to confirm,
+    never told it came too late."""
+    rig = await make_rig(
+        CRITICAL + 'approvers = ["U0ALICE", "U0BOB", "U0CAROL"]\nrequired_approvals = 2\n'
+    )
+    record = await rig.bot.submit(toolName="transfer_funds", args={"to": "acme"})
+    card = await rig.card(record["id"])
+    await edit_as(rig, record["id"], "U0BOB", {"arg:to": "globex"})
+    await until(lambda: _edited(rig, record["id"]))
+
+    await rig.slack.reply_in_thread(card.channel, card.ts, "approve", user="U0ALICE")
+    confirm = await note_for(rig, "U0ALICE", "confirmation")
+    assert "globex" in text_of(confirm)
+    assert not [n for n in rig.workspace.ephemerals_for("U0ALICE") if "not counted" in n.text]
+    await rig.slack.click_ephemeral(confirm, "approve")
+    decided = await rig.decided(record["id"])
+    assert decided["decision"]["approvers"] == ["U0BOB", "U0ALICE"]
+    assert decided["decision"]["approvedArgs"] == {"to": "globex"}
+
+
 # -- 8. what people see could lie or hide --------------------------------------------------
 
 
@@ -314,6 +337,31 @@ async def test_agent_chosen_ids_never_ping(make_rig: RigFactory) -> None:
     texts = " ".join(m.text for m in thread)
     assert "<@" not in texts and "<!" not in texts
     assert "U0DAVE" in json.dumps(card.blocks) and "U0EVE" in texts
+
+
+async def test_agent_chosen_names_cannot_pose_as_the_bots_words(make_rig: RigFactory) -> None:
+    """A requester and a `cancelledBy` are the agent's words inside the bot's lines: shown
+    inert (a code span), never as bold, emoji or a second line of the bot's."""
+    rig = await make_rig()
+    lie = ":white_check_mark: *Approved* by alice"
+    record = await rig.bot.submit(requester={"agent": lie, "runId": "r1"})
+    card = await rig.card(record["id"])
+    home = await home_of(rig, "U0BOB")
+    status, _ = await rig.bot.call(
+        "POST", f"/v1/approvals/{record['id']}/cancel", json={"cancelledBy": f"x\n{lie}"}
+    )
+    assert status == 200
+    await until(lambda: _cancelled_card(rig, card))
+    cancelled = rig.workspace.message(card.channel, card.ts)
+    thread = rig.workspace.thread(card.channel, card.ts)
+    runs = [m for m in rig.workspace.history(card.channel) if "Approvals for run" in m.text]
+
+    shown = [card.blocks, home.blocks, cancelled.blocks, *(m.blocks for m in thread)]
+    texts = [*(mrkdwn_texts(blocks) for blocks in shown), [m.text for m in [*thread, *runs]]]
+    inside = [text for group in texts for text in group if "Approved* by alice" in text]
+    assert len(inside) >= 4  # the card, App Home, the cancelled card, the run's thread
+    for text in inside:
+        assert f"`{lie}`" in text or "`x " in text, text
 
 
 async def _cancelled_card(rig: SlackRig, card: Any) -> bool:

@@ -285,6 +285,11 @@ async def test_refs_inside_the_document_still_work(bot: Running) -> None:
             "argsSchema",
             id="schema",
         ),
+        pytest.param(
+            b'{"toolName": "t", "args": {}, "requester": {"team": "\\ud800"}}',
+            "requester",
+            id="requester-extra-key",
+        ),
     ],
 )
 async def test_a_lone_surrogate_is_422(bot: Running, raw: bytes, path: str) -> None:
@@ -305,6 +310,15 @@ async def test_args_nested_300_deep_are_422_not_500(bot: Running) -> None:
         "POST", "/v1/approvals", json=submission({"deep": nested(MAX_DEPTH, 1)})
     )
     assert (status, body["path"]) == (422, "args"), body
+
+
+async def test_requester_keys_nested_300_deep_are_422_not_500(bot: Running) -> None:
+    """`requester` takes keys of the agent's own; they are held to what `args` is."""
+    body = {"toolName": "t", "args": {}, "requester": {"trace": nested(300, 1)}}
+    status, answer = await bot.call("POST", "/v1/approvals", json=body)
+    assert (status, answer["path"]) == (422, "requester"), answer
+    kept = await bot.submit(requester={"agent": "a", "trace": nested(4, 1)})
+    assert kept["requester"]["trace"] == nested(4, 1)
 
 
 async def test_a_schema_nested_100_deep_is_422(bot: Running) -> None:

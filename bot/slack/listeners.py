@@ -482,14 +482,14 @@ class Listeners:
         note = {"user": {"id": user}, "container": {"channel_id": channel}}
         try:
             card = await self.service.store.find_by_card(channel, thread_ts)
+            typed_at = _typed_at(event.get("ts"))
             if approved and card.priority is Priority.CRITICAL:
                 # the card's button asks for a confirmation; typing must not skip it
-                await self.service.check(card, user, DecisionKind.APPROVE)
+                await self.service.check(card, user, DecisionKind.APPROVE, typed_at=typed_at)
                 await self.confirm_in_thread(client, card, user, channel, thread_ts)
                 return
             name = await self.names.name(user)
             if approved:
-                typed_at = _typed_at(event.get("ts"))
                 await self.service.approve(card.id, user=user, name=name, typed_at=typed_at)
             else:
                 await self.service.reject(card.id, user=user, name=name, comment=reason)

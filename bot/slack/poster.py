@@ -56,7 +56,7 @@ from bot.slack.cards import (
     render_decided_card,
     render_decision_reply,
 )
-from bot.slack.cards.text import escape_mrkdwn, section
+from bot.slack.cards.text import escape_mrkdwn, inert, section
 from bot.slack.pacing import BACKLOG_NOTE_AT, UPDATE_LANE, ChannelPacer, backlog_note
 from bot.slack.recovery import DUPLICATE_EVENT, CardFinder, card_metadata
 from bot.store import OutboxItem
@@ -623,8 +623,8 @@ class CardPoster:
         store = self.service.store
         if (ts := await store.run_thread(approval.channel, run_id)) is not None:
             return ts
-        agent = approval.requester.agent or "an agent"
-        text = f":robot_face: Approvals for run `{escape_mrkdwn(run_id)}` of {escape_mrkdwn(agent)}"
+        agent = inert(approval.requester.agent, 80) if approval.requester.agent else "an agent"
+        text = f":robot_face: Approvals for run {inert(run_id, 80)} of {agent}"
         response = await self.post_message(channel=approval.channel, text=text)
         await store.set_run_thread(approval.channel, run_id, str(response["ts"]))
         return await store.run_thread(approval.channel, run_id)

@@ -20,6 +20,7 @@ from bot.slack.cards.text import (
     code_block,
     context,
     date_markup,
+    inert,
     is_user_id,
     mention_markup,
     mrkdwn,
@@ -284,7 +285,7 @@ def _byline(decision: Decision | None) -> str:
         return ""
     if decision.action is Action.CANCEL:
         # the agent named itself (`cancelledBy`): shown as text, never as a mention
-        return f" ({truncate(decision.decided_by_name or decision.decided_by, NAME_CHARS)})"
+        return f" ({inert(decision.decided_by_name or decision.decided_by, NAME_CHARS)})"
     if decision.action in (Action.APPROVE, Action.EDIT) and len(decision.approvers) > 1:
         who = _user_list(decision.approvers)
     elif decision.decided_by.startswith("system:"):
@@ -360,11 +361,11 @@ def _requester(approval: Approval) -> str:
     requester = approval.requester
     parts = []
     if requester.agent:
-        parts.append(truncate(requester.agent, NAME_CHARS))
+        parts.append(inert(requester.agent, NAME_CHARS))
     if requester.slack_user:
-        parts.append(("for " if parts else "") + truncate(requester.slack_user, NAME_CHARS))
+        parts.append(("for " if parts else "") + inert(requester.slack_user, NAME_CHARS))
     if requester.run_id:
-        run = f"run {truncate(requester.run_id, NAME_CHARS)}"
+        run = f"run {inert(requester.run_id, NAME_CHARS)}"
         parts.append(f"({run})" if parts else run)
     return " ".join(parts)
 

@@ -21,6 +21,7 @@ from bot.slack.cards.text import (
     View,
     context,
     date_markup,
+    inert,
     mrkdwn,
     plain,
     section,
@@ -56,7 +57,7 @@ def summary_line(approval: Approval) -> str:
     who = approval.requester.agent or approval.requester.slack_user
     meta = [approval.priority.value, f"`{approval.id}`"]
     if who:
-        meta.append(f"by {truncate(who, 80)}")
+        meta.append(f"by {inert(who, 80)}")
     if approval.expires_at and approval.is_pending:
         meta.append(f"expires {date_markup(approval.expires_at)}")
     return f"{_PRIORITY_MARK[approval.priority.value]}*{tool}*\n" + " · ".join(meta)

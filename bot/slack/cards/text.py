@@ -28,6 +28,7 @@ __all__ = [
     "date_markup",
     "escape_mrkdwn",
     "fit",
+    "inert",
     "is_user_id",
     "measure",
     "mention_markup",
@@ -109,6 +110,14 @@ def truncate(text: str, limit: int) -> str:
     """Escape `text` for mrkdwn, then cut it to `limit` characters ending with "…"."""
     # Escaping only lengthens text, so a prefix one longer than the limit decides the result.
     return shorten(escape_mrkdwn(text[: limit + 1]), limit)
+
+
+def inert(text: str, limit: int) -> str:
+    """Agent-given words inside the bot's own lines (a requester, `cancelledBy`): an inline
+    code span, escaped and on one line, so they format nothing, draw no emoji and ping nobody:
+    `*Approved* by @alice` reads as the agent's words, never as the bot's."""
+    flat = " ".join(text.replace("`", "\u02cb").split()) or "?"
+    return f"`{truncate(flat, limit)}`"
 
 
 def clip(text: str, limit: int) -> str:
