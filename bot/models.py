@@ -357,6 +357,11 @@ class Policy(WireModel):
     mention: str | None = None
     #: a channel to re-post the card to, or a user group to mention, at the first expiry
     escalate_to: str | None = None
+    #: how `decidedBy` and the audit name the rule (its `name`, else its number from 1)
+    rule_name: str | None = None
+    #: the longest standing approval ("Approve & allow…") the rule permits, in seconds; null:
+    #: none (`bot.grants`)
+    allow_standing: int | None = None
 
 
 class Progress(WireModel):

@@ -45,6 +45,7 @@ from bot.conditions import (
 )
 from bot.config import ConfigError
 from bot.errors import Invalid, NotAllowed
+from bot.grants import parse_duration
 from bot.models import (
     MAX_TIMEOUT_SECONDS,
     ApprovalRequest,
@@ -132,6 +133,21 @@ class Rule(BaseModel):
     on_timeout: OnTimeout | None = None
     escalate_to: SlackRef | None = None
     allowed_decisions: Annotated[list[DecisionKind], Field(min_length=1)] | None = None
+    #: the longest standing approval its approvers may grant ("Approve & allow…"), as a span
+    #: like "1h" (`bot.grants`); never on a critical rule
+    allow_standing: str | None = None
+
+    @field_validator("allow_standing")
+    @classmethod
+    def _span(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # a ValueError names the span that is wrong
+        return value
+
+    @property
+    def standing_seconds(self) -> int | None:
+        """`allow_standing` in seconds, or None."""
+        return self._standing
 
     @field_validator("mention")
     @classmethod
@@ -156,6 +172,7 @@ class Rule(BaseModel):
         return values
 
     _condition: Condition | None = PrivateAttr(default=None)
+    _standing: int | None = PrivateAttr(default=None)
 
     @field_validator("when")
     @classmethod
@@ -168,6 +185,12 @@ class Rule(BaseModel):
     def _decides_alone(self) -> Rule:
         if self.when is not None:
             self._condition = compile_condition(self.when)
+        if self.allow_standing is not None:
+            if self.priority is Priority.CRITICAL:
+                raise ValueError(
+                    "a critical rule never allows standing approvals: drop allow_standing"
+                )
+            self._standing = parse_duration(self.allow_standing)
         if self.decision is None:
             if self.reason is not None or self.notify:
                 raise ValueError("`reason` and `notify` go with `decision`")
@@ -224,9 +247,9 @@ class Routing(BaseModel):
         matched = None if index is None else self.rules[index]
         rule = matched or _NO_RULE
         decision = None
+        label = None if index is None else rule_label(rule, index)
         if matched is not None and matched.decision is not None:
-            assert index is not None
-            label = rule_label(matched, index)
+            assert label is not None
             decision = PolicyDecision(
                 approved=matched.decision == "approve",
                 decided_by=f"policy:{label}",
@@ -248,6 +271,8 @@ class Routing(BaseModel):
                 required_approvals=rule.required_approvals,
                 mention=rule.mention,
                 escalate_to=rule.escalate_to,
+                rule_name=label,
+                allow_standing=rule.standing_seconds,
             ),
         )
 
@@ -264,6 +289,7 @@ _ASKING = (
     "on_timeout",
     "escalate_to",
     "allowed_decisions",
+    "allow_standing",
 )
 
 

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from bot.config import ConfigError
 from bot.errors import Invalid
-from bot.models import ApprovalRequest
+from bot.grants import describe_span
+from bot.models import ApprovalRequest, Priority
 from bot.policy import Route, Routing, load_routing, rule_label
 
 __all__ = ["add_arguments", "run"]
@@ -111,4 +112,11 @@ def _explained(routing: Routing, request: ApprovalRequest, route: Route) -> list
     )
     wait = f"after {route.timeout_seconds} s" if route.timeout_seconds else "never"
     lines.append(f"on timeout ({wait}): {route.on_timeout.value}")
+    if policy.allow_standing is not None:
+        critical = route.priority is Priority.CRITICAL
+        lines.append(
+            "standing approvals: none for a critical call"
+            if critical
+            else f"standing approvals: up to {describe_span(policy.allow_standing)}"
+        )
     return lines

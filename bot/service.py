@@ -30,6 +30,7 @@ from bot.errors import (
     StaleVote,
     Unavailable,
 )
+from bot.grants import Proposal, StandingTerms, check_terms, may_stand
 from bot.models import (
     Action,
     Approval,
@@ -260,6 +261,7 @@ class ApprovalService:
         typed_at: datetime | None = None,
         approved_args: dict[str, Any] | None = None,
         comment: str | None = None,
+        allow: StandingTerms | None = None,
     ) -> Approval:
         """A person's approval, with edited args (an Edit) or of the current ones.
 
@@ -268,11 +270,18 @@ class ApprovalService:
         since counts for nothing (`StaleVote`). With `required_approvals = N` it counts until N
         distinct people approved the same arguments; an edit restarts the count with the
         editor first. Returns the record, still pending until the count is reached.
+
+        `allow` ("Approve & allow…") also proposes a standing approval on these arguments; it
+        is granted with the decision when every approver counted proposed one (`bot.grants`).
         """
         kind = DecisionKind.APPROVE if approved_args is None else DecisionKind.EDIT
         approval = await self.check(
             await self.store.get(approval_id), user, kind, seen=seen, typed_at=typed_at
         )
+        proposal = None
+        if allow is not None:
+            check_terms(approval, allow, edited=approved_args is not None)
+            proposal = Proposal(user, name, allow, approval.args_version)
         if approved_args is not None:
             await validate_args(approval, approved_args)
         elif user in approval.progress.approved_by:
@@ -294,7 +303,7 @@ class ApprovalService:
         # `seen` again, inside the vote's transaction: an edit committed since the check
         # above makes this vote stale too.
         updated, decided = await self.store.vote(
-            approval_id, user, approved_args, decision, seen=approval.args_version
+            approval_id, user, approved_args, decision, seen=approval.args_version, allow=proposal
         )
         if decided:
             self._resolve(updated)
@@ -619,7 +628,8 @@ def _policy_outcome(route: Route, approval: Approval) -> PolicyOutcome | None:
     buttons: a card without them only with `notify`), or skipped rules whose `when` failed."""
     detail = {"skipped": list(route.skipped)} if route.skipped else {}
     if route.decision is None:
-        return PolicyOutcome(detail=detail) if detail else None
+        standing = may_stand(approval)  # a standing approval may decide it (`bot.grants`)
+        return PolicyOutcome(detail=detail, standing=standing) if detail or standing else None
     policy = route.decision
     decision = Decision(
         approved=policy.approved,

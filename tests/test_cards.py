@@ -1557,8 +1557,16 @@ def test_identifiers_are_the_ones_slack_listens_for() -> None:
         "args_page",
         "view_preview",
         "preview_page",
+        "approve_allow",
+        "revoke_grant",
     )
-    assert CALLBACK_IDS == ("edit_modal", "reject_modal", "feedback_modal", "args_modal")
+    assert CALLBACK_IDS == (
+        "edit_modal",
+        "reject_modal",
+        "feedback_modal",
+        "args_modal",
+        "allow_modal",
+    )
 
 
 # --- votes name the arguments version their person saw -----------------------------------------

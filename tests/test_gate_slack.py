@@ -111,6 +111,39 @@ async def test_only_members_of_a_private_channel_see_or_decide_its_approval(
     assert (decided["status"], decided["decision"]["decidedBy"]) == ("approved", "U0ALICE")
 
 
+async def test_a_non_member_of_a_public_channel_cannot_decide_its_card(
+    make_rig: RigFactory,
+) -> None:
+    """5: anyone in the workspace can open a public channel and click its card; with no
+    `approvers`, only the channel's members may decide (CONTRACT: "only members of the card's
+    channel may decide", checked with `conversations.members`)."""
+    rig = await make_rig('[[rules]]\ntools = ["deploy_*"]\nchannel = "C0DEPLOYS"\n')
+    rig.workspace.add_channel("C0DEPLOYS", "deploys", members=["U0ALICE"])
+    record = await rig.bot.submit(toolName="deploy_service", args={"target": "prod"})
+    card = await rig.card(record["id"])
+    assert card.channel == "C0DEPLOYS" and not rig.workspace.is_member("C0DEPLOYS", "U0BOB")
+
+    # The local Slack sends a channel's clicks from its members only; Slack lets anyone
+    # preview a public channel, so the bot must not rely on that: a forged click by bob.
+    forged = payloads.block_actions_payload(
+        rig.workspace,
+        user="U0ALICE",
+        message=rig.workspace.message(card.channel, card.ts),
+        action_id="approve",
+        trigger_id=rig.workspace.new_trigger("U0BOB").id,
+        response_url="https://hooks.slack.invalid/forged",
+        action_ts="1.0",
+    )
+    forged["user"] = {"id": "U0BOB", "username": "bob", "name": "bob", "team_id": "T0"}
+    await rig.slack.send_interaction(forged)
+    assert await until(lambda: _refused_by(rig, "U0BOB"))
+    assert (await record_of(rig, record["id"]))["status"] == "pending"
+
+    await rig.click(record["id"], "approve", "U0ALICE")
+    decided = await rig.decided(record["id"])
+    assert decided["decision"]["decidedBy"] == "U0ALICE"
+
+
 async def _refused_by(rig: SlackRig, user: str) -> list[str]:
     return [reason for actor, reason in await refusals(rig) if actor == user]
 

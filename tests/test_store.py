@@ -159,6 +159,7 @@ async def test_migrations_run_once(db_path: Path) -> None:
             (5,),
             (6,),
             (7,),
+            (8,),
         ]
     finally:
         conn.close()

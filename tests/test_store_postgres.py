@@ -60,6 +60,7 @@ async def test_replicas_starting_together_migrate_once(
         (4,),
         (5,),
         (6,),
+        (7,),
     ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import suppress
 from contextvars import copy_context
 from dataclasses import dataclass, field
@@ -28,6 +28,8 @@ from bot.models import Action, Approval, DecisionKind, Priority, Status
 from bot.policy import NotAnApprover
 from bot.service import ApprovalService
 from bot.slack.cards import (
+    ALLOW_ACTION,
+    ALLOW_MODAL,
     APPROVE_ACTION,
     ARGS_MODAL,
     ARGS_PAGE_ACTION,
@@ -38,6 +40,7 @@ from bot.slack.cards import (
     PREVIEW_PAGE_ACTION,
     REJECT_ACTION,
     REJECT_MODAL,
+    REVOKE_GRANT_ACTION,
     VIEW_ARGS_ACTION,
     VIEW_PREVIEW_ACTION,
     EditErrors,
@@ -54,6 +57,7 @@ from bot.slack.cards import (
     read_user,
     read_vote,
     refusal_note,
+    render_allow_modal,
     render_approval_list,
     render_args_modal,
     render_decided_notice,
@@ -66,7 +70,8 @@ from bot.slack.cards import (
     render_thread_confirmation,
 )
 from bot.slack.cards.card import diff_lines, outcome_line
-from bot.slack.cards.text import code_block, escape_mrkdwn
+from bot.slack.cards.text import Block, code_block, escape_mrkdwn
+from bot.slack.grants import GrantListeners
 from bot.slack.lookups import UserNames, answer_by
 from bot.slack.pacing import backlog_lines
 
@@ -164,6 +169,9 @@ class Listeners:
     backlog: Mapping[str, int] = field(default_factory=dict)
     #: what was registered, by kind ("action", "view", "event", "command")
     registered: dict[str, list[str]] = field(default_factory=dict)
+    #: App Home sections of their own, by viewer, shown after what waits for them (the
+    #: standing approvals they may revoke…)
+    home_sections: list[Callable[[str], Awaitable[list[Block]]]] = field(default_factory=list)
 
     async def tell(self, client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
         """An ephemeral note to the person who acted (a DM when there is no channel)."""
@@ -238,9 +246,10 @@ class Listeners:
         """Publish the App Home of `user`: what they can act on, and what they decided."""
         pending = await self.visible_to(user)
         recent = await self.service.store.decided_by(user, 10)
+        more = [block for section in self.home_sections for block in await section(user)]
         try:
             notes = backlog_lines(self.backlog)  # channels whose cards queue behind Slack's limit
-            view = render_home(pending, recent, notes=notes)
+            view = render_home(pending, recent, notes=notes, more=more)
             await client.views_publish(user_id=user, view=view)
         except SlackApiError as exc:
             log.warning("App Home for %s not published: %s", user, exc.response.get("error"))
@@ -288,7 +297,7 @@ class Listeners:
         return {"text": message["text"], "blocks": message["blocks"]}
 
     async def open_modal(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        """Edit…, Reject…, Feedback…: open the modal, if this person may decide.
+        """Edit…, Reject…, Feedback…, Approve & allow…: open the modal, if this person may decide.
 
         Slack's trigger id opens a modal for 3 s. When Slack is slow to say who may decide
         (a user group or channel lookup), the modal opens anyway before the trigger expires,
@@ -302,6 +311,7 @@ class Listeners:
             EDIT_ACTION: (DecisionKind.EDIT, render_edit_modal),
             REJECT_ACTION: (DecisionKind.REJECT, render_reject_modal),
             FEEDBACK_ACTION: (DecisionKind.FEEDBACK, render_feedback_modal),
+            ALLOW_ACTION: (DecisionKind.APPROVE, render_allow_modal),
         }[action]
         try:
             approval = await self.service.get(approval_id)
@@ -376,7 +386,7 @@ class Listeners:
 
     # -- modals -----------------------------------------------------------------------------
 
-    async def _refused_in_modal(self, ack: AsyncAck, exc: BotError | ValueError) -> None:
+    async def refused_in_modal(self, ack: AsyncAck, exc: BotError | ValueError) -> None:
         """Answer a modal whose decision was refused with a notice in its place."""
         if isinstance(exc, AlreadyDecided):
             await ack(response_action="update", view=render_decided_notice(exc.approval))
@@ -404,7 +414,7 @@ class Listeners:
                 name=self.names.name_now(user, body),
             )
         except (BotError, ValueError) as exc:
-            await self._refused_in_modal(ack, exc)
+            await self.refused_in_modal(ack, exc)
             return
         await ack()
 
@@ -426,7 +436,7 @@ class Listeners:
             approval_id, seen = read_modal_vote(body["view"]["private_metadata"])
             approval = await self.service.get(approval_id)
         except (BotError, ValueError) as exc:
-            await self._refused_in_modal(ack, exc)
+            await self.refused_in_modal(ack, exc)
             return
         try:
             edit = parse_edit_submission(approval, body["view"]["state"]["values"])
@@ -447,7 +457,7 @@ class Listeners:
             await ack(response_action="errors", errors=refused.errors)
             return
         except BotError as exc:
-            await self._refused_in_modal(ack, exc)
+            await self.refused_in_modal(ack, exc)
             return
         await ack()
         await self.after_vote(self.client, {"user": {"id": user}}, counted)
@@ -549,6 +559,8 @@ class Listeners:
 def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
     """Attach every action, view, event and command handler; `manifest.yml` declares them."""
     listeners = Listeners(service, UserNames(app.client), app.client)
+    grants = GrantListeners(listeners)
+    listeners.home_sections.append(grants.home_section)
     app.error(listeners.refuse)
     handlers: dict[str, dict[str, Any]] = {
         "action": {
@@ -560,12 +572,15 @@ def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
             ARGS_PAGE_ACTION: listeners.turn_page,
             VIEW_PREVIEW_ACTION: listeners.view_full,
             PREVIEW_PAGE_ACTION: listeners.turn_page,
+            ALLOW_ACTION: listeners.open_modal,
+            REVOKE_GRANT_ACTION: grants.revoke_clicked,
         },
         "view": {
             REJECT_MODAL: listeners.reject_submitted,
             FEEDBACK_MODAL: listeners.feedback_submitted,
             EDIT_MODAL: listeners.edit_submitted,
             ARGS_MODAL: listeners.args_closed,
+            ALLOW_MODAL: grants.allow_submitted,
         },
         "event": {"message": listeners.thread_reply, "app_home_opened": listeners.home_opened},
         "command": {"/approvals": listeners.approvals_command},

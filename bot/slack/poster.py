@@ -46,6 +46,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import AlreadyDecided
+from bot.grants import GRANT_NOTES
 from bot.models import Action, Approval, Priority, SlackRef, utcnow
 from bot.outbox import Retry, seconds_after
 from bot.service import ApprovalService
@@ -55,6 +56,7 @@ from bot.slack.cards import (
     render_card,
     render_decided_card,
     render_decision_reply,
+    render_grant_note,
 )
 from bot.slack.cards.text import escape_mrkdwn, inert, section
 from bot.slack.pacing import BACKLOG_NOTE_AT, UPDATE_LANE, ChannelPacer, backlog_note
@@ -229,6 +231,9 @@ class CardPoster:
 
     async def __call__(self, item: OutboxItem) -> None:
         approval = await self.service.get(item.approval_id)
+        if item.kind in GRANT_NOTES:
+            await self.note_grant(approval, item)
+            return
         if approval.slack.ts is None:
             if not _undeliverable(approval):
                 await self.deliver(approval)
@@ -242,6 +247,27 @@ class CardPoster:
                 await self.rewrite(approval)
             elif approval.slack.permalink is None:  # the post's try ended before its permalink
                 await self.save_permalink(approval)
+        except Exception as exc:
+            await self.failed(approval, exc)
+
+    async def note_grant(self, approval: Approval, item: OutboxItem) -> None:
+        """A standing approval made on this card was granted, used or revoked: a line in the
+        card's thread says so (`bot.grants`)."""
+        if approval.slack.channel is None or approval.slack.ts is None:
+            raise Retry("the card of this standing approval is not posted yet")
+        event = await self.service.store.event(item.event_id)
+        grant = await self.service.store.grant(str(event.detail["grant"]))
+        used_on = None
+        if item.kind == "grant_used":
+            used_on = await self.service.get(str(event.detail["approval"]))
+        note = render_grant_note(item.kind, grant, actor=event.actor, used_on=used_on)
+        try:
+            await self.post_message(
+                channel=approval.slack.channel,
+                thread_ts=approval.slack.ts,
+                text=note["text"],
+                blocks=note["blocks"],
+            )
         except Exception as exc:
             await self.failed(approval, exc)
 

@@ -6,6 +6,8 @@ sqlite.py         SQLite in WAL mode behind one writer thread: one bot process p
 migrations.py     the SQLite schema, as numbered migrations
 postgres.py       PostgreSQL through a connection pool: any number of replicas on one database
 pg_migrations.py  the PostgreSQL schema, as numbered migrations
+sqlite_grants.py  standing approvals' statements, per engine (run in the engines' transactions)
+pg_grants.py
 """
 
 from __future__ import annotations

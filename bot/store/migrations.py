@@ -148,6 +148,51 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX slack_deliveries_seen ON slack_deliveries (seen_at)")
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    # Standing approvals (`bot.grants`): what each approver proposed with "Approve & allow…"
+    # while the approval waits for its votes, and the grants its decision made. Revocation
+    # and expiry are read here at each match, so they apply at once.
+    db.execute(
+        """
+        CREATE TABLE grant_proposals (
+            approval_id TEXT NOT NULL REFERENCES approvals (id),
+            user TEXT NOT NULL,
+            name TEXT,
+            seconds INTEGER NOT NULL,
+            keys TEXT NOT NULL,
+            version TEXT NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (approval_id, user)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE grants (
+            id TEXT PRIMARY KEY,
+            approval_id TEXT NOT NULL UNIQUE REFERENCES approvals (id),
+            tool_name TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            keys TEXT NOT NULL,
+            kept TEXT NOT NULL,
+            seconds INTEGER NOT NULL,
+            granted_by TEXT NOT NULL,
+            names TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            revoked_by TEXT,
+            revoked_at REAL,
+            uses INTEGER NOT NULL DEFAULT 0,
+            used_at REAL
+        )"""
+    )
+    db.execute(
+        "CREATE INDEX grants_match ON grants (tool_name, agent, expires_at)"
+        " WHERE revoked_at IS NULL"
+    )
+
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
@@ -157,4 +202,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_5,
     _migration_6,
     _migration_7,
+    _migration_8,
 ]

@@ -141,5 +141,49 @@ CREATE INDEX slack_deliveries_seen ON slack_deliveries (seen_at);
 CREATE TABLE slack_turns (key text PRIMARY KEY, due double precision NOT NULL);
 """
 
+_GRANTS = """
+-- Standing approvals (`bot.grants`): what each approver proposed with "Approve & allow…"
+-- while the approval waits for its votes, and the grants its decision made. Every replica
+-- reads revocation and expiry here at each match, so they apply at once everywhere.
+CREATE TABLE grant_proposals (
+    approval_id text NOT NULL REFERENCES approvals (id),
+    "user" text NOT NULL,
+    name text,
+    seconds integer NOT NULL,
+    keys json NOT NULL,
+    version text NOT NULL,
+    at timestamptz NOT NULL,
+    PRIMARY KEY (approval_id, "user")
+);
+CREATE TABLE grants (
+    id text PRIMARY KEY,
+    approval_id text NOT NULL UNIQUE REFERENCES approvals (id),
+    tool_name text NOT NULL,
+    agent text NOT NULL,
+    channel text NOT NULL,
+    rule text NOT NULL,
+    keys json NOT NULL,
+    kept json NOT NULL,
+    seconds integer NOT NULL,
+    granted_by json NOT NULL,
+    names json NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    revoked_by text,
+    revoked_at timestamptz,
+    uses integer NOT NULL DEFAULT 0,
+    used_at timestamptz
+);
+CREATE INDEX grants_match ON grants (tool_name, agent, expires_at) WHERE revoked_at IS NULL;
+"""
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA, _LEASES, _EDITED_AT, _HEALTH, _SLACK_DELIVERY, _SLACK_SHARED]
+MIGRATIONS: list[str] = [
+    _SCHEMA,
+    _LEASES,
+    _EDITED_AT,
+    _HEALTH,
+    _SLACK_DELIVERY,
+    _SLACK_SHARED,
+    _GRANTS,
+]

@@ -37,7 +37,9 @@ from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
 from bot.errors import AlreadyDecided, NotFound, Unavailable
+from bot.grants import Grant, GrantGone, Proposal, grant_decision, new_grant_id, settle
 from bot.models import Approval, Decision, SlackRef, Status
+from bot.store import pg_grants
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.pg_migrations import MIGRATIONS
 from bot.store.rows import (
@@ -368,11 +370,19 @@ class PostgresStore:
                 assert row is not None
                 return await self._fetch(conn, resubmitted(approval, fingerprint, row)), False
             stored = await self._fetch(conn, approval.id)
+            grant = None
+            if policy is not None and policy.standing and policy.decision is None:
+                grant = await pg_grants.matching(conn, stored, _ROWS)
+                if grant is not None:
+                    policy = policy.granted(grant, grant_decision(grant, stored))
             await self._append_event(conn, NewEvent.submitted(stored, approval, policy))
             if policy is not None and policy.decision is not None:
                 stored, _ = await self._decide(
                     conn, approval.id, policy.status, policy.decision, cards=policy.cards
                 )
+            if grant is not None:
+                origin = await self._fetch(conn, grant.approval_id)
+                await self._append_event(conn, NewEvent.grant_used(origin, grant, stored))
             return stored, True
 
     async def get(self, approval_id: str) -> Approval:
@@ -445,12 +455,15 @@ class PostgresStore:
         args: dict[str, Any] | None,
         decide: Callable[[Approval], Decision],
         seen: str | None = None,
+        allow: Proposal | None = None,
     ) -> tuple[Approval, bool]:
         """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
         `required_approvals` approved the same arguments. `seen`: see `tally`.
 
         Approving other arguments than the current ones is an edit: it restarts the count
         with `user` as the first approver. `decide` builds the final decision from the record.
+        `allow`: the voter also proposes a standing approval; the decision makes the grant
+        when every approver counted proposed one (`bot.grants.settle`).
         """
         async with self._transaction() as conn:
             # One vote at a time per approval, whichever replica counts it.
@@ -471,13 +484,56 @@ class PostgresStore:
                 " ON CONFLICT DO NOTHING",
                 (approval_id, user, _now()),
             )
+            if allow is not None:
+                await pg_grants.propose(conn, approval_id, allow)
             if len(counted.progress.approved_by) >= approval.policy.required_approvals:
                 status = Status.APPROVED
                 decided, _ = await self._decide(conn, approval_id, status, decide(counted))
+                await self._settle(conn, decided)
                 return decided, True
             approval = await self._fetch(conn, approval_id)
             await self._append_event(conn, NewEvent.voted(approval, user))
             return approval, False
+
+    async def _settle(self, conn: Connection, decided: Approval) -> None:
+        """The approval was decided by votes: grant what its approvers proposed, if they all
+        did (else audit why not)."""
+        proposed = await pg_grants.proposals(conn, decided.id, _ROWS)
+        if not proposed:
+            return
+        grant, missing = settle(decided, proposed, new_grant_id())
+        if grant is None:
+            await self._append_event(conn, NewEvent.grant_lapsed(decided, missing))
+            return
+        await pg_grants.create(conn, grant)
+        assert decided.decision is not None
+        event = NewEvent.grant_made(decided, grant, decided.decision.decided_by)
+        await self._append_event(conn, event)
+
+    # -- standing approvals -----------------------------------------------------------------
+
+    async def grant(self, grant_id: str) -> Grant:
+        """A standing approval, or `NotFound`."""
+        async with self._connection() as conn:
+            return await pg_grants.one(conn, grant_id, _ROWS)
+
+    async def grants(
+        self, now: datetime, *, approval_id: str | None = None, limit: int = 100
+    ) -> list[Grant]:
+        """Standing approvals neither revoked nor expired at `now` (of one approval)."""
+        async with self._connection() as conn:
+            return await pg_grants.active(conn, now, approval_id, limit, _ROWS)
+
+    async def revoke_grant(self, grant_id: str, user: str, now: datetime) -> Grant:
+        """Revoke a standing approval: no replica matches it from the commit on. `GrantGone`
+        when it was revoked or expired already."""
+        async with self._transaction() as conn:
+            grant = await pg_grants.one(conn, grant_id, _ROWS)
+            if not await pg_grants.revoke(conn, grant_id, user, now):
+                raise GrantGone(f"standing approval {grant_id} was revoked or has expired")
+            origin = await self._fetch(conn, grant.approval_id)
+            await self._append_event(conn, NewEvent.grant_revoked(origin, grant, user))
+            return await pg_grants.one(conn, grant_id, _ROWS)
 
     async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval:
         """Escalation: push a pending approval's expiry once and count it.

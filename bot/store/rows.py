@@ -8,15 +8,31 @@ decoded, SQLite keeps JSON text and epoch seconds and passes its decoders to `Ro
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from bot.errors import AlreadyDecided, Conflict, StaleVote
+from bot.grants import Grant, Proposal, StandingTerms
 from bot.models import Approval, Decision, Status
 from bot.store.base import Event, OutboxItem, Page, read_cursor
 
-__all__ = ["NewEvent", "PolicyOutcome", "Rows", "listing", "request_of", "resubmitted", "tally"]
+__all__ = [
+    "GRANT_COLUMNS",
+    "NewEvent",
+    "PolicyOutcome",
+    "Rows",
+    "listing",
+    "request_of",
+    "resubmitted",
+    "tally",
+]
+
+#: the columns of a `grants` row, in the order `Rows.grant` reads them
+GRANT_COLUMNS = (
+    "id, approval_id, tool_name, agent, channel, rule, keys, kept, seconds, granted_by,"
+    " names, created_at, expires_at, revoked_by, revoked_at, uses"
+)
 
 # Request fields kept verbatim in `approvals.request`; state lives in its own columns.
 _STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
@@ -102,11 +118,18 @@ class PolicyOutcome:
     decision: Decision | None = None
     cards: bool = True
     detail: dict[str, Any] = field(default_factory=dict)
+    #: no rule decided it: look for an active standing approval that does (`bot.grants`)
+    standing: bool = False
 
     @property
     def status(self) -> Status:
         assert self.decision is not None
         return Status.APPROVED if self.decision.approved else Status.REJECTED
+
+    def granted(self, grant: Grant, decision: Decision) -> PolicyOutcome:
+        """Decided by a standing approval: no card at all, the grant named in the audit."""
+        detail = {**self.detail, "grant": grant.id}
+        return replace(self, decision=decision, cards=False, detail=detail, standing=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +231,30 @@ class NewEvent:
         )
 
     @classmethod
+    def grant_made(cls, approval: Approval, grant: Grant, actor: str) -> NewEvent:
+        """A standing approval was granted on `approval`: its card's thread says so."""
+        terms = {k: v for k, v in grant.to_wire().items() if k != "id"}
+        detail = {"grant": grant.id, **terms}
+        return cls(approval, "grant_created", None, actor, detail=detail, update=True)
+
+    @classmethod
+    def grant_lapsed(cls, approval: Approval, missing: list[str]) -> NewEvent:
+        """`approval` was approved without every approver allowing more: no grant (audit)."""
+        detail = {"reason": "not every approver chose Approve & allow", "without": missing}
+        return cls(approval, "grant_lapsed", None, None, detail=detail)
+
+    @classmethod
+    def grant_used(cls, origin: Approval, grant: Grant, used_on: Approval) -> NewEvent:
+        """`grant`, made on `origin`, approved `used_on`: the origin card's thread says so."""
+        detail = {"grant": grant.id, "approval": used_on.id, "toolCallId": used_on.tool_call_id}
+        return cls(origin, "grant_used", None, f"grant:{grant.id}", detail=detail, update=True)
+
+    @classmethod
+    def grant_revoked(cls, origin: Approval, grant: Grant, user: str) -> NewEvent:
+        """`user` revoked a grant made on `origin`: its card's thread says so."""
+        return cls(origin, "grant_revoked", None, user, detail={"grant": grant.id}, update=True)
+
+    @classmethod
     def escalated(cls, approval: Approval, actor: str) -> NewEvent:
         """The approval's expiry was pushed once."""
         detail = {"expiresAt": approval.to_wire()["expiresAt"]}
@@ -279,6 +326,32 @@ class Rows:
         event's kind and status)."""
         status = Status(row[6]) if row[6] else None
         return OutboxItem(row[0], row[1], row[2], row[3], row[4], row[5], status)
+
+    def grant(self, row: Sequence[Any]) -> Grant:
+        """The grant in a `GRANT_COLUMNS` row."""
+        return Grant(
+            id=row[0],
+            approval_id=row[1],
+            tool_name=row[2],
+            agent=row[3],
+            channel=row[4],
+            rule=row[5],
+            keys=tuple(self.load(row[6])),
+            values=self.load(row[7]),
+            seconds=int(row[8]),
+            granted_by=tuple(self.load(row[9])),
+            names=self.load(row[10]),
+            created_at=self.time(row[11]),
+            expires_at=self.time(row[12]),
+            revoked_by=row[13],
+            revoked_at=self.time(row[14]) if row[14] is not None else None,
+            uses=int(row[15]),
+        )
+
+    def proposal(self, row: Sequence[Any]) -> Proposal:
+        """A pending grant in a row of (user, name, seconds, keys, version)."""
+        terms = StandingTerms(seconds=int(row[2]), keys=tuple(self.load(row[3])))
+        return Proposal(user=row[0], name=row[1], terms=terms, version=row[4])
 
     def event(self, row: Sequence[Any]) -> Event:
         """The audit event in an `_EVENT_COLUMNS` row."""

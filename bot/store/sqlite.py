@@ -31,7 +31,9 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from bot.errors import AlreadyDecided, NotFound, Unavailable
+from bot.grants import Grant, GrantGone, Proposal, grant_decision, new_grant_id, settle
 from bot.models import Approval, Decision, SlackRef, Status
+from bot.store import sqlite_grants
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.migrations import MIGRATIONS
 from bot.store.rows import (
@@ -293,11 +295,19 @@ class SQLiteStore:
                 ),
             )
             stored = self._fetch(conn, approval.id)
-            self._append_event(conn, NewEvent.submitted(stored, approval, policy))
-            if policy is not None and policy.decision is not None:
+            outcome, grant = policy, None
+            if outcome is not None and outcome.standing and outcome.decision is None:
+                grant = sqlite_grants.matching(conn, stored, _ROWS)
+                if grant is not None:
+                    outcome = outcome.granted(grant, grant_decision(grant, stored))
+            self._append_event(conn, NewEvent.submitted(stored, approval, outcome))
+            if outcome is not None and outcome.decision is not None:
                 stored, _ = self._decide(
-                    conn, approval.id, policy.status, policy.decision, cards=policy.cards
+                    conn, approval.id, outcome.status, outcome.decision, cards=outcome.cards
                 )
+            if grant is not None:
+                origin = self._fetch(conn, grant.approval_id)
+                self._append_event(conn, NewEvent.grant_used(origin, grant, stored))
             return stored, True
 
         approval, created = await self._run(self._writer, self._write(insert))
@@ -374,12 +384,15 @@ class SQLiteStore:
         args: dict[str, Any] | None,
         decide: Callable[[Approval], Decision],
         seen: str | None = None,
+        allow: Proposal | None = None,
     ) -> tuple[Approval, bool]:
         """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
         `required_approvals` approved the same arguments. `seen`: see `tally`.
 
         Approving other arguments than the current ones is an edit: it restarts the count
         with `user` as the first approver. `decide` builds the final decision from the record.
+        `allow`: the voter also proposes a standing approval; the decision makes the grant
+        when every approver counted proposed one (`bot.grants.settle`).
         """
 
         def vote(conn: sqlite3.Connection) -> tuple[Approval, bool]:
@@ -397,9 +410,13 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO votes (approval_id, user, at) VALUES (?, ?, ?)",
                 (approval_id, user, time.time()),
             )
+            if allow is not None:
+                sqlite_grants.propose(conn, approval_id, allow)
             if len(counted.progress.approved_by) >= approval.policy.required_approvals:
                 status = Status.APPROVED
-                return self._decide(conn, approval_id, status, decide(counted))[0], True
+                decided = self._decide(conn, approval_id, status, decide(counted))[0]
+                self._settle(conn, decided)
+                return decided, True
             approval = self._fetch(conn, approval_id)
             self._append_event(conn, NewEvent.voted(approval, user))
             return approval, False
@@ -407,6 +424,51 @@ class SQLiteStore:
         result = await self._run(self._writer, self._write(vote))
         self._announce(approval_id)
         return result
+
+    def _settle(self, conn: sqlite3.Connection, decided: Approval) -> None:
+        """The approval was decided by votes: grant what its approvers proposed, if they all
+        did (else audit why not)."""
+        proposed = sqlite_grants.proposals(conn, decided.id, _ROWS)
+        if not proposed:
+            return
+        grant, missing = settle(decided, proposed, new_grant_id())
+        if grant is None:
+            self._append_event(conn, NewEvent.grant_lapsed(decided, missing))
+            return
+        sqlite_grants.create(conn, grant)
+        assert decided.decision is not None
+        self._append_event(conn, NewEvent.grant_made(decided, grant, decided.decision.decided_by))
+
+    # -- standing approvals -----------------------------------------------------------------
+
+    async def grant(self, grant_id: str) -> Grant:
+        """A standing approval, or `NotFound`."""
+        return await self._run(self._reader, lambda conn: sqlite_grants.one(conn, grant_id, _ROWS))
+
+    async def grants(
+        self, now: datetime, *, approval_id: str | None = None, limit: int = 100
+    ) -> list[Grant]:
+        """Standing approvals neither revoked nor expired at `now` (of one approval)."""
+        return await self._run(
+            self._reader,
+            lambda conn: sqlite_grants.active(conn, now, approval_id, limit, _ROWS),
+        )
+
+    async def revoke_grant(self, grant_id: str, user: str, now: datetime) -> Grant:
+        """Revoke a standing approval: no call matches it from now on. `GrantGone` when it
+        was revoked or expired already."""
+
+        def revoke(conn: sqlite3.Connection) -> Grant:
+            grant = sqlite_grants.one(conn, grant_id, _ROWS)
+            if not sqlite_grants.revoke(conn, grant_id, user, now):
+                raise GrantGone(f"standing approval {grant_id} was revoked or has expired")
+            origin = self._fetch(conn, grant.approval_id)
+            self._append_event(conn, NewEvent.grant_revoked(origin, grant, user))
+            return sqlite_grants.one(conn, grant_id, _ROWS)
+
+        revoked = await self._run(self._writer, self._write(revoke))
+        self._announce(revoked.approval_id)
+        return revoked
 
     async def extend(self, approval_id: str, expires_at: datetime, actor: str) -> Approval:
         """Escalation: push a pending approval's expiry once and count it.

@@ -25,9 +25,17 @@ from bot.slack.cards.edit import (
     parse_edit_submission,
     render_edit_modal,
 )
+from bot.slack.cards.grants import (
+    parse_allow_submission,
+    render_allow_modal,
+    render_grant_note,
+    render_grants_section,
+)
 from bot.slack.cards.home import render_approval_list, render_home, summary_line
 from bot.slack.cards.ids import (
     ACTION_IDS,
+    ALLOW_ACTION,
+    ALLOW_MODAL,
     APPROVE_ACTION,
     ARGS_MODAL,
     ARGS_PAGE_ACTION,
@@ -45,6 +53,7 @@ from bot.slack.cards.ids import (
     REASON_BLOCK,
     REJECT_ACTION,
     REJECT_MODAL,
+    REVOKE_GRANT_ACTION,
     VIEW_ARGS_ACTION,
     VIEW_PREVIEW_ACTION,
     Unreadable,
@@ -74,6 +83,8 @@ from bot.slack.cards.text import Message, View, clip, escape_mrkdwn, truncate
 
 __all__ = [
     "ACTION_IDS",
+    "ALLOW_ACTION",
+    "ALLOW_MODAL",
     "APPROVE_ACTION",
     "ARGS_MODAL",
     "ARGS_PAGE_ACTION",
@@ -91,6 +102,7 @@ __all__ = [
     "REASON_BLOCK",
     "REJECT_ACTION",
     "REJECT_MODAL",
+    "REVOKE_GRANT_ACTION",
     "VIEW_ARGS_ACTION",
     "VIEW_PREVIEW_ACTION",
     "EditErrors",
@@ -107,6 +119,7 @@ __all__ = [
     "escape_mrkdwn",
     "is_user_id",
     "outcome_line",
+    "parse_allow_submission",
     "parse_edit_submission",
     "parse_feedback_submission",
     "parse_reject_submission",
@@ -119,6 +132,7 @@ __all__ = [
     "read_user",
     "read_vote",
     "refusal_note",
+    "render_allow_modal",
     "render_approval_list",
     "render_args_modal",
     "render_card",
@@ -127,6 +141,8 @@ __all__ = [
     "render_decision_reply",
     "render_edit_modal",
     "render_feedback_modal",
+    "render_grant_note",
+    "render_grants_section",
     "render_home",
     "render_notice_modal",
     "render_preview_modal",

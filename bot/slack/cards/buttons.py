@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.grants import may_stand
 from bot.models import Approval, DecisionKind, Priority
 from bot.slack.cards.args import preview_args
 from bot.slack.cards.ids import (
+    ALLOW_ACTION,
     APPROVE_ACTION,
     EDIT_ACTION,
     FEEDBACK_ACTION,
@@ -44,7 +46,8 @@ def decision_buttons(
     view_preview: bool = False,
     only: DecisionKind | None = None,
 ) -> Block | None:
-    """The allowed decisions (or just `only`), then "View full arguments" when `view_args`
+    """The allowed decisions (or just `only`), "Approve & allow…" after Approve where the
+    rule allows standing approvals, then "View full arguments" when `view_args`
     and "View full preview" when `view_preview`; None when there is no button to show."""
     value = vote_value(approval.id, approval.args_version)
     allowed = set(approval.allowed_decisions)
@@ -56,6 +59,9 @@ def decision_buttons(
         if kind is DecisionKind.APPROVE and approval.priority is Priority.CRITICAL:
             button["confirm"] = _confirm(approval)
         elements.append(button)
+        if kind is DecisionKind.APPROVE and only is None and may_stand(approval):
+            # the rule allows standing approvals (never on a critical call): `bot.grants`
+            elements.append(_button(ALLOW_ACTION, "Approve & allow…", value, None))
     if view_args:
         elements.append(_button(VIEW_ARGS_ACTION, "View full arguments", value, None))
     if view_preview:

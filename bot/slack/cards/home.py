@@ -98,10 +98,15 @@ def _entry(approval: Approval, *, buttons: bool) -> list[Block]:
 
 
 def render_home(
-    pending: Sequence[Approval], recent: Sequence[Approval], *, notes: Sequence[str] = ()
+    pending: Sequence[Approval],
+    recent: Sequence[Approval],
+    *,
+    notes: Sequence[str] = (),
+    more: Sequence[Block] = (),
 ) -> View:
     """The App Home tab: what the viewer can act on, with its arguments and buttons, then
-    their recent decisions.
+    `more` (sections of their own, such as active standing approvals), then their recent
+    decisions.
 
     `notes` are trusted mrkdwn lines shown under the first header (e.g. a channel's backlog).
     """
@@ -118,7 +123,7 @@ def render_home(
     for approval in recent[:MAX_RECENT]:
         decided.extend(_entry(approval, buttons=False))
     # the room left for waiting entries, keeping one block for "… and N more"
-    room = MAX_HOME_BLOCKS - len(blocks) - len(decided) - 1
+    room = MAX_HOME_BLOCKS - len(blocks) - len(more) - len(decided) - 1
     shown = 0
     for approval in pending[:MAX_WAITING]:
         entry = [*_entry(approval, buttons=True), {"type": "divider"}]
@@ -129,7 +134,7 @@ def render_home(
         shown += 1
     if len(pending) > shown:
         blocks.append(context([f"… and {len(pending) - shown} more: `/approvals`"]))
-    return {"type": "home", "blocks": [*blocks, *decided]}
+    return {"type": "home", "blocks": [*blocks, *more, *decided]}
 
 
 def render_approval_list(title: str, approvals: Sequence[Approval], *, empty: str) -> Message:

@@ -12,6 +12,8 @@ from typing import Any, TypeGuard
 
 __all__ = [
     "ACTION_IDS",
+    "ALLOW_ACTION",
+    "ALLOW_MODAL",
     "APPROVE_ACTION",
     "ARGS_MODAL",
     "ARGS_PAGE_ACTION",
@@ -29,6 +31,7 @@ __all__ = [
     "REASON_BLOCK",
     "REJECT_ACTION",
     "REJECT_MODAL",
+    "REVOKE_GRANT_ACTION",
     "VIEW_ARGS_ACTION",
     "VIEW_PREVIEW_ACTION",
     "Unreadable",
@@ -64,6 +67,10 @@ ARGS_PAGE_ACTION = "args_page"
 VIEW_PREVIEW_ACTION = "view_preview"
 #: previous/next buttons inside the preview modal (values as `args_page_value`)
 PREVIEW_PAGE_ACTION = "preview_page"
+#: button beside Approve where the rule allows standing approvals: open the allow modal
+ALLOW_ACTION = "approve_allow"
+#: button in App Home beside an active standing approval (value: the grant id)
+REVOKE_GRANT_ACTION = "revoke_grant"
 ACTION_IDS = (
     APPROVE_ACTION,
     EDIT_ACTION,
@@ -73,17 +80,21 @@ ACTION_IDS = (
     ARGS_PAGE_ACTION,
     VIEW_PREVIEW_ACTION,
     PREVIEW_PAGE_ACTION,
+    ALLOW_ACTION,
+    REVOKE_GRANT_ACTION,
 )
 
 EDIT_MODAL = "edit_modal"
 REJECT_MODAL = "reject_modal"
 FEEDBACK_MODAL = "feedback_modal"
 ARGS_MODAL = "args_modal"
+#: "Approve & allow…": how long, and which arguments must stay equal
+ALLOW_MODAL = "allow_modal"
 #: an informational modal with no submit button; nothing to listen for
 NOTICE_MODAL = "notice_modal"
 #: the paged preview; like a notice it has no submit button, so nothing to listen for
 PREVIEW_MODAL = "preview_modal"
-CALLBACK_IDS = (EDIT_MODAL, REJECT_MODAL, FEEDBACK_MODAL, ARGS_MODAL)
+CALLBACK_IDS = (EDIT_MODAL, REJECT_MODAL, FEEDBACK_MODAL, ARGS_MODAL, ALLOW_MODAL)
 
 #: input blocks of the reject, feedback and edit modals
 REASON_BLOCK = "reason"
