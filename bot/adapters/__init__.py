@@ -11,6 +11,8 @@ One module per framework, each imported on its own and only with that framework 
     bot.adapters.openai_agents   OpenAI Agents SDK: `result.interruptions`
     bot.adapters.pydantic_ai     Pydantic AI: `DeferredToolRequests`
     bot.adapters.autogen         AutoGen (ag2): an `approval_required` tool middleware
+    bot.adapters.google_adk      Google ADK: `adk_request_confirmation` answered (`ApprovalTool`)
+    bot.adapters.agent_framework Microsoft Agent Framework: function approval requests
     bot.adapters.claude_code     Claude Code: `approval-bot hook claude-code`, a PreToolUse
                                  command hook (no package needed)
 
