@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import resource
 import signal
@@ -317,6 +318,20 @@ class BotRunner(web.AppRunner):
         return edge.server
 
 
+#: allocations between young collections (Python's default is 700)
+YOUNG_COLLECTION_EVERY = 20_000
+
+
+def settle_heap() -> None:
+    """Once serving: what the process built to start (modules, the app) leaves the collector's
+    full passes for good, and young objects are collected less often. A full pass walks every
+    tracked object; under large submissions (8,000 objects of arguments each) they came every
+    second and held the event loop about 80 ms each, now a few, shorter."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, 20, 10)
+
+
 def run(
     app: web.Application,
     host: str,
@@ -339,6 +354,7 @@ def run(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(signum, stop.set)
+            settle_heap()
             ready()
             await stop.wait()
         finally:
