@@ -13,6 +13,9 @@ One module per framework, each imported on its own and only with that framework 
     bot.adapters.autogen         AutoGen (ag2): an `approval_required` tool middleware
     bot.adapters.google_adk      Google ADK: `adk_request_confirmation` answered (`ApprovalTool`)
     bot.adapters.agent_framework Microsoft Agent Framework: function approval requests
+    bot.adapters.claude_agent    Claude Agent SDK: a `can_use_tool` callback (`slack_permission`)
+                                 and a `PreToolUse` hook that defers long waits (`slack_hook`)
+    bot.adapters.strands         Strands Agents: a `BeforeToolCallEvent` hook (`SlackApproval`)
     bot.adapters.claude_code     Claude Code: `approval-bot hook claude-code`, a PreToolUse
                                  command hook (no package needed)
 
