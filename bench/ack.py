@@ -37,6 +37,9 @@ class Ack:
     #: clients), to show the figures are not bounded by the bench itself
     bot_cpu_percent: float
     bench_cpu_percent: float
+    #: the bot's CPU over the stream divided by its clicks: the decision path and whatever of
+    #: Slack's follow-ups (rewrites, thread replies) ran meanwhile, in ms a click
+    cpu_ms_per_click: float
 
 
 async def measure_ack(rate: float, seconds: float) -> Ack:
@@ -59,6 +62,7 @@ async def measure_ack(rate: float, seconds: float) -> Ack:
         sending = loop.time() - start
         exchanges = await asyncio.gather(*clicks)
         bot_percent, bench_percent = bot_cpu.percent(), bench_cpu.percent()
+        bot_cpu_ms = 10 * bot_percent * bot_cpu.seconds()  # % of a core × s → ms
         settled = await decided(rig, ids, timeout=30 + seconds)
     answered = [e for e in exchanges if e.status == 200]
     return Ack(
@@ -71,4 +75,5 @@ async def measure_ack(rate: float, seconds: float) -> Ack:
         decided=settled,
         bot_cpu_percent=round(bot_percent, 1),
         bench_cpu_percent=round(bench_percent, 1),
+        cpu_ms_per_click=round(bot_cpu_ms / count, 2),
     )

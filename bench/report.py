@@ -59,6 +59,9 @@ def _ack(m: JSON) -> Iterator[Row]:
     yield f"{what}: sent at", f"{m['achieved_per_s']:g}/s", ""
     cpu = f"bot {m['bot_cpu_percent']:g} %, bench {m['bench_cpu_percent']:g} %"
     yield f"{what}: CPU, % of a core", cpu, ""
+    if "cpu_ms_per_click" in m:  # results from before it was measured lack it
+        per = m["cpu_ms_per_click"]
+        yield f"{what}: bot CPU a click", ms(per), _target("ack.cpu_ms_per_click", per)
 
 
 def _kills(m: JSON) -> Iterator[Row]:

@@ -40,6 +40,7 @@ TARGETS = (
     Target("idle waiters: bot CPU", ("idle", "cpu_percent"), 2, True, " % of a core"),
     Target("idle waiters: bot RSS", ("idle", "rss_mb"), 300, True, " MB"),
     Target("Slack ack, p99", ("ack", "ms", "p99"), 50, True, " ms"),
+    Target("bot CPU a click at 200 clicks/s", ("ack", "cpu_ms_per_click"), 1, True, " ms"),
     Target("answered clicks lost to kill -9", ("kills", "lost"), 0, True, ""),
     Target(
         "chat.update calls in the busiest minute of a burst",
