@@ -302,6 +302,8 @@ class ApprovalRequest(WireModel):
     thread_ts: Annotated[str, Field(pattern=r"^\d{1,12}\.\d{1,9}$")] | None = None
     priority: Priority | None = None
     requester: Requester = Field(default_factory=Requester)
+    #: groups this call with others for "Approve all" / "Reject all" (else `requester.runId`)
+    batch_id: Annotated[str, Field(max_length=255)] | None = None
     context: Text | None = None
     preview: Preview | None = None
     timeout_seconds: Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECONDS, strict=True)] | None = None
@@ -389,6 +391,7 @@ class Approval(WireModel):
     channel: str
     priority: Priority = Priority.NORMAL
     requester: Requester = Field(default_factory=Requester)
+    batch_id: str | None = None
     context: str | None = None
     preview: Preview | None = None
     thread_ts: str | None = None
@@ -407,6 +410,11 @@ class Approval(WireModel):
     def is_pending(self) -> bool:
         """True while nobody has decided."""
         return self.status is Status.PENDING
+
+    @property
+    def batch_key(self) -> str | None:
+        """The batch it belongs to (`bot.batches`): its `batchId`, else `requester.runId`."""
+        return self.batch_id or self.requester.run_id or None
 
     @property
     def current_args(self) -> dict[str, Any]:

@@ -188,6 +188,7 @@ class ApprovalService:
             channel=channel,
             priority=route.priority or Priority.NORMAL,
             requester=request.requester,
+            batch_id=request.batch_id,
             context=request.context,
             preview=request.preview,
             thread_ts=request.thread_ts,

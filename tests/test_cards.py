@@ -1559,6 +1559,8 @@ def test_identifiers_are_the_ones_slack_listens_for() -> None:
         "preview_page",
         "approve_allow",
         "revoke_grant",
+        "batch_approve",
+        "batch_reject",
     )
     assert CALLBACK_IDS == (
         "edit_modal",
@@ -1566,6 +1568,7 @@ def test_identifiers_are_the_ones_slack_listens_for() -> None:
         "feedback_modal",
         "args_modal",
         "allow_modal",
+        "batch_reject_modal",
     )
 
 

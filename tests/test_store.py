@@ -160,6 +160,7 @@ async def test_migrations_run_once(db_path: Path) -> None:
             (6,),
             (7,),
             (8,),
+            (9,),
         ]
     finally:
         conn.close()

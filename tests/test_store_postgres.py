@@ -61,6 +61,7 @@ async def test_replicas_starting_together_migrate_once(
         (5,),
         (6,),
         (7,),
+        (8,),
     ]
 
 

@@ -27,6 +27,7 @@ from bot.errors import AlreadyDecided, BotError, InvalidEdit, NotFound, StaleVot
 from bot.models import Action, Approval, DecisionKind, Priority, Status
 from bot.policy import NotAnApprover
 from bot.service import ApprovalService
+from bot.slack.batches import BatchListeners
 from bot.slack.cards import (
     ALLOW_ACTION,
     ALLOW_MODAL,
@@ -70,6 +71,7 @@ from bot.slack.cards import (
     render_thread_confirmation,
 )
 from bot.slack.cards.card import diff_lines, outcome_line
+from bot.slack.cards.ids import BATCH_APPROVE_ACTION, BATCH_REJECT_ACTION, BATCH_REJECT_MODAL
 from bot.slack.cards.text import Block, code_block, escape_mrkdwn
 from bot.slack.grants import GrantListeners
 from bot.slack.lookups import UserNames, answer_by
@@ -560,6 +562,8 @@ def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
     """Attach every action, view, event and command handler; `manifest.yml` declares them."""
     listeners = Listeners(service, UserNames(app.client), app.client)
     grants = GrantListeners(listeners)
+    batches = BatchListeners(listeners)
+    listeners.home_sections.append(batches.home_section)
     listeners.home_sections.append(grants.home_section)
     app.error(listeners.refuse)
     handlers: dict[str, dict[str, Any]] = {
@@ -574,6 +578,8 @@ def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
             PREVIEW_PAGE_ACTION: listeners.turn_page,
             ALLOW_ACTION: listeners.open_modal,
             REVOKE_GRANT_ACTION: grants.revoke_clicked,
+            BATCH_APPROVE_ACTION: batches.approve_all,
+            BATCH_REJECT_ACTION: batches.open_reject,
         },
         "view": {
             REJECT_MODAL: listeners.reject_submitted,
@@ -581,6 +587,7 @@ def register_listeners(app: AsyncApp, service: ApprovalService) -> Listeners:
             EDIT_MODAL: listeners.edit_submitted,
             ARGS_MODAL: listeners.args_closed,
             ALLOW_MODAL: grants.allow_submitted,
+            BATCH_REJECT_MODAL: batches.reject_submitted,
         },
         "event": {"message": listeners.thread_reply, "app_home_opened": listeners.home_opened},
         "command": {"/approvals": listeners.approvals_command},

@@ -61,6 +61,7 @@ from bot.slack.cards import (
 from bot.slack.cards.text import escape_mrkdwn, inert, section
 from bot.slack.pacing import BACKLOG_NOTE_AT, UPDATE_LANE, ChannelPacer, backlog_note
 from bot.slack.recovery import DUPLICATE_EVENT, CardFinder, card_metadata
+from bot.slack.summaries import BatchSummaries
 from bot.store import OutboxItem
 
 __all__ = [
@@ -213,6 +214,8 @@ class CardPoster:
 
     def __post_init__(self) -> None:
         self.finder = CardFinder(self.client, self.join)
+        #: the summaries of batches (`bot.batches`), in their first card's thread
+        self.summaries = BatchSummaries(self)
 
     async def lane(self, item: OutboxItem) -> str:
         """The outbox lane of an item: its approval's channel until the card is posted, so
@@ -234,6 +237,11 @@ class CardPoster:
         if item.kind in GRANT_NOTES:
             await self.note_grant(approval, item)
             return
+        await self.handle(item, approval)
+        self.summaries.changed(approval)  # its batch's summary, if it is in one
+
+    async def handle(self, item: OutboxItem, approval: Approval) -> None:
+        """Post the approval's card, or show on it what `item` changed."""
         if approval.slack.ts is None:
             if not _undeliverable(approval):
                 await self.deliver(approval)

@@ -304,6 +304,7 @@ class SlackSurface:
         poster = CardPoster(
             bot.service, self.client, pacer=self.pacer, updates=self.updates, backlog=self.backlog
         )
+        bot.closers.insert(0, poster.summaries.close)
         worker = OutboxWorker(
             bot.store, SLACK_TOPIC, poster, lane=poster.lane, backlog=self.backlog
         )

@@ -8,6 +8,8 @@ postgres.py       PostgreSQL through a connection pool: any number of replicas o
 pg_migrations.py  the PostgreSQL schema, as numbered migrations
 sqlite_grants.py  standing approvals' statements, per engine (run in the engines' transactions)
 pg_grants.py
+sqlite_batches.py batches' statements, per engine: a batch's approvals, summaries, drawings
+pg_batches.py
 """
 
 from __future__ import annotations

@@ -193,6 +193,41 @@ def _migration_8(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_9(db: sqlite_utils.Database) -> None:
+    # Batches (`bot.batches`): the batch key of each approval (its batchId, else its runId),
+    # filled in for the approvals pending at the upgrade; the summary message posted in each
+    # batch's thread; and the drawings whose buttons decide a batch ("Approve all N").
+    db.execute("ALTER TABLE approvals ADD COLUMN batch_key TEXT")
+    db.execute(
+        "UPDATE approvals SET batch_key = nullif(coalesce(json_extract(request, '$.batchId'),"
+        " json_extract(request, '$.requester.runId')), '') WHERE status = 'pending'"
+    )
+    db.execute(
+        "CREATE INDEX approvals_batch ON approvals (batch_key, seq) WHERE batch_key IS NOT NULL"
+    )
+    db.execute(
+        """
+        CREATE TABLE batch_summaries (
+            channel TEXT NOT NULL,
+            batch_key TEXT NOT NULL,
+            summary_channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            PRIMARY KEY (channel, batch_key)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE batch_views (
+            id TEXT PRIMARY KEY,
+            channel TEXT NOT NULL,
+            batch_key TEXT NOT NULL,
+            items TEXT NOT NULL,
+            drawn_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX batch_views_drawn ON batch_views (drawn_at)")
+
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
@@ -203,4 +238,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_6,
     _migration_7,
     _migration_8,
+    _migration_9,
 ]

@@ -177,6 +177,31 @@ CREATE TABLE grants (
 CREATE INDEX grants_match ON grants (tool_name, agent, expires_at) WHERE revoked_at IS NULL;
 """
 
+_BATCHES = """
+-- Batches (`bot.batches`): the batch key of each approval (its batchId, else its runId),
+-- filled in for the approvals pending at the upgrade; the summary message posted in each
+-- batch's thread; and the drawings whose buttons decide a batch ("Approve all N").
+ALTER TABLE approvals ADD COLUMN batch_key text;
+UPDATE approvals SET batch_key = nullif(coalesce(request->>'batchId',
+    request->'requester'->>'runId'), '') WHERE status = 'pending';
+CREATE INDEX approvals_batch ON approvals (batch_key, seq) WHERE batch_key IS NOT NULL;
+CREATE TABLE batch_summaries (
+    channel text NOT NULL,
+    batch_key text NOT NULL,
+    summary_channel text NOT NULL,
+    ts text NOT NULL,
+    PRIMARY KEY (channel, batch_key)
+);
+CREATE TABLE batch_views (
+    id text PRIMARY KEY,
+    channel text NOT NULL,
+    batch_key text NOT NULL,
+    items json NOT NULL,
+    drawn_at timestamptz NOT NULL
+);
+CREATE INDEX batch_views_drawn ON batch_views (drawn_at);
+"""
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
 MIGRATIONS: list[str] = [
     _SCHEMA,
@@ -186,4 +211,5 @@ MIGRATIONS: list[str] = [
     _SLACK_DELIVERY,
     _SLACK_SHARED,
     _GRANTS,
+    _BATCHES,
 ]

@@ -36,10 +36,11 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
+from bot.batches import BatchView
 from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.grants import Grant, GrantGone, Proposal, grant_decision, new_grant_id, settle
 from bot.models import Approval, Decision, SlackRef, Status
-from bot.store import pg_grants
+from bot.store import pg_batches, pg_grants
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.pg_migrations import MIGRATIONS
 from bot.store.rows import (
@@ -348,7 +349,8 @@ class PostgresStore:
         async with self._transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
-                " created_at, expires_at, request) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " created_at, expires_at, request, batch_key)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (tool_call_id) DO NOTHING RETURNING id",
                 (
                     approval.id,
@@ -359,6 +361,7 @@ class PostgresStore:
                     approval.created_at,
                     approval.expires_at,
                     Json(request_of(approval)),
+                    approval.batch_key,
                 ),
             )
             if await cursor.fetchone() is None:  # submitted before, maybe through another replica
@@ -644,6 +647,36 @@ class PostgresStore:
                 " ON CONFLICT DO NOTHING",
                 (channel, run_id, ts),
             )
+
+    # -- batches ----------------------------------------------------------------------------
+
+    async def batch(self, channel: str, key: str, limit: int) -> list[Approval]:
+        """The approvals of a batch (`bot.batches`) routed to `channel`, the oldest first."""
+        async with self._connection() as conn:
+            return await pg_batches.members(conn, self._SELECT, channel, key, limit, _ROWS)
+
+    async def batch_summary(self, channel: str, key: str) -> tuple[str, str] | None:
+        """Where a batch's summary message is, once posted: (channel, ts)."""
+        async with self._connection() as conn:
+            return await pg_batches.summary(conn, channel, key)
+
+    async def set_batch_summary(
+        self, channel: str, key: str, summary_channel: str, ts: str
+    ) -> tuple[str, str]:
+        """Remember a batch's summary message; the first one remembered, by any replica,
+        stays (returned)."""
+        async with self._transaction() as conn:
+            return await pg_batches.set_summary(conn, channel, key, summary_channel, ts)
+
+    async def save_batch_view(self, view: BatchView, now: datetime, kept: float) -> None:
+        """Keep a batch's drawing for the buttons that name it; forget those past `kept` s."""
+        async with self._transaction() as conn:
+            await pg_batches.save_view(conn, view, now, kept)
+
+    async def batch_view(self, view_id: str) -> BatchView:
+        """A batch's drawing, or `NotFound`."""
+        async with self._connection() as conn:
+            return await pg_batches.view(conn, view_id)
 
     async def decided_by(self, user: str, limit: int) -> list[Approval]:
         """The approvals `user` decided, newest first."""

@@ -30,10 +30,11 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from bot.batches import BatchView
 from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.grants import Grant, GrantGone, Proposal, grant_decision, new_grant_id, settle
 from bot.models import Approval, Decision, SlackRef, Status
-from bot.store import sqlite_grants
+from bot.store import sqlite_batches, sqlite_grants
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.migrations import MIGRATIONS
 from bot.store.rows import (
@@ -282,7 +283,7 @@ class SQLiteStore:
                 return self._fetch(conn, resubmitted(approval, fingerprint, row)), False
             conn.execute(
                 "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
-                " created_at, expires_at, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, expires_at, request, batch_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     approval.id,
                     approval.tool_call_id,
@@ -292,6 +293,7 @@ class SQLiteStore:
                     _epoch(approval.created_at),
                     _epoch(approval.expires_at) if approval.expires_at else None,
                     _json(request_of(approval)),
+                    approval.batch_key,
                 ),
             )
             stored = self._fetch(conn, approval.id)
@@ -605,6 +607,43 @@ class SQLiteStore:
                 )
             ),
         )
+
+    # -- batches ----------------------------------------------------------------------------
+
+    async def batch(self, channel: str, key: str, limit: int) -> list[Approval]:
+        """The approvals of a batch (`bot.batches`) routed to `channel`, the oldest first."""
+        return await self._run(
+            self._reader,
+            lambda conn: sqlite_batches.members(conn, self._SELECT, channel, key, limit, _ROWS),
+        )
+
+    async def batch_summary(self, channel: str, key: str) -> tuple[str, str] | None:
+        """Where a batch's summary message is, once posted: (channel, ts)."""
+        return await self._run(
+            self._writer, lambda conn: sqlite_batches.summary(conn, channel, key)
+        )
+
+    async def set_batch_summary(
+        self, channel: str, key: str, summary_channel: str, ts: str
+    ) -> tuple[str, str]:
+        """Remember a batch's summary message; the first one remembered stays (returned)."""
+        return await self._run(
+            self._writer,
+            self._write(
+                lambda conn: sqlite_batches.set_summary(conn, channel, key, summary_channel, ts)
+            ),
+        )
+
+    async def save_batch_view(self, view: BatchView, now: datetime, kept: float) -> None:
+        """Keep a batch's drawing for the buttons that name it; forget those past `kept` s."""
+        await self._run(
+            self._writer,
+            self._write(lambda conn: sqlite_batches.save_view(conn, view, _epoch(now), kept)),
+        )
+
+    async def batch_view(self, view_id: str) -> BatchView:
+        """A batch's drawing, or `NotFound`."""
+        return await self._run(self._reader, lambda conn: sqlite_batches.view(conn, view_id))
 
     async def decided_by(self, user: str, limit: int) -> list[Approval]:
         """The approvals `user` decided, newest first."""

@@ -17,6 +17,9 @@ __all__ = [
     "APPROVE_ACTION",
     "ARGS_MODAL",
     "ARGS_PAGE_ACTION",
+    "BATCH_APPROVE_ACTION",
+    "BATCH_REJECT_ACTION",
+    "BATCH_REJECT_MODAL",
     "CALLBACK_IDS",
     "COMMENT_BLOCK",
     "EDIT_ACTION",
@@ -71,6 +74,10 @@ PREVIEW_PAGE_ACTION = "preview_page"
 ALLOW_ACTION = "approve_allow"
 #: button in App Home beside an active standing approval (value: the grant id)
 REVOKE_GRANT_ACTION = "revoke_grant"
+#: buttons of a batch summary (thread or App Home): "Approve all N", and "Reject all N…"
+#: which opens `BATCH_REJECT_MODAL` (value: the id of the drawing, `batch_value`)
+BATCH_APPROVE_ACTION = "batch_approve"
+BATCH_REJECT_ACTION = "batch_reject"
 ACTION_IDS = (
     APPROVE_ACTION,
     EDIT_ACTION,
@@ -82,6 +89,8 @@ ACTION_IDS = (
     PREVIEW_PAGE_ACTION,
     ALLOW_ACTION,
     REVOKE_GRANT_ACTION,
+    BATCH_APPROVE_ACTION,
+    BATCH_REJECT_ACTION,
 )
 
 EDIT_MODAL = "edit_modal"
@@ -90,11 +99,20 @@ FEEDBACK_MODAL = "feedback_modal"
 ARGS_MODAL = "args_modal"
 #: "Approve & allow…": how long, and which arguments must stay equal
 ALLOW_MODAL = "allow_modal"
+#: "Reject all N…": the reason, then every approval of the drawing is rejected
+BATCH_REJECT_MODAL = "batch_reject_modal"
 #: an informational modal with no submit button; nothing to listen for
 NOTICE_MODAL = "notice_modal"
 #: the paged preview; like a notice it has no submit button, so nothing to listen for
 PREVIEW_MODAL = "preview_modal"
-CALLBACK_IDS = (EDIT_MODAL, REJECT_MODAL, FEEDBACK_MODAL, ARGS_MODAL, ALLOW_MODAL)
+CALLBACK_IDS = (
+    EDIT_MODAL,
+    REJECT_MODAL,
+    FEEDBACK_MODAL,
+    ARGS_MODAL,
+    ALLOW_MODAL,
+    BATCH_REJECT_MODAL,
+)
 
 #: input blocks of the reject, feedback and edit modals
 REASON_BLOCK = "reason"
