@@ -175,6 +175,10 @@ def create_server(
         onTimeout: _OnTimeout | None = None,
         allowedDecisions: list[_Decision] | None = None,
         metadata: dict[str, Any] | None = None,
+        batchId: Annotated[
+            str | None,
+            Field(description="Groups your calls so a reviewer can approve them all at once."),
+        ] = None,
     ) -> dict[str, Any]:
         try:
             async with ApprovalClient(url, token) as client:
@@ -196,6 +200,7 @@ def create_server(
                     on_timeout=onTimeout,
                     allowed_decisions=allowedDecisions,
                     metadata=metadata,
+                    batch_id=batchId,
                 )
         except ApprovalError as exc:
             raise tool_error(str(exc)) from exc

@@ -31,10 +31,12 @@ from bot.devslack.limits import (
 from bot.errors import NotFound
 from bot.models import Approval, ApprovalRequest, Priority, Status, utcnow
 from bot.policy import Routing
+from bot.sdk import ApprovalClient
 from bot.service import ApprovalService
 from bot.slack.cards.batch import render_batch_result, render_batch_summary
 from bot.store import SQLiteStore, open_store
 from tests.conftest import (
+    AGENT_TOKEN,
     SIGNING_SECRET,
     RigFactory,
     Running,
@@ -437,6 +439,13 @@ async def test_batch_id_has_run_ids_limits(bot: Running, batch_id: Any, status: 
     assert answer == status, record
     if status == 422:
         assert "batchId" in json.dumps(record)
+
+
+async def test_the_sdk_sends_a_batch_id(bot: Running) -> None:
+    async with ApprovalClient(bot.url, AGENT_TOKEN) as client:
+        approval = await client.submit("deploy_service", {"service": "web"}, batch_id="wave-8")
+    _, record = await bot.call("GET", f"/v1/approvals/{approval.id}")
+    assert record["batchId"] == "wave-8"
 
 
 # -- App Home --------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class GateFields(TypedDict, total=False):
     on_timeout: OnTimeout | str | None
     allowed_decisions: Sequence[DecisionKind | str] | None
     metadata: Mapping[str, Any] | None
+    #: groups approvals for "Approve all" / "Reject all" (else `requester.runId` does)
+    batch_id: str | None
 
 
 class SubmitFields(GateFields, total=False):
@@ -73,6 +75,7 @@ _WIRE_NAMES = {
     "allowed_decisions": "allowedDecisions",
     "metadata": "metadata",
     "preview": "preview",
+    "batch_id": "batchId",
 }
 
 
