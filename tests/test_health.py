@@ -4,6 +4,7 @@ secret: not its 503s to agents, not its notes to Slack users, not a configuratio
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 import signal
 import sqlite3
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from bot.config import ConfigError, Settings
 from tests.conftest import Running, SlackRig, bot_settings, pg_database, start_bot, until
@@ -90,6 +92,9 @@ async def test_healthz_fails_when_postgres_cannot_write_in_time(
         other.rollback()
     assert (status, body["ok"]) == (503, False)
     assert "password" not in str(body) and "cannot be used" in body["checks"]["store"]
+    where = conninfo_to_dict(pg_url)
+    for secret in (where["host"], where["dbname"], str(where.get("port", ""))):
+        assert secret not in json.dumps(body), secret  # agents are not told where it is
 
 
 async def test_no_database_path_reaches_agents_or_slack_users(rig: SlackRig, db_path: Path) -> None:

@@ -141,6 +141,14 @@ class PostgresStore:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _unavailable(self, exc: Exception) -> Unavailable:
+        """What agents and Slack users are told: the kind of failure, never where the database
+        is (PostgreSQL's own messages name its host); the log says where and what."""
+        log.warning("the database %s cannot be used: %s", _describe(self.url), exc)
+        return Unavailable(f"the database cannot be used ({type(exc).__name__})")
+
+    def _unreachable(self, exc: Exception) -> Unavailable:
+        """Connecting failed (at start, or the LISTEN connection): for whoever runs the bot,
+        where the database is, never the password."""
         return Unavailable(f"the database {_describe(self.url)} cannot be used: {exc}")
 
     @contextlib.asynccontextmanager
@@ -167,7 +175,7 @@ class PostgresStore:
                 self.url, autocommit=True, connect_timeout=max(1, round(self.connect_timeout))
             )
         except psycopg.Error as exc:
-            raise self._unavailable(exc) from exc
+            raise self._unreachable(exc) from exc
 
     @staticmethod
     async def _utc(conn: Connection) -> None:
@@ -191,7 +199,7 @@ class PostgresStore:
             await pool.open(wait=True, timeout=self.connect_timeout)
         except psycopg.Error as exc:
             await pool.close()
-            raise self._unavailable(exc) from exc
+            raise self._unreachable(exc) from exc
         self._pool = pool
         self._tasks.append(asyncio.get_running_loop().create_task(self._renew_leases()))
 
