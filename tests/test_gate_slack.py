@@ -144,6 +144,25 @@ async def test_a_non_member_of_a_public_channel_cannot_decide_its_card(
     assert decided["decision"]["decidedBy"] == "U0ALICE"
 
 
+async def test_the_requester_s_own_app_home_entry_offers_no_approve(make_rig: RigFactory) -> None:
+    """The requester may reject their own call, never approve or edit it: their App Home
+    offers only what they may do, where it offered buttons that were always refused."""
+    rig = await make_rig()
+    record = await rig.bot.submit(requester={"agent": "bot", "slackUser": "U0DAVE"})
+
+    def actions(home: Any) -> set[str]:
+        return {
+            element["action_id"]
+            for block in home.blocks
+            if block["type"] == "actions" and record["id"] in block.get("block_id", "")
+            for element in block["elements"]
+        }
+
+    assert {"approve", "edit", "reject"} <= actions(await home_of(rig, "U0ALICE"))
+    own = actions(await home_of(rig, "U0DAVE"))
+    assert "reject" in own and not {"approve", "edit"} & own
+
+
 async def _refused_by(rig: SlackRig, user: str) -> list[str]:
     return [reason for actor, reason in await refusals(rig) if actor == user]
 

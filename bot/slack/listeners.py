@@ -251,7 +251,7 @@ class Listeners:
         more = [block for section in self.home_sections for block in await section(user)]
         try:
             notes = backlog_lines(self.backlog)  # channels whose cards queue behind Slack's limit
-            view = render_home(pending, recent, notes=notes, more=more)
+            view = render_home(pending, recent, notes=notes, more=more, viewer=user)
             await client.views_publish(user_id=user, view=view)
         except SlackApiError as exc:
             log.warning("App Home for %s not published: %s", user, exc.response.get("error"))

@@ -45,12 +45,16 @@ def decision_buttons(
     view_args: bool,
     view_preview: bool = False,
     only: DecisionKind | None = None,
+    requester: bool = False,
 ) -> Block | None:
     """The allowed decisions (or just `only`), "Approve & allow…" after Approve where the
     rule allows standing approvals, then "View full arguments" when `view_args`
-    and "View full preview" when `view_preview`; None when there is no button to show."""
+    and "View full preview" when `view_preview`; None when there is no button to show.
+    Shown to the `requester` themselves (App Home), no Approve or Edit: they may not."""
     value = vote_value(approval.id, approval.args_version)
     allowed = set(approval.allowed_decisions)
+    if requester:
+        allowed -= {DecisionKind.APPROVE, DecisionKind.EDIT}
     elements = []
     for kind, action_id, label, style in _BUTTONS:
         if kind not in allowed or only not in (None, kind):

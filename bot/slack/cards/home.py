@@ -71,7 +71,7 @@ def _prompt_block(approval: Approval) -> list[Block]:
     return [{"type": "context", "block_id": block_id("prompt", approval.id), "elements": elements}]
 
 
-def _entry(approval: Approval, *, buttons: bool) -> list[Block]:
+def _entry(approval: Approval, *, buttons: bool, viewer: str | None = None) -> list[Block]:
     blocks = [section(summary_line(approval), block_id=block_id("entry", approval.id))]
     blocks.extend(_prompt_block(approval))
     if buttons and approval.is_pending:
@@ -89,7 +89,8 @@ def _entry(approval: Approval, *, buttons: bool) -> list[Block]:
                 approval, chars=HOME_PREVIEW_CHARS, lines=HOME_PREVIEW_LINES
             )
             blocks.append(preview)
-        actions = decision_buttons(approval, view_args=cut, view_preview=preview_cut)
+        own = viewer is not None and viewer == approval.requester.slack_user
+        actions = decision_buttons(approval, view_args=cut, view_preview=preview_cut, requester=own)
         if actions is not None:
             blocks.append(actions)
     elif not approval.is_pending:
@@ -103,12 +104,14 @@ def render_home(
     *,
     notes: Sequence[str] = (),
     more: Sequence[Block] = (),
+    viewer: str | None = None,
 ) -> View:
     """The App Home tab: what the viewer can act on, with its arguments and buttons, then
     `more` (sections of their own, such as active standing approvals), then their recent
     decisions.
 
     `notes` are trusted mrkdwn lines shown under the first header (e.g. a channel's backlog).
+    The `viewer`'s own requests offer no Approve or Edit.
     """
     blocks: list[Block] = [
         {"type": "header", "text": plain("Waiting for you", 150)},
@@ -126,7 +129,7 @@ def render_home(
     room = MAX_HOME_BLOCKS - len(blocks) - len(more) - len(decided) - 1
     shown = 0
     for approval in pending[:MAX_WAITING]:
-        entry = [*_entry(approval, buttons=True), {"type": "divider"}]
+        entry = [*_entry(approval, buttons=True, viewer=viewer), {"type": "divider"}]
         if len(entry) > room:
             break
         blocks.extend(entry)
