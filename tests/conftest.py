@@ -190,7 +190,7 @@ BOT_TOKEN = "xoxb-test-token"
 
 @dataclass
 class SlackRig:
-    """The bot wired to a real fake Slack, plus a person's hands to click with."""
+    """The bot wired to the local Slack emulator, plus a person's hands to click with."""
 
     bot: Running
     workspace: Any

@@ -1,4 +1,4 @@
-"""The Microsoft Agent Framework adapter: a scripted chat client, the real Agent, fake Slack."""
+"""The Microsoft Agent Framework adapter: a scripted chat client, the real Agent, local Slack."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The AutoGen (ag2) middleware: a scripted model, the real Agent, decisions in the fake Slack."""
+"""The AutoGen (ag2) middleware: a scripted model, the real Agent, decisions in the local Slack."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Claude Agent SDK adapter: the real SDK, a scripted Claude Code, decisions in the fake Slack.
+"""The Claude Agent SDK adapter: the real SDK, a scripted Claude Code, decisions in the local Slack.
 
 `ScriptedClaude` is a `Transport` (the SDK's own seam for talking to Claude Code) that plays
 the CLI and a scripted model: it answers the SDK's `initialize`, asks `PreToolUse` hooks and

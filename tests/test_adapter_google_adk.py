@@ -1,4 +1,4 @@
-"""The Google ADK adapter: a scripted model, the real Agent and Runner, decisions in fake Slack."""
+"""The Google ADK adapter: a scripted model, the real Agent and Runner, the local Slack."""
 
 from __future__ import annotations
 

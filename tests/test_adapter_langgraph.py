@@ -1,4 +1,4 @@
-"""LangChain and LangGraph against the real bot and fake Slack, with scripted offline models."""
+"""LangChain and LangGraph against the real bot and local Slack, with scripted offline models."""
 
 from __future__ import annotations
 

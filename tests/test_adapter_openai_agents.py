@@ -1,4 +1,4 @@
-"""The OpenAI Agents SDK adapter: a scripted model, the real Runner, decisions in the fake Slack."""
+"""The OpenAI Agents SDK adapter: a scripted model, the real Runner, decisions in local Slack."""
 
 from __future__ import annotations
 

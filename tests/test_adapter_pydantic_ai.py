@@ -1,4 +1,4 @@
-"""The Pydantic AI adapter: FunctionModel and TestModel, the real agent, decisions in fake Slack."""
+"""The Pydantic AI adapter: FunctionModel and TestModel, the real agent, local Slack."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Strands adapter: a scripted model, the real Agent and hooks, decisions in the fake Slack."""
+"""The Strands adapter: a scripted model, the real Agent and hooks, decisions in the local Slack."""
 
 from __future__ import annotations
 

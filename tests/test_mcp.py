@@ -1,4 +1,4 @@
-"""The MCP approval gate: real MCP client sessions against the server, decisions in fake Slack."""
+"""The MCP approval gate: real MCP client sessions, decisions in local Slack."""
 
 from __future__ import annotations
 

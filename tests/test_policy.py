@@ -1,4 +1,4 @@
-"""Policies through the real bot and the fake Slack: routing, approvers, N-of-M, timeouts,
+"""Policies through the real bot and the local Slack: routing, approvers, N-of-M, timeouts,
 escalation, App Home and /approvals. The routing file is the README's own example."""
 
 from __future__ import annotations
