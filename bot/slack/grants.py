@@ -25,8 +25,6 @@ from bot.slack.cards import (
     EditErrors,
     parse_allow_submission,
     read_click,
-    read_modal_vote,
-    read_user,
     render_grants_section,
 )
 from bot.slack.cards.grants import SPAN_BLOCK
@@ -55,13 +53,9 @@ class GrantListeners:
 
     async def allow_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         """ "Approve & allow": approve (answered once committed), and propose the grant."""
-        user = read_user(body)
-        try:
-            approval_id, seen = read_modal_vote(body["view"]["private_metadata"])
-            approval = await self.service.get(approval_id)
-        except (BotError, ValueError) as exc:
-            await self.listeners.refused_in_modal(ack, exc)
+        if (vote := await self.listeners.modal_vote(ack, body)) is None:
             return
+        user, approval, seen = vote
         try:
             terms = parse_allow_submission(approval, body["view"]["state"]["values"])
         except EditErrors as exc:

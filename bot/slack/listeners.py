@@ -432,14 +432,22 @@ class Listeners:
             return
         await self._reject_from_modal(ack, body, Action.FEEDBACK, text)
 
-    async def edit_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
-        user = read_user(body)
+    async def modal_vote(
+        self, ack: AsyncAck, body: dict[str, Any]
+    ) -> tuple[str, Approval, str | None] | None:
+        """Who submitted a vote's modal, its approval and the arguments version it showed;
+        None once the modal is told why not (unreadable, or the approval is gone)."""
         try:
             approval_id, seen = read_modal_vote(body["view"]["private_metadata"])
-            approval = await self.service.get(approval_id)
+            return read_user(body), await self.service.get(approval_id), seen
         except (BotError, ValueError) as exc:
             await self.refused_in_modal(ack, exc)
+            return None
+
+    async def edit_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        if (vote := await self.modal_vote(ack, body)) is None:
             return
+        user, approval, seen = vote
         try:
             edit = parse_edit_submission(approval, body["view"]["state"]["values"])
         except EditErrors as exc:
