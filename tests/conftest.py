@@ -273,6 +273,30 @@ async def rig(db_path: Path, workspace: Any) -> AsyncIterator[SlackRig]:
     await server.close()
 
 
+@contextlib.asynccontextmanager
+async def slack_replicas(
+    pg_server: str, workspace: Any, config: Path, count: int = 2
+) -> AsyncIterator[list[SlackRig]]:
+    """`count` bots on one throwaway PostgreSQL database and one Slack, routed by `config`,
+    each with its own Slack hands."""
+    from bot.devslack import Deliverer
+
+    with pg_database(pg_server) as url:
+        async with contextlib.AsyncExitStack() as stack:
+            rigs = []
+            for _ in range(count):
+                settings = slack_settings(url, workspace.base_url, config=str(config))  # type: ignore[arg-type]
+                server = await start_slack_bot(settings)
+                stack.push_async_callback(server.close)
+                http = await stack.enter_async_context(aiohttp.ClientSession())
+                events = str(server.make_url("/slack/events"))
+                hands = await stack.enter_async_context(
+                    Deliverer(workspace, events, SIGNING_SECRET)
+                )
+                rigs.append(SlackRig(Running(server, http, settings), workspace, hands))
+            yield rigs
+
+
 RigFactory = Callable[..., Awaitable[SlackRig]]
 
 

@@ -17,11 +17,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bot.batches import BatchRef, BatchService, BatchView, Shown
-from bot.devslack import Deliverer, payloads
+from bot.devslack import payloads
 from bot.devslack.limits import (
     MAX_BLOCKS_TEXT,
     blocks_text_length,
@@ -37,13 +36,10 @@ from bot.slack.cards.batch import render_batch_result, render_batch_summary
 from bot.store import SQLiteStore, open_store
 from tests.conftest import (
     AGENT_TOKEN,
-    SIGNING_SECRET,
     RigFactory,
     Running,
     SlackRig,
-    pg_database,
-    slack_settings,
-    start_slack_bot,
+    slack_replicas,
     until,
 )
 
@@ -680,23 +676,8 @@ async def replicas(pg_server: str, workspace: Any, tmp_path: Path) -> AsyncItera
     """Two bots on one PostgreSQL database and one Slack, each with its own Slack hands."""
     config = tmp_path / "approvals.toml"
     config.write_text(RULES)
-    with pg_database(pg_server) as url:
-        started: list[tuple[Any, aiohttp.ClientSession, Deliverer]] = []
-        rigs = []
-        for _ in range(2):
-            settings = slack_settings(url, workspace.base_url, config=str(config))  # type: ignore[arg-type]
-            server = await start_slack_bot(settings)
-            http = aiohttp.ClientSession()
-            hands = Deliverer(workspace, str(server.make_url("/slack/events")), SIGNING_SECRET)
-            started.append((server, http, hands))
-            rigs.append(SlackRig(Running(server, http, settings), workspace, hands))
-        try:
-            yield rigs
-        finally:
-            for server, http, hands in started:
-                await hands.close()
-                await http.close()
-                await server.close()
+    async with slack_replicas(pg_server, workspace, config) as rigs:
+        yield rigs
 
 
 async def test_replicas_post_one_summary_and_decide_it_through_either(

@@ -14,12 +14,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bot.app import BOT
 from bot.config import ConfigError
-from bot.devslack import Deliverer
 from bot.devslack.limits import validate_view
 from bot.errors import NotAllowed
 from bot.grants import Grant, StandingTerms, parse_duration, revoke, same_json, span_choices
@@ -29,13 +27,10 @@ from bot.service import ApprovalService
 from bot.slack.cards.grants import parse_allow_submission, render_allow_modal
 from bot.store import open_store
 from tests.conftest import (
-    SIGNING_SECRET,
     RigFactory,
     Running,
     SlackRig,
-    pg_database,
-    slack_settings,
-    start_slack_bot,
+    slack_replicas,
     until,
 )
 from tests.slack_support import actions_of, text_of
@@ -617,23 +612,8 @@ async def replicas(pg_server: str, workspace: Any, tmp_path: Path) -> AsyncItera
     """Two bots on one PostgreSQL database and one Slack, each with its own Slack hands."""
     config = tmp_path / "approvals.toml"
     config.write_text(RULES)
-    with pg_database(pg_server) as url:
-        started: list[tuple[Any, aiohttp.ClientSession, Deliverer]] = []
-        rigs = []
-        for _ in range(2):
-            settings = slack_settings(url, workspace.base_url, config=str(config))  # type: ignore[arg-type]
-            server = await start_slack_bot(settings)
-            http = aiohttp.ClientSession()
-            hands = Deliverer(workspace, str(server.make_url("/slack/events")), SIGNING_SECRET)
-            started.append((server, http, hands))
-            rigs.append(SlackRig(Running(server, http, settings), workspace, hands))
-        try:
-            yield rigs
-        finally:
-            for server, http, hands in started:
-                await hands.close()
-                await http.close()
-                await server.close()
+    async with slack_replicas(pg_server, workspace, config) as rigs:
+        yield rigs
 
 
 async def test_replicas_share_grants_their_use_and_their_revocation(
