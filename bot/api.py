@@ -388,6 +388,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.write(b"retry: 1000\n\n")
     with contextlib.suppress(ConnectionResetError):
         while True:
+            armed = broadcast.armed()
             batch = await service.store.events_since(last, states_only=True)
             for event in batch:
                 status = event.name
@@ -400,7 +401,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 continue
             if broadcast.closed:
                 break
-            if not await broadcast.wait(SSE_HEARTBEAT):
+            if not await broadcast.wait(SSE_HEARTBEAT, armed):
                 await response.write(b": keep-alive\n\n")
     return response
 

@@ -46,9 +46,14 @@ class Broadcast:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout: float) -> bool:
-        """True when notified within `timeout` seconds."""
-        event = self._event
+    def armed(self) -> asyncio.Event:
+        """What `wait` waits for, taken *before* reading the store: a change committed while
+        the read runs has then already set it, and is never slept through."""
+        return self._event
+
+    async def wait(self, timeout: float, armed: asyncio.Event | None = None) -> bool:
+        """True when notified within `timeout` seconds (or since `armed` was taken)."""
+        event = armed or self._event
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await event.wait()
