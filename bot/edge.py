@@ -51,6 +51,7 @@ __all__ = [
     "answer_and_close",
     "connection_limit",
     "hung_up",
+    "listen_backlog",
     "read_body",
     "refuse",
     "run",
@@ -68,11 +69,10 @@ LINGER = 2.0
 KEEPALIVE = 75.0
 #: at most this many connections whatever the descriptor limit
 MAX_CONNECTIONS = 16384
-#: the listen backlog; asyncio accepts up to this many connections in one go, each holding a
-#: descriptor before the server sees any, so the cap leaves room for a whole burst
+#: the listen backlog at most (see `listen_backlog`)
 BACKLOG = 128
 #: descriptors kept for the rest: the store, Slack's and the webhooks' connection pools, logs
-RESERVE = 64
+RESERVE = 96
 
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
@@ -86,13 +86,28 @@ _BUSY = (
 assert len(_BUSY.partition(b"\r\n\r\n")[2]) == 78
 
 
-def connection_limit() -> int:
-    """Connections to accept at most: the descriptor limit (`ulimit -n`) less a burst of
-    accepts and the descriptors everything else needs: 768 of 1024, 64 of 256."""
+def _descriptors() -> int | None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft <= 0:
+    return None if soft == resource.RLIM_INFINITY or soft <= 0 else soft
+
+
+def listen_backlog() -> int:
+    """The listen backlog: 1/32 of the descriptor limit, 8 to `BACKLOG`. asyncio accepts up to
+    this many connections in one turn of the loop, each holding a descriptor before the server
+    sees it; the server's refusals and evictions free theirs two turns later. So about four
+    bursts are in flight at once, and a small burst keeps a small limit safe."""
+    soft = _descriptors()
+    return BACKLOG if soft is None else max(8, min(BACKLOG, soft // 32))
+
+
+def connection_limit() -> int:
+    """Connections to accept at most: the descriptor limit (`ulimit -n`) less four accept
+    bursts and the descriptors everything else needs: 768 of 1024, 128 of 256."""
+    soft = _descriptors()
+    if soft is None:
         return MAX_CONNECTIONS
-    return max(8, min(MAX_CONNECTIONS, soft - BACKLOG - max(RESERVE, soft // 8)))
+    spare = 4 * listen_backlog() + max(RESERVE, soft // 8)
+    return max(8, min(MAX_CONNECTIONS, soft - spare))
 
 
 class SlowBody(BadRequest):
@@ -355,7 +370,7 @@ def run(
         runner = BotRunner(app, shutdown_timeout=shutdown_timeout, **runner_kwargs)
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port, backlog=BACKLOG).start()
+            await web.TCPSite(runner, host, port, backlog=listen_backlog()).start()
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
