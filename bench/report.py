@@ -64,6 +64,18 @@ def _ack(m: JSON) -> Iterator[Row]:
         yield f"{what}: bot CPU a click", ms(per), _target("ack.cpu_ms_per_click", per)
 
 
+def _burst(m: JSON) -> Iterator[Row]:
+    what = f"Approve on {m['clicks']} cards back to back ({m['in_flight']} in flight)"
+    rate = m["decisions_per_s"]
+    yield f"{what}: decisions a second", f"{rate:,.0f}/s", _target("burst.decisions_per_s", rate)
+    yield from _latency(f"{what}: click → agent woken", m["click_ms"], "burst.click_ms")
+    woken = f"{m['answered']}/{m['clicks']} answered, {m['woken']}/{m['clicks']} woken"
+    yield f"{what}: answered and woken", woken, "all"
+    yield f"{what}: bot CPU a click", ms(m["cpu_ms_per_click"]), ""
+    rewritten = f"{m['rewritten']}/{m['clicks']}, the last after {m['rewrite_seconds']:g} s"
+    yield f"{what}: cards rewritten (Tier 3 pace)", rewritten, "all"
+
+
 def _kills(m: JSON) -> Iterator[Row]:
     what = f"kill -9 ×{m['rounds']} amid {m['rate_per_s']:g} clicks/s: answered clicks lost"
     lost = f"{m['lost']} of {m['answered']:,} answered ({m['sent']:,} sent)"
@@ -153,6 +165,7 @@ SECTIONS: dict[str, Callable[[JSON], Iterator[Row]]] = {
     "wake": _wake,
     "idle": _idle,
     "ack": _ack,
+    "burst": _burst,
     "kills": _kills,
     "cards": _cards,
     "rewrites": _rewrites,

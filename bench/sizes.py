@@ -20,6 +20,9 @@ class Sizes:
     #: agents waiting idle, and for how long the bot's CPU is watched
     idle_waiters: int = 10_000
     idle_seconds: float = 30.0
+    #: clicks sent back to back, each on a card an agent waits on
+    burst_clicks: int = 200
+    burst_in_flight: int = 8
     #: Slack interactions a second, and for how long
     ack_rate: float = 200.0
     ack_seconds: float = 20.0
@@ -65,6 +68,8 @@ QUICK = Sizes(
     waiters=10,
     idle_waiters=100,
     idle_seconds=1.0,
+    burst_clicks=8,
+    burst_in_flight=2,
     ack_rate=50.0,
     ack_seconds=1.0,
     kill_rounds=2,

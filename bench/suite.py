@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ack import Ack, measure_ack
+from bench.burst import measure_burst
 from bench.cards import measure_cards
 from bench.hostile import measure_hostile
 from bench.idle import measure_idle
@@ -35,6 +36,7 @@ MEASURES = (
     "wake",
     "idle",
     "ack",
+    "burst",
     "kills",
     "cards",
     "rewrites",
@@ -72,6 +74,12 @@ async def _measure(name: str, sizes: Sizes) -> Any:
     if name == "ack":
         say(f"ack: {sizes.ack_rate:g} clicks/s for {sizes.ack_seconds:g} s")
         return await measure_ack(sizes.ack_rate, sizes.ack_seconds)
+    if name == "burst":
+        say(
+            f"burst: Approve on {sizes.burst_clicks} cards back to back, "
+            f"{sizes.burst_in_flight} in flight, an agent waiting on each"
+        )
+        return await measure_burst(sizes.burst_clicks, sizes.burst_in_flight)
     if name == "kills":
         say(
             f"kills: {sizes.kill_rounds} × kill -9 amid {sizes.kill_rate:g} clicks/s "

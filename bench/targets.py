@@ -42,6 +42,8 @@ TARGETS = (
     Target("idle waiters: bot RSS", ("idle", "rss_mb"), 300, True, " MB"),
     Target("Slack ack, p99", ("ack", "ms", "p99"), 50, True, " ms"),
     Target("bot CPU a click at 200 clicks/s", ("ack", "cpu_ms_per_click"), 1, True, " ms"),
+    Target("burst of clicks: decisions a second", ("burst", "decisions_per_s"), 800, False, "/s"),
+    Target("burst of clicks: click → agent, p99", ("burst", "click_ms", "p99"), 25, True, " ms"),
     Target("answered clicks lost to kill -9", ("kills", "lost"), 0, True, ""),
     Target(
         "chat.update calls in the busiest minute of a burst",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.errors import BadRequest
@@ -42,6 +43,7 @@ __all__ = [
     "BODY_DEADLINE",
     "EDGE",
     "LINGER",
+    "AccessLog",
     "BotRunner",
     "BrokenBody",
     "ClientGone",
@@ -309,6 +311,30 @@ class _ClientFaults(logging.Filter):
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
+
+
+class AccessLog(AbstractAccessLogger):
+    """One line a request, `127.0.0.1 "POST /slack/events HTTP/1.1" 200 0 0.001672s`: what
+    aiohttp's logger prints for `%a "%r" %s %b %Tfs`, in one step instead of six (its lines
+    were a tenth of a click's work). The log line's own time stands in for aiohttp's `%t`."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        version = request.version
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %d %.6fs',
+            request.remote or "-",
+            request.method,
+            request.path_qs,
+            version.major,
+            version.minor,
+            response.status,
+            response.body_length,
+            time,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
 
 
 #: the logger the bot's HTTP server reports through (in place of `aiohttp.server`)

@@ -226,7 +226,8 @@ class Requester(WireModel):
     @model_validator(mode="after")
     def _plain(self) -> Requester:
         """Extra keys are the agent's too: plain JSON, like `args` (a 422, never a 500)."""
-        check_plain_json(self.model_extra or {})
+        if self.model_extra:
+            check_plain_json(self.model_extra)
         return self
 
 

@@ -39,6 +39,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
         "wake",
         "idle",
         "ack",
+        "burst",
         "kills",
         "cards",
         "rewrites",
@@ -64,6 +65,12 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert ack["sent"] == round(QUICK.ack_rate * QUICK.ack_seconds)
     assert ack["ok"] == ack["decided"] == ack["sent"]
     assert_latency(ack["ms"], ack["sent"])
+
+    burst = results["burst"]
+    clicks = QUICK.burst_clicks
+    assert burst["answered"] == burst["woken"] == burst["rewritten"] == clicks
+    assert_latency(burst["click_ms"], clicks)
+    assert burst["decisions_per_s"] > 0 and burst["cpu_ms_per_click"] > 0
 
     kills = results["kills"]
     assert kills["sent"] == QUICK.kill_rounds * round(QUICK.kill_rate * QUICK.kill_seconds)
@@ -108,6 +115,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert "click on A → agent waiting on C" in table
     assert "hostile submissions/s" in table
     assert "answered clicks lost" in table
+    assert "decisions a second" in table
 
 
 @pytest.mark.timeout(120)

@@ -264,3 +264,29 @@ async def test_observer_failure_does_not_undo_a_decision(service: ApprovalServic
     approval, _ = await service.submit(request())
     decided = await service.decide(approval.id, approved=True, decided_by="U0ALICE")
     assert decided.status is Status.APPROVED
+
+
+@pytest.mark.parametrize(
+    "votes",
+    [
+        pytest.param([("U0ALICE", None)], id="one-of-one"),
+        pytest.param([("U0ALICE", {"version": "2"})], id="edited-one-of-one"),
+        pytest.param([("U0ALICE", None), ("U0BOB", None)], id="two-of-two"),
+        pytest.param([("U0ALICE", {"version": "2"}), ("U0BOB", None)], id="edited-then-approved"),
+    ],
+)
+async def test_the_deciding_vote_answers_the_record_as_stored(
+    store: SQLiteStore, votes: list[tuple[str, dict[str, Any] | None]]
+) -> None:
+    """The vote that decides answers its record without reading it back: it must be exactly
+    what the store then holds, on each engine, edits and progress included."""
+    rule = Rule(tools=["*"], approvers=["U0ALICE", "U0BOB"], required_approvals=len(votes))
+    service = ApprovalService(store, default_channel="C0OPS", router=Routing(rules=[rule]))
+    approval, _ = await service.submit(request())
+    for user, args in votes:
+        seen = (await store.get(approval.id)).args_version  # what the voter was shown
+        answered = await service.approve(approval.id, user=user, approved_args=args, seen=seen)
+    assert answered.status is Status.APPROVED
+    stored = await store.get(approval.id)
+    assert answered.to_wire() == stored.to_wire()
+    assert answered.progress == stored.progress and answered.policy == stored.policy

@@ -455,10 +455,14 @@ class CardPoster:
 
     async def show(self, approval: Approval) -> None:
         """Show the approval as it stands on each of its cards (a vote was counted, the
-        arguments were edited, it was decided), each drawn when its `chat.update` turn comes."""
+        arguments were edited, it was decided), each drawn when its `chat.update` turn comes.
+
+        A pending card is drawn at once too: when it shows that already (a vote it counted),
+        nothing waits for a turn. A decision is news to its card, so it is drawn only then."""
         draw = self._drawer(approval.id)
+        drawn = self.render(approval) if approval.is_pending else None
         for channel, ts in await self.cards(approval):
-            await self.update(channel, ts, draw, drawn=self.render(approval))
+            await self.update(channel, ts, draw, drawn=drawn)
 
     def _drawer(self, approval_id: str) -> Callable[[], Awaitable[Message]]:
         """Draws the approval's card as the approval is when called."""

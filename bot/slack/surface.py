@@ -5,10 +5,11 @@ Socket Mode), the card outbox worker with its per-channel pacing, and Slack's pl
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from bot.config import Settings
 from bot.edge import read_body, refuse
 from bot.errors import Unavailable
 from bot.outbox import OutboxWorker
-from bot.slack.cards import read_click
+from bot.slack.cards import APPROVE_ACTION, read_click
 from bot.slack.listeners import register_listeners
 from bot.slack.lookups import SlackChannels, SlackGroups, answer_by
 from bot.slack.pacing import ChannelPacer, Turns
@@ -39,6 +40,9 @@ from bot.slack.signature import signed_by_slack, signed_in_time
 __all__ = ["SlackReachability", "SlackSurface", "make_client"]
 
 log = logging.getLogger(__name__)
+
+#: a listener called for a click without Bolt: `(ack=, body=, client=)`, as Bolt calls it
+DirectListener = Callable[..., Awaitable[None]]
 
 
 #: Bolt reads every payload kind with these for each listener, middleware and error handler
@@ -54,13 +58,13 @@ _BOLT_READERS = (
 )
 
 
-def bolt_request_of(body: bytes, request: web.Request) -> AsyncBoltRequest:
-    """Bolt's request for a body already checked to be Slack's, or ValueError.
+def slack_text(body: bytes) -> str:
+    """The text of a body already checked to be Slack's: an interaction's JSON payload, else
+    the body as it is (an event's JSON, a slash command's form); ValueError when unreadable.
 
     An interaction is a form whose field `payload` holds JSON. Its value is unquoted here
-    with yarl's C unquoter and handed to Bolt as the JSON it is: Bolt would use the standard
-    library's pure-Python one, about 4× slower on a click's payload (which holds the whole
-    card), and that was the largest piece of a click's work before its answer.
+    with yarl's C unquoter: Bolt would use the standard library's pure-Python one, about 4×
+    slower on a click's payload (which holds the whole card).
     """
     text = body.decode()
     if not text.startswith("{") and "payload" in text:
@@ -69,7 +73,23 @@ def bolt_request_of(body: bytes, request: web.Request) -> AsyncBoltRequest:
             if not payload.lstrip().startswith("{"):
                 raise ValueError("the form field payload holds no JSON object")
             text = payload
+    return text
+
+
+def bolt_request_of(text: str, request: web.Request) -> AsyncBoltRequest:
+    """Bolt's request for the text `slack_text` read."""
     return AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
+
+
+def direct_action(payload: Any) -> str | None:
+    """The action id of a click on one button (`block_actions` with one action), else None."""
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+        return None
+    actions = payload.get("actions")
+    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
+        return None
+    action_id = actions[0].get("action_id")
+    return action_id if isinstance(action_id, str) else None
 
 
 def bolt_can_read(body: Any) -> bool:
@@ -194,6 +214,13 @@ class SlackSurface:
     backlog: Counter[str] = field(default_factory=Counter)
     #: clicks and events answered and still being handled
     handling: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+    #: buttons whose clicks skip Bolt (`dispatch`): the listener is called as Bolt would,
+    #: without Bolt's per-request context, middleware chain and listener matching
+    direct: dict[str, DirectListener] = field(default_factory=dict, init=False)
+    #: what a direct listener's failure is answered with (Bolt's error hook, `Listeners.refuse`)
+    refuse: Callable[[Exception, BoltResponse | None], Awaitable[BoltResponse | None]] = field(
+        init=False
+    )
 
     def __post_init__(self) -> None:
         self.client = make_client(self.settings)
@@ -228,6 +255,8 @@ class SlackSurface:
         bot.service.channels = SlackChannels(self.client)
         listeners = register_listeners(self.bolt, bot.service)
         listeners.backlog = self.backlog
+        self.refuse = listeners.refuse
+        self.direct[APPROVE_ACTION] = listeners.approve
         if not self.socket_mode:
             app.router.add_post("/slack/events", self.dispatch)
 
@@ -245,7 +274,16 @@ class SlackSurface:
         if not signed_by_slack(self.settings.slack_signing_secret or "", body, request.headers):
             return web.json_response({"error": "invalid_signature"}, status=401)
         try:
-            bolt_request = bolt_request_of(body, request)
+            text = slack_text(body)
+            payload = json.loads(text) if text.startswith("{") else None
+        except (ValueError, RecursionError) as exc:
+            log.warning("unreadable Slack request refused: %.200r", exc)
+            return web.json_response({"error": "bad_request"}, status=400)
+        listener = self.direct.get(direct_action(payload) or "")
+        if listener is not None and isinstance(payload, dict) and bolt_can_read(payload):
+            return await self._answer_on_ack(*self._handle_direct(listener, payload))
+        try:
+            bolt_request = bolt_request_of(text, request)
         except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
             log.warning("unreadable Slack request refused: %.200r", exc)
             return web.json_response({"error": "bad_request"}, status=400)
@@ -258,18 +296,39 @@ class SlackSurface:
             log.warning("Slack request refused with 400: %.200r", exc)
             return web.json_response({"error": "bad_request"}, status=400)
         if on_ack:
-            return await self._answer_on_ack(bolt_request)
+            ack = bolt_request.context["ack"] = AnswerAck(self.handling)
+            return await self._answer_on_ack(ack, self.bolt.async_dispatch(bolt_request))
         token = answer_by.set(None)  # the deadline Bolt's middleware sets ends with the request
         try:
             return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
         finally:
             answer_by.reset(token)
 
-    async def _answer_on_ack(self, bolt_request: AsyncBoltRequest) -> web.Response:
+    def _handle_direct(
+        self, listener: DirectListener, body: dict[str, Any]
+    ) -> tuple[AnswerAck, Coroutine[Any, Any, BoltResponse | None]]:
+        """A click's listener called as Bolt calls it: with `ack`, `body` and `client`, the
+        answer deadline set, and a failure before `ack()` answered by the error hook (a 400
+        for an unreadable click) or 500."""
+        ack = AnswerAck(self.handling)
+
+        async def handle() -> BoltResponse | None:
+            answer_by.set(asyncio.get_running_loop().time() + ANSWER_WITHIN)
+            try:
+                await listener(ack=ack, body=body, client=self.client)
+            except Exception as exc:
+                failed = None if ack.given.is_set() else BoltResponse(status=500, body="")
+                return await self.refuse(exc, failed) or failed
+            return None
+
+        return ack, handle()
+
+    async def _answer_on_ack(
+        self, ack: AnswerAck, handling: Coroutine[Any, Any, BoltResponse | None]
+    ) -> web.Response:
         """Handle a click or event and answer 200 once its listener calls `ack()` (after the
-        decision's commit, for a click), or with Bolt's answer when it fails first."""
-        ack = bolt_request.context["ack"] = AnswerAck(self.handling)
-        task = asyncio.create_task(self.bolt.async_dispatch(bolt_request))
+        decision's commit, for a click), or with the handler's answer when it fails first."""
+        task = asyncio.create_task(handling)
         self.handling.add(task)
         task.add_done_callback(self.handling.discard)
         acked = asyncio.create_task(ack.given.wait())

@@ -419,7 +419,10 @@ class PostgresStore:
         decision: Decision,
         *,
         cards: bool = True,
+        current: Approval | None = None,
     ) -> tuple[Approval, int]:
+        """Decide `approval_id` from pending; `current`: its record as this transaction has it
+        (read and changed here), which the decided record is made from instead of read again."""
         cursor = await conn.execute(
             """
             WITH decided AS (
@@ -446,9 +449,12 @@ class PostgresStore:
                 "at": decision.decided_at,
             },
         )
-        approval = await self._fetch(conn, approval_id)  # read together with the update
+        if current is None:
+            approval = await self._fetch(conn, approval_id)  # read together with the update
+        else:
+            approval = current.model_copy(update={"status": status, "decision": decision})
         if await cursor.fetchone() is None:  # the compare-and-set lost: somebody decided first
-            raise AlreadyDecided(approval)
+            raise AlreadyDecided(await self._fetch(conn, approval_id))
         event = NewEvent.decided(approval, status, decision, cards=cards)
         return approval, await self._append_event(conn, event)
 
@@ -499,7 +505,12 @@ class PostgresStore:
                 await pg_grants.propose(conn, approval_id, allow)
             if len(counted.progress.approved_by) >= approval.policy.required_approvals:
                 status = Status.APPROVED
-                decided, _ = await self._decide(conn, approval_id, status, decide(counted))
+                # an edit's time is the database's: read the record again after one
+                current = None if edited else counted
+                decision = decide(counted)
+                decided, _ = await self._decide(
+                    conn, approval_id, status, decision, current=current
+                )
                 await self._settle(conn, decided)
                 return decided, True
             approval = await self._fetch(conn, approval_id)
