@@ -6,13 +6,16 @@ Slack emulator as their shared Web API. The server is `APPROVAL_TEST_PG_URL` whe
 measure says why it was skipped. Requests are submitted through replica B (spread over
 channels, so Slack's per-channel pace does not hold the cards back), one agent per approval
 waits on replica C (`GET /v1/approvals/{id}/wait`), and Approve is clicked on each card through
-replica A, `concurrency` at a time. One sample per approval: from sending the click to the
-agent's answer.
+replica A, `concurrency` at a time — or, with `rate`, sent at that many a second whatever the
+answers, spread over every replica in turn (the load a busy team puts on a deployment), with
+the samples of clicks on the agents' own replica left out. One sample per cross-replica click:
+from sending it to the agent's answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import subprocess
@@ -58,6 +61,9 @@ class Replicas:
     seconds: float = 0.0
     #: why it was not measured (no PostgreSQL here)
     skipped: str | None = None
+    #: clicks a second, sent whatever the answers and spread over the replicas (None: sent
+    #: `concurrency` at a time, all on replica A)
+    rate: float | None = None
 
 
 class NoPostgres(Exception):
@@ -149,7 +155,11 @@ async def _healthy(http: aiohttp.ClientSession, url: str) -> None:
 
 
 async def measure_replicas(
-    replicas: int = 3, approvals: int = 200, concurrency: int = 1, channels: int = 50
+    replicas: int = 3,
+    approvals: int = 200,
+    concurrency: int = 1,
+    channels: int = 50,
+    rate: float | None = None,
 ) -> Replicas:
     """Click on replica A → agent waiting on replica C: the latency of each approval."""
     if replicas < 2:
@@ -167,9 +177,9 @@ async def measure_replicas(
             _replicas(replicas, db_url, api_url, http) as urls,
         ):
             run = _Run(http, workspace, urls, names)
-            return await run.measure(approvals, concurrency)
+            return await run.measure(approvals, concurrency, rate)
     except NoPostgres as exc:
-        return Replicas(replicas, approvals, concurrency, None, skipped=str(exc))
+        return Replicas(replicas, approvals, concurrency, None, skipped=str(exc), rate=rate)
     finally:
         await slack.cleanup()
 
@@ -214,7 +224,7 @@ class _Run:
             await asyncio.sleep(0.05)
         raise TimeoutError("the agents did not park on the waiting replica")
 
-    async def measure(self, approvals: int, concurrency: int) -> Replicas:
+    async def measure(self, approvals: int, concurrency: int, rate: float | None) -> Replicas:
         ids = await asyncio.gather(*(self.submit(i) for i in range(approvals)))
         cards = await asyncio.gather(*(self.card(approval_id) for approval_id in ids))
         woken: dict[str, asyncio.Future[float]] = {
@@ -231,19 +241,33 @@ class _Run:
 
         agents = [asyncio.create_task(agent(approval_id)) for approval_id in ids]
         await self.parked(approvals)
-        gate = asyncio.Semaphore(concurrency)
+        gate = asyncio.Semaphore(approvals if rate else concurrency)  # a rate: never held back
         samples: list[float] = []
-        events_url = self.urls[0] + "/slack/events"
-        async with Deliverer(self.workspace, events_url, SIGNING_SECRET) as hands:
+        # with a rate, the clicks go to every replica in turn; the waiting one's are left out
+        targets = self.urls if rate else self.urls[:1]
+        async with contextlib.AsyncExitStack() as stack:
+            hands = [
+                await stack.enter_async_context(
+                    Deliverer(self.workspace, url + "/slack/events", SIGNING_SECRET)
+                )
+                for url in targets
+            ]
 
-            async def click(approval_id: str, channel: str, ts: str) -> None:
+            async def click(n: int, approval_id: str, channel: str, ts: str) -> None:
+                replica = n % len(targets)
                 async with gate:  # the slot is held until the agent woke
                     sent = time.perf_counter()
-                    await hands.click(channel, ts, APPROVE_ACTION, user="U0ALICE")
-                    samples.append(await woken[approval_id] - sent)
+                    await hands[replica].click(channel, ts, APPROVE_ACTION, user="U0ALICE")
+                    if targets[replica] != self.urls[-1]:
+                        samples.append(await woken[approval_id] - sent)
 
             started = time.perf_counter()
-            await asyncio.gather(*(click(i, *ref) for i, ref in zip(ids, cards, strict=True)))
+            clicks = []
+            for n, (approval_id, ref) in enumerate(zip(ids, cards, strict=True)):
+                if rate:
+                    await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+                clicks.append(asyncio.create_task(click(n, approval_id, *ref)))
+            await asyncio.gather(*clicks)
             await asyncio.gather(*agents)
             elapsed = time.perf_counter() - started
         return Replicas(
@@ -252,4 +276,5 @@ class _Run:
             concurrency=concurrency,
             ms=Latency.of_seconds(samples),
             seconds=round(elapsed, 2),
+            rate=rate,
         )

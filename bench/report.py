@@ -120,13 +120,25 @@ def _policy(m: JSON) -> Iterator[Row]:
     )
 
 
-def _replicas(m: JSON) -> Iterator[Row]:
+def _replicas(m: JSON, section: str = "replicas") -> Iterator[Row]:
     what = f"{m['replicas']} replicas on PostgreSQL, click on A → agent waiting on C"
+    if m.get("rate"):
+        what = (
+            f"{m['replicas']} replicas on PostgreSQL, {m['rate']:g} clicks/s spread over them "
+            f"→ agent waiting on C"
+        )
     if m["ms"] is None:
         yield what, "not measured", m["skipped"]
         return
-    what += f" ({m['approvals']} approvals, {m['concurrency']} click at a time)"
-    yield from _latency(what, m["ms"], "replicas.ms")
+    if m.get("rate"):
+        what += f" ({m['approvals']:,} clicks; those on C left out)"
+    else:
+        what += f" ({m['approvals']} approvals, {m['concurrency']} click at a time)"
+    yield from _latency(what, m["ms"], f"{section}.ms")
+
+
+def _replicas_load(m: JSON) -> Iterator[Row]:
+    return _replicas(m, "replicas_load")
 
 
 def _peers(m: JSON) -> Iterator[Row]:
@@ -171,6 +183,7 @@ SECTIONS: dict[str, Callable[[JSON], Iterator[Row]]] = {
     "rewrites": _rewrites,
     "policy": _policy,
     "replicas": _replicas,
+    "replicas_load": _replicas_load,
     "hostile": _hostile,
     "peers": _peers,
 }

@@ -45,6 +45,10 @@ class Sizes:
     replica_approvals: int = 200
     replica_concurrency: int = 1
     replica_channels: int = 50
+    #: then clicks a second spread over the replicas, and how many
+    replica_rate: float = 50.0
+    replica_rate_clicks: int = 1_000
+    replica_rate_channels: int = 250
     #: hostile submissions a second, and for how long
     hostile_rate: float = 20.0
     hostile_seconds: float = 20.0
@@ -84,6 +88,9 @@ QUICK = Sizes(
     replica_approvals=10,
     replica_concurrency=2,
     replica_channels=5,
+    replica_rate=20.0,
+    replica_rate_clicks=10,
+    replica_rate_channels=5,
     hostile_rate=10.0,
     hostile_seconds=1.0,
     peer_loops=4,

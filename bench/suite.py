@@ -42,6 +42,7 @@ MEASURES = (
     "rewrites",
     "policy",
     "replicas",
+    "replicas_load",
     "hostile",
 )
 LATENCY_PNG = "latency.png"
@@ -110,6 +111,17 @@ async def _measure(name: str, sizes: Sizes) -> Any:
             sizes.replica_approvals,
             sizes.replica_concurrency,
             sizes.replica_channels,
+        )
+    if name == "replicas_load":
+        say(
+            f"replicas_load: {sizes.replicas} on PostgreSQL, {sizes.replica_rate_clicks} clicks "
+            f"at {sizes.replica_rate:g}/s spread over them"
+        )
+        return await measure_replicas(
+            sizes.replicas,
+            sizes.replica_rate_clicks,
+            channels=sizes.replica_rate_channels,
+            rate=sizes.replica_rate,
         )
     if name == "hostile":
         say(

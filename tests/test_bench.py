@@ -45,6 +45,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
         "rewrites",
         "policy",
         "replicas",
+        "replicas_load",
         "hostile",
     ]
     assert results["run"]["measures"] == measures
@@ -97,6 +98,11 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     replicas = results["replicas"]
     assert (replicas["replicas"], replicas["skipped"]) == (QUICK.replicas, None)
     assert_latency(replicas["ms"], QUICK.replica_approvals)
+
+    load = results["replicas_load"]
+    assert (load["rate"], load["skipped"]) == (QUICK.replica_rate, None)
+    clicks_elsewhere = QUICK.replica_rate_clicks - QUICK.replica_rate_clicks // QUICK.replicas
+    assert_latency(load["ms"], clicks_elsewhere)
 
     hostile = results["hostile"]
     assert hostile["sent"] == round(QUICK.hostile_rate * QUICK.hostile_seconds)
