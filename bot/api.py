@@ -317,28 +317,17 @@ async def wait_approval(request: web.Request) -> web.Response:
     _authorize(request)
     timeout = _float_query(request, "timeout", DEFAULT_WAIT, MAX_WAIT)
     service = request.app[_SERVICE]
-    approval = await _until_hangup(request, service.wait(request.match_info["id"], timeout))
+    approval = await service.wait(request.match_info["id"], timeout, _hangup(request))
     if approval is None:
         return web.Response(status=499)  # the agent hung up: its wait is not counted any more
     return web.json_response(approval.to_wire())
 
 
-async def _until_hangup(request: web.Request, work: Awaitable[T]) -> T | None:
-    """The result of `work`, or None as soon as the client hangs up (`work` is cancelled then).
-    Handler cancellation is off (a decision must not stop halfway), so a long poll ends here."""
+def _hangup(request: web.Request) -> asyncio.Future[None] | None:
+    """Done once the client hangs up. Handler cancellation is off (a decision must not stop
+    halfway), so a long poll ends by this instead."""
     edge = request.app.get(EDGE)
-    hangup = edge.hangup(request) if edge is not None else None
-    if hangup is None:
-        return await work
-    task = asyncio.ensure_future(work)
-    try:
-        either: set[asyncio.Future[Any]] = {task, hangup}
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})  # its own cleanup runs before this answers
-    return None if task.cancelled() else task.result()
+    return edge.hangup(request) if edge is not None else None
 
 
 async def decide(request: web.Request) -> web.Response:
@@ -450,7 +439,7 @@ async def _claude_code_hook(request: web.Request) -> web.StreamResponse:
     except (Invalid, Conflict) as exc:
         return web.json_response(claude_code.refused(exc.message))
     if approval.is_pending:
-        decided = await _until_hangup(request, service.wait(approval.id, wait))
+        decided = await service.wait(approval.id, wait, _hangup(request))
         if decided is None:  # Claude Code gave up (its `timeout`): nobody reads an answer
             await _withdraw(service, approval.id, "Claude Code stopped waiting")
             return web.Response(status=499)

@@ -23,9 +23,8 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-import cel
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,6 +34,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+if TYPE_CHECKING:
+    import cel
 
 from bot.conditions import (
     Condition,

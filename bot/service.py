@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from bot.errors import (
@@ -138,7 +139,7 @@ class ApprovalService:
     channels: ChannelMembers = field(default_factory=Nobody)
     clock: Callable[[], datetime] = utcnow
     observers: list[Observer] = field(default_factory=list)
-    _waiters: defaultdict[str, set[asyncio.Future[Approval]]] = field(
+    _waiters: defaultdict[str, set[asyncio.Future[Approval | None]]] = field(
         default_factory=lambda: defaultdict(set), init=False
     )
     _timer_wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -514,18 +515,39 @@ class ApprovalService:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    async def wait(self, approval_id: str, timeout: float) -> Approval:
-        """The record once it is no longer pending, or the pending record after `timeout`."""
-        future: asyncio.Future[Approval] = asyncio.get_running_loop().create_future()
+    async def wait(
+        self, approval_id: str, timeout: float, hangup: asyncio.Future[None] | None = None
+    ) -> Approval | None:
+        """The record once it is no longer pending, or the pending record after `timeout`;
+        None as soon as `hangup` is done (the agent hung up).
+
+        A parked wait is its future, a timer and a callback on `hangup`, and no task of its
+        own: thousands may be parked, and each task or `asyncio.wait` costs a few kB more.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Approval | None] = loop.create_future()
         waiters = self._waiters[approval_id]
         waiters.add(future)  # before reading, so a decision in between is not missed
         try:
             approval = await self.store.get(approval_id)
             if not approval.is_pending:
                 return approval
-            del approval  # a parked wait holds only its future (thousands may be parked)
-            done, _ = await asyncio.wait({future}, timeout=timeout)
-            return future.result() if done else await self.store.get(approval_id)
+            del approval  # a parked wait holds only its future
+            timer = loop.call_later(timeout, _time_up, future)
+            hung_up = partial(_hung_up, future)
+            if hangup is not None:
+                hangup.add_done_callback(hung_up)
+            try:
+                decided = await future
+            except asyncio.CancelledError:
+                if hangup is None or not hangup.done() or not future.cancelled():
+                    raise
+                return None
+            finally:
+                timer.cancel()
+                if hangup is not None:
+                    hangup.remove_done_callback(hung_up)
+            return decided if decided is not None else await self.store.get(approval_id)
         finally:
             waiters.discard(future)
             if not waiters:
@@ -599,6 +621,17 @@ class ApprovalService:
             lambda approval_id: spawn(self.changed_elsewhere(approval_id)),
             on_reconnect=lambda: spawn(self.recheck()),
         )
+
+
+def _time_up(wait: asyncio.Future[Approval | None]) -> None:
+    """A wait's timeout: it ends with no decision (None), unless one came first."""
+    if not wait.done():
+        wait.set_result(None)
+
+
+def _hung_up(wait: asyncio.Future[Approval | None], _: asyncio.Future[None]) -> None:
+    """A wait's agent hung up: the wait ends at once."""
+    wait.cancel()
 
 
 def _card_channels(approval: Approval) -> list[str]:
