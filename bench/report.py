@@ -29,6 +29,10 @@ def _submissions(m: JSON) -> Iterator[Row]:
         f"{m['concurrency']} at a time)"
     )
     yield what, f"{m['per_s']:,.0f}/s", _target("submissions.per_s", m["per_s"])
+    if m.get("all_at_once_per_s") is not None:
+        rate = m["all_at_once_per_s"]
+        what = f"submissions, {m['count']:,} all at once (each agent on its own connection)"
+        yield what, f"{rate:,.0f}/s", _target("submissions.all_at_once_per_s", rate)
 
 
 def _latency(label: str, m: JSON, path: str) -> Iterator[Row]:
@@ -61,7 +65,7 @@ def _ack(m: JSON) -> Iterator[Row]:
     yield f"{what}: CPU, % of a core", cpu, ""
     if "cpu_ms_per_click" in m:  # results from before it was measured lack it
         per = m["cpu_ms_per_click"]
-        yield f"{what}: bot CPU a click", ms(per), _target("ack.cpu_ms_per_click", per)
+        yield f"{what}: bot CPU a click, with Slack's follow-ups", ms(per), ""
 
 
 def _burst(m: JSON) -> Iterator[Row]:
@@ -71,7 +75,8 @@ def _burst(m: JSON) -> Iterator[Row]:
     yield from _latency(f"{what}: click → agent woken", m["click_ms"], "burst.click_ms")
     woken = f"{m['answered']}/{m['clicks']} answered, {m['woken']}/{m['clicks']} woken"
     yield f"{what}: answered and woken", woken, "all"
-    yield f"{what}: bot CPU a click", ms(m["cpu_ms_per_click"]), ""
+    per = m["cpu_ms_per_click"]
+    yield f"{what}: bot CPU a click", ms(per), _target("burst.cpu_ms_per_click", per)
     rewritten = f"{m['rewritten']}/{m['clicks']}, the last after {m['rewrite_seconds']:g} s"
     yield f"{what}: cards rewritten (Tier 3 pace)", rewritten, "all"
 

@@ -24,12 +24,22 @@ class Submissions:
     concurrency: int
     channels: int
     per_s: float
+    #: then all `count` at once, each agent on a connection of its own (opened meanwhile)
+    all_at_once_per_s: float | None = None
 
 
-async def measure_submissions(count: int, concurrency: int) -> Submissions:
-    """Submit `count` approvals, `concurrency` at a time, to a fresh bot."""
+async def measure_submissions(count: int, concurrency: int, *, all_at_once: bool) -> Submissions:
+    """Submit `count` approvals, `concurrency` at a time, to a fresh bot; with `all_at_once`,
+    then `count` more all at once."""
     async with open_rig(channels=CHANNELS) as rig:
         _, rate = await submit_many(rig, count, concurrency=concurrency, channels=rig.channels)
+        burst = None
+        if all_at_once:
+            _, burst = await submit_many(rig, count, concurrency=count, channels=rig.channels)
     return Submissions(
-        count=count, concurrency=concurrency, channels=CHANNELS, per_s=round(rate, 1)
+        count=count,
+        concurrency=concurrency,
+        channels=CHANNELS,
+        per_s=round(rate, 1),
+        all_at_once_per_s=round(burst, 1) if burst is not None else None,
     )

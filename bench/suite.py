@@ -64,8 +64,13 @@ class Run:
 
 async def _measure(name: str, sizes: Sizes) -> Any:
     if name == "submissions":
-        say(f"submissions: {sizes.submissions:,}, {sizes.submit_concurrency} at a time")
-        return await measure_submissions(sizes.submissions, sizes.submit_concurrency)
+        say(
+            f"submissions: {sizes.submissions:,}, {sizes.submit_concurrency} at a time, "
+            "then as many all at once"
+        )
+        return await measure_submissions(
+            sizes.submissions, sizes.submit_concurrency, all_at_once=True
+        )
     if name == "wake":
         say(f"wake: {sizes.waiters:,} agents waiting, woken by clicks then by API decisions")
         return await measure_wake(sizes.waiters)

@@ -72,7 +72,7 @@ KEEPALIVE = 75.0
 #: at most this many connections whatever the descriptor limit
 MAX_CONNECTIONS = 16384
 #: the listen backlog at most (see `listen_backlog`)
-BACKLOG = 128
+BACKLOG = 1024
 #: descriptors kept for the rest: the store, Slack's and the webhooks' connection pools, logs
 RESERVE = 96
 

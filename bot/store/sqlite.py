@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,6 +69,39 @@ def _load(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
+#: a write waiting for its group commit, and its caller's answer
+_Write = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+
+
+def _commit_group(
+    group: list[_Write], conn: sqlite3.Connection
+) -> list[tuple[Any, Exception | None]]:
+    """Run each write of `group` in its own savepoint of one transaction, then commit: what
+    each returned or raised (`SQLiteStore._grouped`)."""
+    outcomes: list[tuple[Any, Exception | None]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for fn, _ in group:
+            conn.execute("SAVEPOINT write")
+            try:
+                result = fn(conn)
+            except sqlite3.Error:
+                raise  # the database failed, not this write: the whole group fails
+            except Exception as exc:
+                conn.execute("ROLLBACK TO write")
+                conn.execute("RELEASE write")
+                outcomes.append((None, exc))
+            else:
+                conn.execute("RELEASE write")
+                outcomes.append((result, None))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
 # JSON columns hold text, times are epoch seconds.
 _ROWS = Rows(load=_load, time=_time)
 
@@ -93,8 +127,14 @@ class SQLiteStore:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        #: the event loop's own connection, for reads that never wait (`_read_here`)
+        #: the event loop's own connection, for reads that never wait (`_read`)
         self._here: sqlite3.Connection | None = None
+        #: writes waiting for the next group commit, and whether one is committing (`_grouped`)
+        self._gathering: list[_Write] = []
+        #: when the first write of the gathering group was asked for (its lock wait counts
+        #: from then, as `_run`'s does)
+        self._gathering_since = 0.0
+        self._committing = False
         self._watch: asyncio.DatagramTransport | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -116,10 +156,16 @@ class SQLiteStore:
             self._connections.append(conn)
         return conn
 
-    async def _run(self, executor: ThreadPoolExecutor, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(
+        self,
+        executor: ThreadPoolExecutor,
+        fn: Callable[[sqlite3.Connection], T],
+        deadline: float | None = None,
+    ) -> T:
         # The wait for a lock counts from the call, not from when the thread gets to it: calls
         # queued behind one that waits out a stale lock fail with it instead of in turn.
-        deadline = time.monotonic() + self.busy_timeout
+        if deadline is None:
+            deadline = time.monotonic() + self.busy_timeout
 
         def call() -> T:
             try:
@@ -175,6 +221,50 @@ class SQLiteStore:
             return result
 
         return transaction
+
+    async def _grouped(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` committed together with the writes asked for meanwhile (group commit).
+
+        While one group commits, the next gathers; each write runs in a savepoint of the
+        group's transaction, so one that fails (a conflict, a decision taken already) undoes
+        only itself, and every caller is answered once the whole group is committed: an
+        answer still means the write is kept. A database error fails the whole group. Under
+        load one commit then serves many submissions or clicks (commits were their largest
+        cost); alone, a write is a group of one and waits for nothing.
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if not self._gathering:
+            self._gathering_since = time.monotonic()
+        self._gathering.append((fn, future))
+        if not self._committing:
+            self._commit_next()
+        return await future
+
+    def _commit_next(self) -> None:
+        group, self._gathering = self._gathering, []
+        self._committing = True
+        deadline = self._gathering_since + self.busy_timeout
+        commit = partial(_commit_group, group)
+        job = asyncio.ensure_future(self._run(self._writer, commit, deadline))
+        job.add_done_callback(partial(self._committed, group))
+
+    def _committed(
+        self,
+        group: list[_Write],
+        job: asyncio.Future[list[tuple[Any, Exception | None]]],
+    ) -> None:
+        self._committing = False
+        failed = Unavailable("the store is closing") if job.cancelled() else job.exception()
+        outcomes = [(None, failed)] * len(group) if failed else job.result()
+        for (_, future), (result, error) in zip(group, outcomes, strict=True):
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+        if self._gathering:
+            self._commit_next()
 
     async def open(self) -> None:
         """Create the file if needed and run pending migrations."""
@@ -339,7 +429,7 @@ class SQLiteStore:
                 self._append_event(conn, NewEvent.grant_used(origin, grant, stored))
             return stored, True
 
-        approval, created = await self._run(self._writer, self._write(insert))
+        approval, created = await self._grouped(insert)
         if created:
             self._announce(approval.id)
         return approval, created
@@ -405,9 +495,8 @@ class SQLiteStore:
         self, approval_id: str, status: Status, decision: Decision
     ) -> tuple[Approval, int]:
         """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided."""
-        decided = await self._run(
-            self._writer,
-            self._write(lambda conn: self._decide(conn, approval_id, status, decision)),
+        decided = await self._grouped(
+            lambda conn: self._decide(conn, approval_id, status, decision)
         )
         self._announce(approval_id)
         return decided
@@ -459,7 +548,7 @@ class SQLiteStore:
             self._append_event(conn, NewEvent.voted(approval, user))
             return approval, False
 
-        result = await self._run(self._writer, self._write(vote))
+        result = await self._grouped(vote)
         self._announce(approval_id)
         return result
 
