@@ -270,3 +270,24 @@ async def test_sse_stream_resumes_after_a_disconnect_without_loss(bot: Running) 
     assert [e["event"] for e in missed] == ["approved", "pending"]
     assert second["id"] in missed[1]["data"]
     assert int(missed[0]["id"]) > int(submitted["id"])
+
+
+async def test_concurrent_submissions_are_each_kept_and_a_conflict_undoes_only_itself(
+    bot: Running,
+) -> None:
+    """Writes asked for together are committed together (one transaction, a savepoint each):
+    the one that conflicts is refused alone, and every other is kept as answered."""
+    first = await bot.submit(toolCallId="call_dup", args={"v": 1})
+    bodies: list[dict[str, Any]] = [
+        {"toolName": "deploy_service", "args": {"i": i}} for i in range(40)
+    ]
+    bodies.insert(20, {"toolName": "deploy_service", "toolCallId": "call_dup", "args": {"v": 2}})
+    answers = await asyncio.gather(*(bot.call("POST", "/v1/approvals", json=b) for b in bodies))
+
+    assert [status for status, _ in answers].count(201) == 40
+    assert answers[20][0] == 409 and answers[20][1]["error"] == "conflict"
+    for status, record in answers:
+        if status == 201:
+            assert await bot.call("GET", f"/v1/approvals/{record['id']}") == (200, record)
+    status, kept = await bot.call("GET", f"/v1/approvals/{first['id']}")
+    assert (status, kept["args"]) == (200, {"v": 1})
