@@ -38,8 +38,8 @@ class Target:
 TARGETS = (
     Target("click → agent woken, p50", ("wake", "click_ms", "p50"), 3, True, " ms"),
     Target("click → agent woken, p99", ("wake", "click_ms", "p99"), 8, True, " ms"),
-    Target("idle waiters: bot CPU", ("idle", "cpu_percent"), 2, True, " % of a core"),
-    Target("idle waiters: bot RSS", ("idle", "rss_mb"), 300, True, " MB"),
+    Target("idle waiters: bot CPU", ("idle", "cpu_percent"), 1, True, " % of a core"),
+    Target("idle waiters: bot RSS", ("idle", "rss_mb"), 150, True, " MB"),
     Target("Slack ack, p99", ("ack", "ms", "p99"), 50, True, " ms"),
     Target("burst of clicks: decisions a second", ("burst", "decisions_per_s"), 800, False, "/s"),
     Target("burst of clicks: click → agent, p99", ("burst", "click_ms", "p99"), 25, True, " ms"),
