@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
-__all__ = ["MIGRATIONS"]
+__all__ = ["MIGRATIONS", "database"]
+
+
+def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
+    """sqlite-utils over `conn`, for the migrations. It is imported only when one is pending,
+    and without numpy: sqlite-utils imports numpy whenever it is installed (as it often is
+    beside agent stacks) only to store numpy values, which the bot never has — 17 MB that a
+    bot process need not carry."""
+    blocked = "numpy" not in sys.modules
+    if blocked:
+        sys.modules["numpy"] = None  # type: ignore[assignment]  # "not installed", for now
+    try:
+        import sqlite_utils
+    finally:
+        if blocked and sys.modules.get("numpy", ...) is None:
+            del sys.modules["numpy"]
+    return sqlite_utils.Database(conn)
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:

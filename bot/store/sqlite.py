@@ -29,15 +29,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from bot.batches import BatchView
 from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.grants import Grant, GrantGone, Proposal, grant_decision, new_grant_id, settle
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store import sqlite_batches, sqlite_grants
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
-from bot.store.migrations import MIGRATIONS
+from bot.store.migrations import MIGRATIONS, database
 from bot.store.rows import (
     NewEvent,
     PolicyOutcome,
@@ -272,14 +270,13 @@ class SQLiteStore:
         await self._run(self._writer, self._write(self._migrate))
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        db = sqlite_utils.Database(conn)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
         )
         done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
         for version, migration in enumerate(MIGRATIONS, start=1):
             if version not in done:
-                migration(db)
+                migration(database(conn))
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
 
     async def close(self) -> None:
