@@ -16,6 +16,7 @@ from tests.slack_support import actions_of
 __all__ = [
     "answer_modal",
     "approve_the_card",
+    "decide_incomplete_then_complete",
     "modules_the_core_imports",
     "open_modals",
     "pending",
@@ -45,6 +46,19 @@ async def approve_the_card(
     assert not run.done() and not ran
     await rig.click(record["id"], "approve", "U0ALICE")
     return record, buttons
+
+
+async def decide_incomplete_then_complete(
+    rig: SlackRig, approval_id: str, complete: dict[str, Any]
+) -> int:
+    """An admin decision whose arguments leave out `region` is refused (422) with nothing
+    stored; then `complete` is approved. The HTTP status of that second decision."""
+    status, answer = await rig.bot.decide(approval_id, approvedArgs={"version": "1.4.3"})
+    assert (status, answer["error"]) == (422, "invalid"), answer
+    assert "region" in answer["message"]
+    assert (await rig.bot.call("GET", f"/v1/approvals/{approval_id}"))[1]["status"] == "pending"
+    status, _ = await rig.bot.decide(approval_id, approvedArgs=complete)
+    return status
 
 
 async def answer_modal(

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import BOT, create_app
 from bot.config import Settings
+from bot.sdk import ApprovalClient
 from bot.service import ApprovalService
 from bot.store import SQLiteStore, Store, open_store
 
@@ -271,6 +272,13 @@ async def rig(db_path: Path, workspace: Any) -> AsyncIterator[SlackRig]:
         async with Deliverer(workspace, running.url + "/slack/events", SIGNING_SECRET) as hands:
             yield SlackRig(running, workspace, hands)
     await server.close()
+
+
+@pytest.fixture
+async def client(rig: SlackRig) -> AsyncIterator[ApprovalClient]:
+    """An agent's SDK client on the rig's bot (files about other clients name their own)."""
+    async with ApprovalClient(rig.bot.url, AGENT_TOKEN) as agent_client:
+        yield agent_client
 
 
 @contextlib.asynccontextmanager

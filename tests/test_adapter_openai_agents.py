@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -81,12 +81,6 @@ def no_tracing() -> Iterator[None]:
     set_tracing_disabled(True)
     yield
     set_tracing_disabled(False)
-
-
-@pytest.fixture
-async def client(rig: SlackRig) -> AsyncIterator[ApprovalClient]:
-    async with ApprovalClient(rig.bot.url, AGENT_TOKEN) as agent_client:
-        yield agent_client
 
 
 ran: list[dict[str, Any]] = []

@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import json
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -99,12 +99,6 @@ def status() -> str:
 @pytest.fixture(autouse=True)
 def clear_ran() -> None:
     ran.clear()
-
-
-@pytest.fixture
-async def client(rig: SlackRig) -> AsyncIterator[ApprovalClient]:
-    async with ApprovalClient(rig.bot.url, AGENT_TOKEN) as agent_client:
-        yield agent_client
 
 
 def release_bot(model: ScriptedModel, *hooks: HookProvider) -> Agent:
