@@ -58,9 +58,10 @@ _BOLT_READERS = (
 )
 
 
-def slack_text(body: bytes) -> str:
-    """The text of a body already checked to be Slack's: an interaction's JSON payload, else
-    the body as it is (an event's JSON, a slash command's form); ValueError when unreadable.
+def slack_text(body: bytes) -> tuple[str, bool]:
+    """The text of a body already checked to be Slack's, and whether it is an interaction's
+    JSON payload (else the body as it is: an event's JSON, a slash command's form);
+    ValueError when unreadable.
 
     An interaction is a form whose field `payload` holds JSON. Its value is unquoted here
     with yarl's C unquoter: Bolt would use the standard library's pure-Python one, about 4×
@@ -72,8 +73,8 @@ def slack_text(body: bytes) -> str:
         if payload is not None:
             if not payload.lstrip().startswith("{"):
                 raise ValueError("the form field payload holds no JSON object")
-            text = payload
-    return text
+            return payload, True
+    return text, False
 
 
 def bolt_request_of(text: str, request: web.Request) -> AsyncBoltRequest:
@@ -274,8 +275,9 @@ class SlackSurface:
         if not signed_by_slack(self.settings.slack_signing_secret or "", body, request.headers):
             return web.json_response({"error": "invalid_signature"}, status=401)
         try:
-            text = slack_text(body)
-            payload = json.loads(text) if text.startswith("{") else None
+            text, interaction = slack_text(body)
+            # only a click may skip Bolt: events and commands are parsed by Bolt alone
+            payload = json.loads(text) if interaction else None
         except (ValueError, RecursionError) as exc:
             log.warning("unreadable Slack request refused: %.200r", exc)
             return web.json_response({"error": "bad_request"}, status=400)

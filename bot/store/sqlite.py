@@ -83,8 +83,8 @@ def _commit_group(
             conn.execute("SAVEPOINT write")
             try:
                 result = fn(conn)
-            except sqlite3.Error:
-                raise  # the database failed, not this write: the whole group fails
+            except sqlite3.OperationalError:
+                raise  # the database failed (locked, full, I/O), not this write: all fail
             except Exception as exc:
                 conn.execute("ROLLBACK TO write")
                 conn.execute("RELEASE write")
@@ -207,21 +207,9 @@ class SQLiteStore:
                 raise Unavailable(f"the database cannot be used: {exc}") from exc
         return await self._run(self._reader, fn)
 
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-        def transaction(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        return transaction
-
     async def _grouped(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`fn` committed together with the writes asked for meanwhile (group commit).
+        """`fn` committed together with the writes asked for meanwhile (group commit): every
+        write of the store goes this way, in the one writer thread, in the order asked.
 
         While one group commits, the next gathers; each write runs in a savepoint of the
         group's transaction, so one that fails (a conflict, a decision taken already) undoes
@@ -267,7 +255,7 @@ class SQLiteStore:
     async def open(self) -> None:
         """Create the file if needed and run pending migrations."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        await self._run(self._writer, self._write(self._migrate))
+        await self._grouped(self._migrate)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -590,7 +578,7 @@ class SQLiteStore:
             self._append_event(conn, NewEvent.grant_revoked(origin, grant, user))
             return sqlite_grants.one(conn, grant_id, _ROWS)
 
-        revoked = await self._run(self._writer, self._write(revoke))
+        revoked = await self._grouped(revoke)
         self._announce(revoked.approval_id)
         return revoked
 
@@ -613,7 +601,7 @@ class SQLiteStore:
             self._append_event(conn, NewEvent.escalated(approval, actor))
             return approval
 
-        extended = await self._run(self._writer, self._write(extend))
+        extended = await self._grouped(extend)
         self._announce(approval_id)
         return extended
 
@@ -639,7 +627,7 @@ class SQLiteStore:
             approval = self._fetch(conn, approval_id)
             return self._append_event(conn, NewEvent(approval, kind, None, actor, detail=detail))
 
-        return await self._run(self._writer, self._write(record))
+        return await self._grouped(record)
 
     async def set_slack_ref(self, approval_id: str, ref: SlackRef) -> Approval:
         """Remember where the card was posted."""
@@ -652,7 +640,7 @@ class SQLiteStore:
             )
             return self._fetch(conn, approval_id)
 
-        return await self._run(self._writer, self._write(update))
+        return await self._grouped(update)
 
     async def set_slack_error(self, approval_id: str, error: str | None, actor: str) -> Approval:
         """Slack refused the card for good (None: took it after all): keep the error, and tell
@@ -664,20 +652,17 @@ class SQLiteStore:
             self._append_event(conn, NewEvent.slack_refused(approval, error, actor))
             return approval
 
-        refused = await self._run(self._writer, self._write(update))
+        refused = await self._grouped(update)
         self._announce(approval_id)
         return refused
 
     async def set_slack_posting(self, approval_id: str, channel: str | None) -> None:
         """A card is about to be posted in `channel`: until its ts is saved, Slack may hold it
         (None: Slack answered that it did not post it)."""
-        await self._run(
-            self._writer,
-            self._write(
-                lambda conn: conn.execute(
-                    "UPDATE approvals SET slack_posting = ? WHERE id = ?", (channel, approval_id)
-                )
-            ),
+        await self._grouped(
+            lambda conn: conn.execute(
+                "UPDATE approvals SET slack_posting = ? WHERE id = ?", (channel, approval_id)
+            )
         )
 
     async def find_by_card(self, channel: str, ts: str) -> Approval:
@@ -703,10 +688,7 @@ class SQLiteStore:
     async def add_card_copy(self, approval_id: str, channel: str, ts: str) -> None:
         """Remember a copy of the card (e.g. re-posted to an escalation channel)."""
         sql = "INSERT OR REPLACE INTO card_copies (approval_id, channel, ts) VALUES (?, ?, ?)"
-        await self._run(
-            self._writer,
-            self._write(lambda conn: conn.execute(sql, (approval_id, channel, ts))),
-        )
+        await self._grouped(lambda conn: conn.execute(sql, (approval_id, channel, ts)))
 
     async def run_thread(self, channel: str, run_id: str) -> str | None:
         """The ts of the thread that gathers an agent run's cards in `channel`, if posted."""
@@ -720,14 +702,11 @@ class SQLiteStore:
 
     async def set_run_thread(self, channel: str, run_id: str, ts: str) -> None:
         """Remember the thread of an agent run."""
-        await self._run(
-            self._writer,
-            self._write(
-                lambda conn: conn.execute(
-                    "INSERT OR IGNORE INTO run_threads (channel, run_id, ts) VALUES (?, ?, ?)",
-                    (channel, run_id, ts),
-                )
-            ),
+        await self._grouped(
+            lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO run_threads (channel, run_id, ts) VALUES (?, ?, ?)",
+                (channel, run_id, ts),
+            )
         )
 
     # -- batches ----------------------------------------------------------------------------
@@ -749,19 +728,13 @@ class SQLiteStore:
         self, channel: str, key: str, summary_channel: str, ts: str
     ) -> tuple[str, str]:
         """Remember a batch's summary message; the first one remembered stays (returned)."""
-        return await self._run(
-            self._writer,
-            self._write(
-                lambda conn: sqlite_batches.set_summary(conn, channel, key, summary_channel, ts)
-            ),
+        return await self._grouped(
+            lambda conn: sqlite_batches.set_summary(conn, channel, key, summary_channel, ts)
         )
 
     async def save_batch_view(self, view: BatchView, now: datetime, kept: float) -> None:
         """Keep a batch's drawing for the buttons that name it; forget those past `kept` s."""
-        await self._run(
-            self._writer,
-            self._write(lambda conn: sqlite_batches.save_view(conn, view, _epoch(now), kept)),
-        )
+        await self._grouped(lambda conn: sqlite_batches.save_view(conn, view, _epoch(now), kept))
 
     async def batch_view(self, view_id: str) -> BatchView:
         """A batch's drawing, or `NotFound`."""
@@ -811,7 +784,7 @@ class SQLiteStore:
             conn.execute("UPDATE health SET checked_at = ? WHERE id = 1", (time.time(),))
 
         try:
-            await asyncio.wait_for(self._run(self._writer, self._write(touch)), timeout)
+            await asyncio.wait_for(self._grouped(touch), timeout)
         except TimeoutError:
             raise Unavailable(
                 f"the database cannot be written: busy for over {timeout:g}s"
@@ -885,22 +858,18 @@ class SQLiteStore:
 
     async def outbox_done(self, item_id: int) -> None:
         """Delivered: forget the item."""
-        await self._run(
-            self._writer,
-            self._write(lambda conn: conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))),
+        await self._grouped(
+            lambda conn: conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
         )
 
     async def outbox_retry(self, item_id: int, due: datetime, error: str) -> None:
         """Failed: try again at `due`."""
-        await self._run(
-            self._writer,
-            self._write(
-                lambda conn: conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?"
-                    " WHERE id = ?",
-                    (_epoch(due), error[:1000], item_id),
-                )
-            ),
+        await self._grouped(
+            lambda conn: conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?"
+                " WHERE id = ?",
+                (_epoch(due), error[:1000], item_id),
+            )
         )
 
     async def outbox_next_due(self, topic: str) -> datetime | None:
@@ -922,7 +891,7 @@ class SQLiteStore:
             sql = "INSERT OR IGNORE INTO slack_deliveries (id, seen_at) VALUES (?, ?)"
             return conn.execute(sql, (key, now)).rowcount == 1
 
-        return await self._run(self._writer, self._write(note))
+        return await self._grouped(note)
 
     async def outbox_pending(self, topic: str) -> int:
         """How many items of `topic` wait for delivery."""
