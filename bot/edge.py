@@ -25,8 +25,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import resource
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -43,8 +45,10 @@ __all__ = [
     "BODY_DEADLINE",
     "EDGE",
     "LINGER",
+    "LISTEN_QUEUE",
     "AccessLog",
     "BotRunner",
+    "BotSite",
     "BrokenBody",
     "ClientGone",
     "Edge",
@@ -73,6 +77,10 @@ KEEPALIVE = 75.0
 MAX_CONNECTIONS = 16384
 #: the listen backlog at most (see `listen_backlog`)
 BACKLOG = 1024
+#: connections the kernel holds for the bot until it accepts them (Linux caps this at
+#: `net.core.somaxconn`, 4096 by default): a burst of agents connecting at once beyond the
+#: queue has its handshakes dropped, and each such agent waits a second or more to retry
+LISTEN_QUEUE = 4096
 #: descriptors kept for the rest: the store, Slack's and the webhooks' connection pools, logs
 RESERVE = 96
 
@@ -94,10 +102,11 @@ def _descriptors() -> int | None:
 
 
 def listen_backlog() -> int:
-    """The listen backlog: 1/32 of the descriptor limit, 8 to `BACKLOG`. asyncio accepts up to
-    this many connections in one turn of the loop, each holding a descriptor before the server
-    sees it; the server's refusals and evictions free theirs two turns later. So about four
-    bursts are in flight at once, and a small burst keeps a small limit safe."""
+    """How many connections asyncio accepts in one turn of the loop: 1/32 of the descriptor
+    limit, 8 to `BACKLOG`. Each holds a descriptor before the server sees it; the server's
+    refusals and evictions free theirs two turns later. So about four bursts are in flight at
+    once, and a small burst keeps a small limit safe. (The kernel's queue of connections not
+    yet accepted holds no descriptor of the bot's: it is `LISTEN_QUEUE`, see `BotSite`.)"""
     soft = _descriptors()
     return BACKLOG if soft is None else max(8, min(BACKLOG, soft // 32))
 
@@ -342,6 +351,24 @@ server_log = logging.getLogger("bot.http")
 server_log.addFilter(_ClientFaults())
 
 
+class BotSite(web.TCPSite):
+    """`web.TCPSite` whose sockets queue `LISTEN_QUEUE` connections in the kernel, while asyncio
+    accepts `listen_backlog()` of them a turn. asyncio uses one number for both, so the
+    sockets are told the queue's length again once listening (`listen` may be called again
+    on a listening socket to change it; asyncio hands out only a wrapper of each socket, so
+    through a duplicate of its descriptor)."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int) -> None:
+        super().__init__(runner, host, port, backlog=listen_backlog())
+
+    async def start(self) -> None:
+        await super().start()
+        assert isinstance(self._server, asyncio.Server)
+        for listening in self._server.sockets:
+            with socket.socket(fileno=os.dup(listening.fileno())) as same:
+                same.listen(max(LISTEN_QUEUE, self._backlog))
+
+
 class BotRunner(web.AppRunner):
     """`web.AppRunner` serving through `EdgeServer`, handler cancellation off, with the edge's
     keep-alive and lingering times. The app needs `app[EDGE]` (`create_app` sets it)."""
@@ -396,7 +423,7 @@ def run(
         runner = BotRunner(app, shutdown_timeout=shutdown_timeout, **runner_kwargs)
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port, backlog=listen_backlog()).start()
+            await BotSite(runner, host, port).start()
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -487,6 +488,45 @@ async def test_serve_under_ulimit_256_answers_through_300_trickling_clients(
             await until(approved)
     log = serve.log.read_text()
     assert "Too many open files" not in log and "Traceback" not in log
+
+
+async def test_serve_queues_a_burst_of_agents_connecting_while_it_is_busy(serve: Any) -> None:
+    """10,000 agents submitting at once overflowed the listen queue: asyncio listens with the
+    backlog it accepts a turn (625 at `ulimit -n` 20,000, 512 here), and once that many
+    handshakes wait, Linux drops the next SYNs, so each agent beyond them waits a second or
+    more for its retry (`TcpExtListenOverflows` counted 44,569 in one benchmark). The kernel
+    now queues `LISTEN_QUEUE` (4,096, or `net.core.somaxconn` if lower), while the bot still
+    accepts a few hundred a turn. Stopped (SIGSTOP), the bot accepts nothing: every handshake
+    the kernel completes meanwhile is one the queue held."""
+    from bot.edge import LISTEN_QUEUE
+
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    burst = min(1200, LISTEN_QUEUE, somaxconn)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < burst + 256:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, burst + 256), hard))
+    spawn_serve(serve, max_fds=16384)  # accepts 512 a turn, as `listen_backlog` says
+    async with aiohttp.ClientSession() as http:
+        await serve.healthy(http)
+
+        async def connect() -> asyncio.StreamWriter | None:
+            try:
+                async with asyncio.timeout(2):  # a dropped SYN is sent again after 1 s, then 3 s
+                    _, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+            except TimeoutError:
+                return None
+            return writer
+
+        serve.process.send_signal(signal.SIGSTOP)
+        try:
+            writers = await asyncio.gather(*(connect() for _ in range(burst)))
+        finally:
+            serve.process.send_signal(signal.SIGCONT)
+        connected = [writer for writer in writers if writer is not None]
+        for writer in connected:
+            writer.close()
+        assert len(connected) == burst, f"{burst - len(connected)} handshakes dropped"
+        assert (await serve.healthz(http)) is not None
 
 
 async def test_serve_releases_hung_up_waits(serve: Any) -> None:

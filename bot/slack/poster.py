@@ -205,6 +205,8 @@ class CardPoster:
     token_window: float = TOKEN_WINDOW
     #: an approval's lane once its card is posted (before that it is read again each time)
     _lanes: dict[str, str] = field(default_factory=dict, init=False)
+    #: the channel of each approval submitted to this process whose card is not queued yet
+    _submitted: dict[str, str] = field(default_factory=dict, init=False)
     #: what each card (channel, ts) was last drawn as by this process
     _shown: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict, init=False)
     #: a card being redrawn: one drawing at a time, so the last one sent shows the latest
@@ -224,6 +226,8 @@ class CardPoster:
         lane = self._lanes.get(item.approval_id)
         if lane is not None:
             return lane
+        if item.kind == "submitted" and item.approval_id in self._submitted:
+            return self._submitted.pop(item.approval_id)  # its card: the channel, not read
         approval = await self.service.get(item.approval_id)
         if approval.slack.ts is None:
             return approval.channel
@@ -231,6 +235,13 @@ class CardPoster:
             self._lanes.clear()
         lane = self._lanes[item.approval_id] = UPDATE_LANE + approval.channel
         return lane
+
+    def approval_changed(self, approval: Approval, kind: str) -> None:
+        """Observer hook: a submission's card goes to its channel's lane, known from here."""
+        if kind == "submitted" and approval.is_pending:
+            if len(self._submitted) >= 10_000:  # cards of approvals decided meanwhile
+                self._submitted.clear()
+            self._submitted[approval.id] = approval.channel
 
     async def __call__(self, item: OutboxItem) -> None:
         approval = await self.service.get(item.approval_id)
