@@ -231,9 +231,13 @@ class CardPoster:
         approval = await self.service.get(item.approval_id)
         if approval.slack.ts is None:
             return approval.channel
+        return self._posted(approval)
+
+    def _posted(self, approval: Approval) -> str:
+        """The approval's card is posted: from now on its items go to the update lane."""
         if len(self._lanes) >= 10_000:
             self._lanes.clear()
-        lane = self._lanes[item.approval_id] = UPDATE_LANE + approval.channel
+        lane = self._lanes[approval.id] = UPDATE_LANE + approval.channel
         return lane
 
     def approval_changed(self, approval: Approval, kind: str) -> None:
@@ -640,6 +644,7 @@ class CardPoster:
         self.remember((posted, ts), message)
         self.finder.learn(channel, posted)
         approval = await self.service.set_slack_ref(approval.id, SlackRef(channel=posted, ts=ts))
+        self._posted(approval)  # its decision's rewrite then needs no read to find its lane
         await self.service.audit(approval.id, "card_posted", None, channel=posted, ts=ts)
         if approval.slack.error in TOKEN_REFUSED:  # the token works again: no error to show
             approval = await self.service.set_slack_error(approval.id, None)
