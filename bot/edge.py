@@ -366,7 +366,7 @@ class BotSite(web.TCPSite):
         assert isinstance(self._server, asyncio.Server)
         for listening in self._server.sockets:
             with socket.socket(fileno=os.dup(listening.fileno())) as same:
-                same.listen(max(LISTEN_QUEUE, self._backlog))
+                same.listen(LISTEN_QUEUE)  # never below the turn's: `BACKLOG` is less
 
 
 class BotRunner(web.AppRunner):

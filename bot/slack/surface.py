@@ -369,7 +369,7 @@ class SlackSurface:
         worker = OutboxWorker(
             bot.store, SLACK_TOPIC, poster, lane=poster.lane, backlog=self.backlog
         )
-        bot.service.observers += [poster, worker]  # the poster first: it learns the lane
+        bot.service.observers += [poster, worker]  # the poster learns each submission's lane
         bot.workers.append(worker)
         bot.spawn(worker.run(), "slack-cards")
 
