@@ -203,7 +203,7 @@ class CardPoster:
     #: seconds after its creation an approval whose card meets a refused token (`invalid_auth`)
     #: is tried again before it ends undeliverable
     token_window: float = TOKEN_WINDOW
-    #: an approval's lane once its card is posted (before that it is read again each time)
+    #: an approval's lane once its card is posted (by this process, or read once)
     _lanes: dict[str, str] = field(default_factory=dict, init=False)
     #: the channel of each approval submitted to this process whose card is not queued yet
     _submitted: dict[str, str] = field(default_factory=dict, init=False)
@@ -643,11 +643,11 @@ class CardPoster:
         posted, ts = str(response["channel"]), str(response["ts"])
         self.remember((posted, ts), message)
         self.finder.learn(channel, posted)
+        if approval.slack.error in TOKEN_REFUSED:  # the token works again: cleared before the
+            await self.service.set_slack_error(approval.id, None)  # card shows on the record
         approval = await self.service.set_slack_ref(approval.id, SlackRef(channel=posted, ts=ts))
         self._posted(approval)  # its decision's rewrite then needs no read to find its lane
         await self.service.audit(approval.id, "card_posted", None, channel=posted, ts=ts)
-        if approval.slack.error in TOKEN_REFUSED:  # the token works again: no error to show
-            approval = await self.service.set_slack_error(approval.id, None)
         await self.save_permalink(approval)
 
     async def rewrite(self, approval: Approval) -> None:
