@@ -183,7 +183,7 @@ def app_of(server: TestServer) -> web.Application:
     return server.app
 
 
-# -- Slack: the devslack emulator as the fake Web API, interactions signed for real ----------
+# -- Slack: the devslack emulator as the Web API, interactions signed for real -----------
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"

@@ -34,7 +34,7 @@ from tests.adapter_support import (
     use_the_rig,
 )
 from tests.conftest import AGENT_TOKEN, SlackRig
-from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, hostile_bot
 
 
 class Script:
@@ -270,7 +270,7 @@ async def test_an_unknown_prompt_placeholder_fails_before_any_card(
 
 @pytest.mark.parametrize("answer", REFUSALS)
 async def test_a_refusal_ends_the_run_and_nothing_runs(answer: Any) -> None:
-    """`fake_bot` holds an approved read_file as call_0; the model calls delete_file as call_0."""
+    """`hostile_bot` holds approved read_file as call_0; the model calls delete_file as call_0."""
     deleted: list[str] = []
 
     @tool(approval_mode="always_require")
@@ -280,7 +280,7 @@ async def test_a_refusal_ends_the_run_and_nothing_runs(answer: Any) -> None:
         return "deleted"
 
     agent = release_bot(ScriptedClient(("call_0", "delete_file", DATA)), [delete_file])
-    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+    async with hostile_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
         with pytest.raises(ApprovalError) as caught:
             await run_with_approvals(agent, "clean up", approvals)
 

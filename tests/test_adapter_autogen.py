@@ -40,7 +40,7 @@ from tests.adapter_support import (
     use_the_rig,
 )
 from tests.conftest import AGENT_TOKEN, SlackRig, until
-from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, hostile_bot
 
 
 class ScriptedConfig:
@@ -270,13 +270,13 @@ async def test_an_unreachable_bot_ends_the_turn_and_runs_nothing() -> None:
 
 @pytest.mark.parametrize("answer", REFUSALS)
 async def test_a_refusal_ends_the_turn_and_nothing_runs(answer: Any) -> None:
-    """`fake_bot` holds an approved read_file as call_0; the model calls delete_file as call_0.
+    """`hostile_bot` holds approved read_file as call_0; the model calls delete_file as call_0.
 
     ag2 hands a tool's exceptions to the model as its result; `HumanInputFailedError` it lets
     through, so that is how the refusal ends the turn, with the SDK's error as its `cause`.
     """
     deleted: list[str] = []
-    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+    async with hostile_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
 
         @tool(middleware=[approval_required(approvals)])
         def delete_file(path: str) -> str:

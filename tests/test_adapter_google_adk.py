@@ -38,7 +38,7 @@ from tests.adapter_support import (
     use_the_rig,
 )
 from tests.conftest import AGENT_TOKEN, SlackRig
-from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, hostile_bot
 
 USER = "dave"
 
@@ -318,7 +318,7 @@ async def test_a_tool_that_asks_itself_gets_its_hint_on_the_card_and_the_edit(
 
 @pytest.mark.parametrize("answer", REFUSALS)
 async def test_a_refusal_ends_the_run_and_nothing_runs(answer: Any) -> None:
-    """`fake_bot` holds an approved read_file as call_0; the model calls delete_file as call_0."""
+    """`hostile_bot` holds approved read_file as call_0; the model calls delete_file as call_0."""
     deleted: list[str] = []
 
     def delete_file(path: str) -> str:
@@ -329,7 +329,7 @@ async def test_a_refusal_ends_the_run_and_nothing_runs(answer: Any) -> None:
     release = await Release(
         scripted(("call_0", "delete_file", DATA)), [ApprovalTool(delete_file)]
     ).start()
-    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+    async with hostile_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
         with pytest.raises(ApprovalError) as caught:
             await release.run(approvals, "clean up")
 

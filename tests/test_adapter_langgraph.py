@@ -43,7 +43,7 @@ from bot.sdk import requires_approval as gate
 from tests.adapter_support import answer_modal, pending, use_the_rig
 from tests.conftest import AGENT_TOKEN, SlackRig
 from tests.slack_support import actions_of
-from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, hostile_bot
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "langgraph_example.py"
 ALL = ["approve", "edit", "reject", "feedback"]
@@ -499,7 +499,7 @@ async def test_agent_inbox_interrupts_are_answered_with_human_responses(
 
 
 # -- a bot answering about another call, or refusing the request ---------------------------
-# `fake_bot` holds an approved read_file("/srv/data") as call_0; the model calls delete_file
+# `hostile_bot` holds an approved read_file("/srv/data") as call_0; the model calls delete_file
 # with the same id. Nothing may run, and the model is never told anything: the error ends the run.
 
 
@@ -511,7 +511,7 @@ def delete_call() -> dict[str, Any]:
 async def test_a_gated_tool_never_runs_on_a_refusal(answer: Any) -> None:
     deleted: list[str] = []
     model = model_calling(delete_call())
-    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+    async with hostile_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
 
         @tool
         @gate(approvals, on_reject="message")
@@ -547,7 +547,7 @@ async def test_run_with_approvals_never_resumes_on_a_refusal(answer: Any, mode: 
     deleted: list[str] = []
     model = model_calling(delete_call())
     agent = deleting_agent(model, deleted, mode)
-    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+    async with hostile_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
         with pytest.raises(ApprovalError) as caught:
             await run_with_approvals(agent, {"messages": []}, thread(), approvals)
 
@@ -560,7 +560,7 @@ async def test_the_sync_runner_never_resumes_on_another_calls_record() -> None:
     model = model_calling(delete_call())
     agent = deleting_agent(model, deleted, "batched")
 
-    async with fake_bot() as bot:
+    async with hostile_bot() as bot:
 
         def work() -> Any:
             with SyncApprovalClient(bot.url, token=AGENT_TOKEN) as sync_client:

@@ -32,7 +32,7 @@ from tests.adapter_support import (
     use_the_rig,
 )
 from tests.conftest import AGENT_TOKEN, SlackRig
-from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, hostile_bot
 
 
 class ScriptedModel(Model):
@@ -313,7 +313,7 @@ def test_releases_without_rejection_messages_still_reject() -> None:
 
 @pytest.mark.parametrize("answer", REFUSALS)
 async def test_a_refusal_ends_the_run_and_nothing_runs(answer: Any) -> None:
-    """`fake_bot` holds an approved read_file as call_0; the model calls delete_file as call_0."""
+    """`hostile_bot` holds approved read_file as call_0; the model calls delete_file as call_0."""
     deleted: list[str] = []
 
     @function_tool(needs_approval=True)
@@ -324,7 +324,7 @@ async def test_a_refusal_ends_the_run_and_nothing_runs(answer: Any) -> None:
 
     model = ScriptedModel(("call_0", "delete_file", DATA))
     agent = Agent("cleaner", model=model, tools=[delete_file])
-    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+    async with hostile_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
         with pytest.raises(ApprovalError) as caught:
             await run_with_approvals(agent, "clean up", approvals)
 

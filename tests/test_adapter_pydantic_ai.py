@@ -34,7 +34,7 @@ from tests.adapter_support import (
     use_the_rig,
 )
 from tests.conftest import AGENT_TOKEN, SlackRig
-from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, hostile_bot
 
 
 def scripted(*calls: tuple[str, str, dict[str, Any]]) -> FunctionModel:
@@ -265,9 +265,9 @@ def deleting_agent(deleted: list[str], *, inline: Any = None) -> Agent[None, Any
 @pytest.mark.parametrize("inline", [False, True], ids=["deferred", "handler"])
 @pytest.mark.parametrize("answer", REFUSALS)
 async def test_a_refusal_ends_the_run_and_nothing_runs(answer: Any, inline: bool) -> None:
-    """`fake_bot` holds an approved read_file as call_0; the model calls delete_file as call_0."""
+    """`hostile_bot` holds approved read_file as call_0; the model calls delete_file as call_0."""
     deleted: list[str] = []
-    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+    async with hostile_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
         with pytest.raises(ApprovalError) as caught:
             if inline:
                 await deleting_agent(deleted, inline=approval_handler(approvals)).run("clean")

@@ -28,7 +28,7 @@ from tests.adapter_support import (
     use_the_rig,
 )
 from tests.conftest import AGENT_TOKEN, SlackRig
-from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, fake_bot
+from tests.test_sdk_refusals import DATA, REFUSALS, check_refusal, hostile_bot
 
 
 class ScriptedModel(Model):
@@ -280,7 +280,7 @@ async def test_an_unreachable_bot_ends_the_invocation_and_runs_nothing() -> None
 
 @pytest.mark.parametrize("answer", REFUSALS)
 async def test_a_refusal_ends_the_invocation_and_nothing_runs(answer: Any) -> None:
-    """`fake_bot` holds an approved read_file as call_0; the model calls delete_file as call_0.
+    """`hostile_bot` holds approved read_file as call_0; the model calls delete_file as call_0.
 
     Strands wraps what a hook raises in its `EventLoopException`: the SDK's error is its
     `original_exception`."""
@@ -293,7 +293,7 @@ async def test_a_refusal_ends_the_invocation_and_nothing_runs(answer: Any) -> No
         return "deleted"
 
     model = ScriptedModel(("call_0", "delete_file", DATA))
-    async with fake_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
+    async with hostile_bot(answer) as bot, ApprovalClient(bot.url, AGENT_TOKEN) as approvals:
         agent = Agent(
             model=model,
             tools=[delete_file],

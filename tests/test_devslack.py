@@ -70,7 +70,7 @@ def client(base_url: str) -> AsyncWebClient:
 
 
 @dataclass
-class FakeBot:
+class RecordingBot:
     """A tiny bot: verifies each request's signature, records it, answers as scripted."""
 
     received: list[dict[str, Any]] = field(default_factory=list)
@@ -94,8 +94,8 @@ class FakeBot:
 
 
 @pytest.fixture
-async def fake_bot() -> AsyncIterator[tuple[FakeBot, str]]:
-    bot = FakeBot()
+async def recording_bot() -> AsyncIterator[tuple[RecordingBot, str]]:
+    bot = RecordingBot()
     app = web.Application()
     app.router.add_post("/slack/events", bot.handle)
     server = TestServer(app, host="127.0.0.1")
@@ -106,9 +106,9 @@ async def fake_bot() -> AsyncIterator[tuple[FakeBot, str]]:
 
 @pytest.fixture
 async def deliverer(
-    ws: Workspace, base_url: str, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, base_url: str, recording_bot: tuple[RecordingBot, str]
 ) -> AsyncIterator[Deliverer]:
-    async with Deliverer(ws, fake_bot[1], SECRET) as slack:
+    async with Deliverer(ws, recording_bot[1], SECRET) as slack:
         yield slack
 
 
@@ -1035,9 +1035,9 @@ async def plain_answer(text: str, status: int = 200) -> web.Response:
 
 
 async def test_click_sends_a_signed_block_actions_payload(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
-    bot, _ = fake_bot
+    bot, _ = recording_bot
     message = ws.post_message("ops", text="card", blocks=card())
 
     delivery = await deliverer.click("ops", message.ts, "approve", user="U0ALICE")
@@ -1071,7 +1071,7 @@ async def test_click_sends_a_signed_block_actions_payload(
 
 
 async def test_click_on_a_missing_button_raises(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
     message = ws.post_message("ops", text="card", blocks=card())
 
@@ -1079,11 +1079,11 @@ async def test_click_on_a_missing_button_raises(
         await deliverer.click("ops", message.ts, "edit", user="U0ALICE")
     with pytest.raises(InteractionError, match="no message"):
         await deliverer.click("ops", "1.000001", "approve", user="U0ALICE")
-    assert fake_bot[0].received == []
+    assert recording_bot[0].received == []
 
 
 async def test_people_act_only_in_channels_they_are_in(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
     """Slack shows a channel's messages, buttons and composer to its members only, so it never
     sends a click, a message event or a slash command from anyone else.
@@ -1114,15 +1114,15 @@ async def test_people_act_only_in_channels_they_are_in(
     with pytest.raises(InteractionError, match="no channel"):
         await deliverer.post_as_user("C0NOWHERE", "hi", user="U0BOB")
 
-    assert fake_bot[0].received == []
+    assert recording_bot[0].received == []
     assert len(ws.triggers) == triggers  # nothing handed out for a click that never happened
     assert ws.thread("C0PRIVATE", message.ts) == [message]
     await deliverer.click("C0PRIVATE", message.ts, "approve", user="U0CAROL")
-    assert fake_bot[0].received[0]["channel"] == {"id": "C0PRIVATE", "name": "security"}
+    assert recording_bot[0].received[0]["channel"] == {"id": "C0PRIVATE", "name": "security"}
 
 
 async def test_a_message_in_a_private_channel_is_a_group_event(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
     """``message.groups`` events say ``channel_type: group``.
 
@@ -1133,24 +1133,27 @@ async def test_a_message_in_a_private_channel_is_a_group_event(
 
     await deliverer.reply_in_thread("C0PRIVATE", card_message.ts, "why?", user="U0ALICE")
 
-    [body] = fake_bot[0].received
+    [body] = recording_bot[0].received
     assert body["event"]["channel_type"] == "group"
 
 
 async def test_wrong_signing_secret_is_refused_by_the_bot(
-    ws: Workspace, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, recording_bot: tuple[RecordingBot, str]
 ) -> None:
     message = ws.post_message("ops", text="card", blocks=card())
-    async with Deliverer(ws, fake_bot[1], "not-the-secret") as impostor:
+    async with Deliverer(ws, recording_bot[1], "not-the-secret") as impostor:
         delivery = await impostor.click("ops", message.ts, "approve", user="U0BOB")
     assert delivery.status == 401
-    assert fake_bot[0].received == []
+    assert recording_bot[0].received == []
 
 
 async def test_bot_opens_a_modal_from_a_click_and_answers_via_response_url(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str], client: AsyncWebClient
+    ws: Workspace,
+    deliverer: Deliverer,
+    recording_bot: tuple[RecordingBot, str],
+    client: AsyncWebClient,
 ) -> None:
-    bot, _ = fake_bot
+    bot, _ = recording_bot
 
     async def open_modal(payload: dict[str, Any]) -> web.Response:
         await client.views_open(trigger_id=payload["trigger_id"], view=modal(text_input("note")))
@@ -1193,9 +1196,9 @@ async def test_response_url_replaces_or_deletes_the_original(
 
 
 async def test_view_submission_with_errors_keeps_the_view_open(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
-    bot, _ = fake_bot
+    bot, _ = recording_bot
     bot.answer = lambda payload: json_answer(
         {"response_action": "errors", "errors": {"version": "not a semver"}}
     )
@@ -1244,11 +1247,11 @@ async def test_view_submission_with_errors_keeps_the_view_open(
 async def test_view_submission_answers_are_applied(
     ws: Workspace,
     deliverer: Deliverer,
-    fake_bot: tuple[FakeBot, str],
+    recording_bot: tuple[RecordingBot, str],
     answer: dict[str, Any] | None,
     open_titles: list[str],
 ) -> None:
-    bot, _ = fake_bot
+    bot, _ = recording_bot
     if answer is not None:
         bot.answer = lambda payload: json_answer(answer)
     root = ws.open_view(
@@ -1335,7 +1338,7 @@ def test_state_values_from_plain_values() -> None:
 
 
 async def test_click_inside_a_view(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
     home = ws.publish_home(
         "U0DAVE", {"type": "home", "blocks": [{"type": "actions", "elements": [button("refresh")]}]}
@@ -1343,7 +1346,7 @@ async def test_click_inside_a_view(
 
     await deliverer.click_in_view(home.id, "refresh")
 
-    [payload] = fake_bot[0].received
+    [payload] = recording_bot[0].received
     assert payload["container"] == {"type": "view", "view_id": home.id}
     assert payload["view"]["type"] == "home"
     assert payload["actions"][0]["action_id"] == "refresh"
@@ -1351,7 +1354,7 @@ async def test_click_inside_a_view(
 
 
 async def test_thread_reply_is_stored_and_sent_as_a_message_event(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
     card_message = ws.post_message("ops", text="card", blocks=card())
 
@@ -1360,7 +1363,7 @@ async def test_thread_reply_is_stored_and_sent_as_a_message_event(
     assert delivery.ok
     [reply] = ws.thread("ops", card_message.ts)[1:]
     assert (reply.user, reply.text, reply.bot_id) == ("U0BOB", "why?", None)
-    [body] = fake_bot[0].received
+    [body] = recording_bot[0].received
     assert body["type"] == "event_callback"
     assert body["event_id"].startswith("Ev")
     assert body["event"]["type"] == "message"
@@ -1371,24 +1374,24 @@ async def test_thread_reply_is_stored_and_sent_as_a_message_event(
 
 
 async def test_event_retries_repeat_the_event_id(
-    deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
     await deliverer.open_home("U0ALICE")
-    first = fake_bot[0].received[0]
+    first = recording_bot[0].received[0]
     await deliverer.send_event(first["event"], event_id=first["event_id"], retry_num=1)
 
-    retry = fake_bot[0].received[1]
+    retry = recording_bot[0].received[1]
     assert first["event"]["type"] == "app_home_opened"
     assert retry["event_id"] == first["event_id"]
     assert retry["_headers"]["X-Slack-Retry-Num"] == "1"
 
 
 async def test_slash_command_is_form_encoded(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
     await deliverer.slash_command("/approvals", "pending", user="U0CAROL", channel="#deploy")
 
-    [fields] = fake_bot[0].received
+    [fields] = recording_bot[0].received
     assert fields["command"] == "/approvals"
     assert fields["text"] == "pending"
     assert (fields["user_id"], fields["channel_id"]) == ("U0CAROL", "C0DEPLOY")
@@ -1416,7 +1419,7 @@ async def test_slash_command_is_form_encoded(
 async def test_a_slash_commands_answer_is_shown_as_slack_shows_it(
     ws: Workspace,
     deliverer: Deliverer,
-    fake_bot: tuple[FakeBot, str],
+    recording_bot: tuple[RecordingBot, str],
     answer: dict[str, Any] | str,
     note: str | None,
     posted: str | None,
@@ -1425,9 +1428,9 @@ async def test_a_slash_commands_answer_is_shown_as_slack_shows_it(
     shows the immediate response to its user only, unless it says `in_channel`
     (https://docs.slack.dev/interactivity/implementing-slash-commands#responding_to_commands)."""
     if isinstance(answer, dict):
-        fake_bot[0].answer = lambda _: json_answer(answer)
+        recording_bot[0].answer = lambda _: json_answer(answer)
     else:
-        fake_bot[0].answer = lambda _: plain_answer(answer)
+        recording_bot[0].answer = lambda _: plain_answer(answer)
 
     delivery = await deliverer.slash_command("/approvals", user="U0CAROL", channel="#deploy")
 
@@ -1440,9 +1443,9 @@ async def test_a_slash_commands_answer_is_shown_as_slack_shows_it(
 
 
 async def test_a_failed_slash_command_is_an_error_the_user_sees(
-    ws: Workspace, deliverer: Deliverer, fake_bot: tuple[FakeBot, str]
+    ws: Workspace, deliverer: Deliverer, recording_bot: tuple[RecordingBot, str]
 ) -> None:
-    fake_bot[0].answer = lambda _: plain_answer("boom", status=500)
+    recording_bot[0].answer = lambda _: plain_answer("boom", status=500)
     delivery = await deliverer.slash_command("/approvals", user="U0CAROL", channel="#deploy")
     assert delivery.problems == ["/approvals failed: the bot answered HTTP 500"]
     assert ws.ephemerals_for("U0CAROL") == []

@@ -22,7 +22,7 @@ from bot.devslack.limits import MAX_BLOCKS_TEXT
 from bot.devslack.scopes import MANIFEST, load_manifest
 from bot.devslack.socket_mode import SOCKET_MODE_KEY
 from bot.devslack.tiers import TIER_2, TIER_3, TIER_4
-from tests.test_devslack import SECRET, FakeBot
+from tests.test_devslack import SECRET, RecordingBot
 
 TOKEN = "xoxb-strict"
 START = 1_700_000_000.0
@@ -66,18 +66,20 @@ def client(base_url: str) -> AsyncWebClient:
 
 
 @pytest.fixture
-async def bot() -> AsyncIterator[tuple[FakeBot, str]]:
-    fake = FakeBot()
+async def bot() -> AsyncIterator[tuple[RecordingBot, str]]:
+    recorder = RecordingBot()
     app = web.Application()
-    app.router.add_post("/slack/events", fake.handle)
+    app.router.add_post("/slack/events", recorder.handle)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    yield fake, str(server.make_url("/slack/events"))
+    yield recorder, str(server.make_url("/slack/events"))
     await server.close()
 
 
 @pytest.fixture
-async def hands(ws: Workspace, base_url: str, bot: tuple[FakeBot, str]) -> AsyncIterator[Deliverer]:
+async def hands(
+    ws: Workspace, base_url: str, bot: tuple[RecordingBot, str]
+) -> AsyncIterator[Deliverer]:
     async with Deliverer(ws, bot[1], SECRET, timeout=0.3) as deliverer:
         yield deliverer
 
@@ -160,7 +162,7 @@ async def test_late_triggers_pass_when_a_test_asks(
 
 
 async def test_no_message_event_from_a_channel_the_bot_is_not_in(
-    ws: Workspace, hands: Deliverer, bot: tuple[FakeBot, str]
+    ws: Workspace, hands: Deliverer, bot: tuple[RecordingBot, str]
 ) -> None:
     """https://api.slack.com/events/message.channels: delivered for "channels the app is
     added to"; Slack sends nothing for the others, though the message exists."""
@@ -179,7 +181,7 @@ async def test_no_message_event_from_a_channel_the_bot_is_not_in(
 
 
 async def test_message_events_follow_the_subscriptions(
-    ws: Workspace, hands: Deliverer, bot: tuple[FakeBot, str]
+    ws: Workspace, hands: Deliverer, bot: tuple[RecordingBot, str]
 ) -> None:
     """https://api.slack.com/events/message.im: a DM's messages arrive only to an app that
     subscribed to ``message.im``; manifest.yml subscribes to message.channels/.groups."""
@@ -201,7 +203,7 @@ async def test_ephemeral_to_someone_outside_the_channel(
 
 
 async def test_a_late_event_is_retried_three_times(
-    hands: Deliverer, bot: tuple[FakeBot, str]
+    hands: Deliverer, bot: tuple[RecordingBot, str]
 ) -> None:
     """https://api.slack.com/apis/events-api#retries: no answer within 3 s (here the
     deliverer's 0.3 s) and Slack sends the event again, up to 3 times, with
@@ -226,7 +228,7 @@ async def test_a_late_event_is_retried_three_times(
 
 
 async def test_an_event_answered_with_an_error_is_retried(
-    hands: Deliverer, bot: tuple[FakeBot, str]
+    hands: Deliverer, bot: tuple[RecordingBot, str]
 ) -> None:
     """https://api.slack.com/apis/events-api#retries: any answer but a 2xx is a failure
     (``http_error``); the retry that is answered 200 ends it."""
@@ -247,7 +249,9 @@ async def test_an_event_answered_with_an_error_is_retried(
     ]
 
 
-async def test_no_retry_when_the_app_says_so(hands: Deliverer, bot: tuple[FakeBot, str]) -> None:
+async def test_no_retry_when_the_app_says_so(
+    hands: Deliverer, bot: tuple[RecordingBot, str]
+) -> None:
     """https://api.slack.com/apis/events-api#retries: an answer with ``X-Slack-No-Retry: 1``
     is not retried."""
 
@@ -262,7 +266,7 @@ async def test_no_retry_when_the_app_says_so(hands: Deliverer, bot: tuple[FakeBo
     assert len(bot[0].received) == 1
 
 
-async def test_retries_off_by_name(hands: Deliverer, bot: tuple[FakeBot, str]) -> None:
+async def test_retries_off_by_name(hands: Deliverer, bot: tuple[RecordingBot, str]) -> None:
     """Leniency by name: ``event_retries = 0`` sends each event once."""
     hands.event_retries = 0
 
@@ -276,7 +280,7 @@ async def test_retries_off_by_name(hands: Deliverer, bot: tuple[FakeBot, str]) -
 
 
 async def test_interactions_are_never_retried(
-    ws: Workspace, hands: Deliverer, bot: tuple[FakeBot, str]
+    ws: Workspace, hands: Deliverer, bot: tuple[RecordingBot, str]
 ) -> None:
     """https://api.slack.com/interactivity/handling#acknowledgment_response: a late answer to
     an interaction is an error shown to the user; Slack does not send it again."""

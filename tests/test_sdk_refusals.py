@@ -1,10 +1,10 @@
 """The agent side refuses what it must never act on, against a bot it cannot trust.
 
-`FakeBot` is a real aiohttp server on 127.0.0.1 standing in for an old or compromised bot: it
+`HostileBot` is a real aiohttp server on 127.0.0.1 standing in for an old or compromised bot: it
 answers a `toolCallId` it already holds with the record it holds, whatever tool or arguments
 were asked for (the bug that once ran `delete_file` on `read_file`'s approval), and it can
 answer 409s and 422s. The SDK, `requires_approval` and the MCP gate are tested here; each
-adapter's test module runs its framework against the same `fake_bot`.
+adapter's test module runs its framework against the same `hostile_bot`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ INVALID = (422, {"error": "invalid", "message": "channel: a user id", "path": "c
 CONFLICT = (409, {"error": "conflict", "message": "toolCallId 'call_0' is taken"})
 
 
-class FakeBot:
+class HostileBot:
     """The agent API as an old or compromised bot answers it; see the module docstring."""
 
     def __init__(self) -> None:
@@ -129,9 +129,9 @@ class FakeBot:
 
 
 @contextlib.asynccontextmanager
-async def fake_bot(error: tuple[int, dict[str, Any]] | None = None) -> AsyncIterator[FakeBot]:
-    """A `FakeBot` serving on 127.0.0.1 that holds `READ_APPROVED` (or answers `error`)."""
-    bot = FakeBot()
+async def hostile_bot(error: tuple[int, dict[str, Any]] | None = None) -> AsyncIterator[HostileBot]:
+    """A `HostileBot` serving on 127.0.0.1 that holds `READ_APPROVED` (or answers `error`)."""
+    bot = HostileBot()
     bot.hold(READ_APPROVED)
     bot.error = error
     runner = web.AppRunner(bot.app(), shutdown_timeout=0.1)
@@ -167,13 +167,13 @@ REFUSALS = [
 
 
 @pytest.fixture
-async def bot() -> AsyncIterator[FakeBot]:
-    async with fake_bot() as serving:
+async def bot() -> AsyncIterator[HostileBot]:
+    async with hostile_bot() as serving:
         yield serving
 
 
 @pytest.fixture
-async def client(bot: FakeBot) -> AsyncIterator[ApprovalClient]:
+async def client(bot: HostileBot) -> AsyncIterator[ApprovalClient]:
     async with ApprovalClient(bot.url, TOKEN) as agent:
         yield agent
 
@@ -208,7 +208,7 @@ async def client(bot: FakeBot) -> AsyncIterator[ApprovalClient]:
     ],
 )
 async def test_a_record_of_another_call_raises_instead_of_deciding(
-    bot: FakeBot, client: ApprovalClient, held: dict[str, Any], differs: str
+    bot: HostileBot, client: ApprovalClient, held: dict[str, Any], differs: str
 ) -> None:
     bot.held["call_0"] = held
     args = {"path": "/srv/data", "recurse": True} if "recurse" in held["args"] else DATA
@@ -224,7 +224,7 @@ async def test_a_record_of_another_call_raises_instead_of_deciding(
 
 
 async def test_submit_and_a_wait_given_the_record_check_every_answer(
-    bot: FakeBot, client: ApprovalClient
+    bot: HostileBot, client: ApprovalClient
 ) -> None:
     bot.new_status = "pending"
     submitted = await client.submit("delete_file", DATA, tool_call_id="call_1")
@@ -241,7 +241,7 @@ async def test_submit_and_a_wait_given_the_record_check_every_answer(
 
 
 async def test_json_equal_arguments_and_an_edit_are_the_same_call(
-    bot: FakeBot, client: ApprovalClient
+    bot: HostileBot, client: ApprovalClient
 ) -> None:
     sent = {"paths": ("/a", "/b"), "limit": 1.0, "options": {"b": 2, "a": True}}
     stored = {"options": {"a": True, "b": 2.0}, "limit": 1, "paths": ["/a", "/b"]}
@@ -253,7 +253,7 @@ async def test_json_equal_arguments_and_an_edit_are_the_same_call(
     assert decision.approved and decision.approved_args == edit
 
 
-async def test_the_sync_client_raises_the_same(bot: FakeBot) -> None:
+async def test_the_sync_client_raises_the_same(bot: HostileBot) -> None:
     def ask() -> Any:
         with SyncApprovalClient(bot.url, TOKEN) as sync_client:
             return sync_client.request("delete_file", DATA, tool_call_id="call_0")
@@ -272,7 +272,7 @@ async def test_the_sync_client_raises_the_same(bot: FakeBot) -> None:
     ],
 )
 async def test_a_422_names_the_field_at_fault(
-    bot: FakeBot, client: ApprovalClient, path: str, message: str
+    bot: HostileBot, client: ApprovalClient, path: str, message: str
 ) -> None:
     bot.error = (422, {"error": "invalid", "message": message, "path": path})
 
@@ -284,7 +284,9 @@ async def test_a_422_names_the_field_at_fault(
     assert len(bot.submitted) == 1  # refused for good: not retried
 
 
-async def test_a_422_without_a_path_is_still_invalid(bot: FakeBot, client: ApprovalClient) -> None:
+async def test_a_422_without_a_path_is_still_invalid(
+    bot: HostileBot, client: ApprovalClient
+) -> None:
     bot.error = (422, {"error": "invalid", "message": "no good"})
 
     with pytest.raises(ApprovalInvalid) as caught:
@@ -294,7 +296,7 @@ async def test_a_422_without_a_path_is_still_invalid(bot: FakeBot, client: Appro
 
 
 async def test_a_409_says_the_tool_call_id_was_used_for_another_call(
-    bot: FakeBot, client: ApprovalClient
+    bot: HostileBot, client: ApprovalClient
 ) -> None:
     bot.error = CONFLICT
 
@@ -315,7 +317,7 @@ async def test_a_gated_function_never_runs_on_a_refusal(
     answer: tuple[int, dict[str, Any]] | None, on_reject: Any
 ) -> None:
     deleted: list[str] = []
-    async with fake_bot(answer) as serving, ApprovalClient(serving.url, TOKEN) as agent:
+    async with hostile_bot(answer) as serving, ApprovalClient(serving.url, TOKEN) as agent:
 
         @requires_approval(agent, on_reject=on_reject)
         async def delete_file(path: str) -> str:
@@ -329,7 +331,7 @@ async def test_a_gated_function_never_runs_on_a_refusal(
     assert deleted == []
 
 
-async def test_a_gated_sync_function_never_runs_on_another_calls_record(bot: FakeBot) -> None:
+async def test_a_gated_sync_function_never_runs_on_another_calls_record(bot: HostileBot) -> None:
     deleted: list[str] = []
 
     def run() -> Any:
@@ -350,7 +352,7 @@ async def test_a_gated_sync_function_never_runs_on_another_calls_record(bot: Fak
 # -- the MCP gate -----------------------------------------------------------------------------
 
 
-async def call_gate(bot: FakeBot, wait: float = 0, **arguments: Any) -> Any:
+async def call_gate(bot: HostileBot, wait: float = 0, **arguments: Any) -> Any:
     gate = create_server(url=bot.url, token=TOKEN, wait=wait)
     async with Client(gate) as mcp:
         return await mcp.call_tool(
@@ -359,7 +361,7 @@ async def call_gate(bot: FakeBot, wait: float = 0, **arguments: Any) -> Any:
         )
 
 
-async def test_the_mcp_gate_answers_another_calls_record_with_an_error(bot: FakeBot) -> None:
+async def test_the_mcp_gate_answers_another_calls_record_with_an_error(bot: HostileBot) -> None:
     result = await call_gate(bot)
 
     assert result.is_error and result.structured_content is None
@@ -368,7 +370,7 @@ async def test_the_mcp_gate_answers_another_calls_record_with_an_error(bot: Fake
     assert "delete_file must not run" in text and "approved" not in text
 
 
-async def test_the_mcp_gate_checks_what_its_wait_answers(bot: FakeBot) -> None:
+async def test_the_mcp_gate_checks_what_its_wait_answers(bot: HostileBot) -> None:
     bot.new_status = "pending"
     bot.answer_waits_with = READ_APPROVED
 
@@ -386,7 +388,7 @@ async def test_the_mcp_gate_checks_what_its_wait_answers(bot: FakeBot) -> None:
     ],
 )
 async def test_the_mcp_gate_names_the_field_a_bot_refused(
-    bot: FakeBot, answer: tuple[int, dict[str, Any]], named: str
+    bot: HostileBot, answer: tuple[int, dict[str, Any]], named: str
 ) -> None:
     bot.error = answer
 
