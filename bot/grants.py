@@ -243,6 +243,13 @@ def check_terms(approval: Approval, terms: StandingTerms, *, edited: bool = Fals
         raise Invalid(f"the call has no argument {unknown[0]!r}", path="keys")
 
 
+def may_have_proposals(approval: Approval, proposing: bool) -> bool:
+    """Whether a decision by votes on `approval` can have grant proposals to settle: when
+    this vote proposes one (`proposing`), or when earlier votes counted (more than one
+    approver is required). One approver who proposes nothing leaves nothing to read."""
+    return proposing or approval.policy.required_approvals > 1
+
+
 def settle(
     approval: Approval, proposals: Sequence[Proposal], grant_id: str
 ) -> tuple[Grant | None, list[str]]:

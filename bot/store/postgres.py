@@ -38,7 +38,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from bot.batches import BatchView
 from bot.errors import AlreadyDecided, NotFound, Unavailable
-from bot.grants import Grant, GrantGone, Proposal, grant_decision, new_grant_id, settle
+from bot.grants import (
+    Grant,
+    GrantGone,
+    Proposal,
+    grant_decision,
+    may_have_proposals,
+    new_grant_id,
+    settle,
+)
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store import pg_batches, pg_grants
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
@@ -511,7 +519,8 @@ class PostgresStore:
                 decided, _ = await self._decide(
                     conn, approval_id, status, decision, current=current
                 )
-                await self._settle(conn, decided)
+                if may_have_proposals(approval, allow is not None):
+                    await self._settle(conn, decided)
                 return decided, True
             approval = await self._fetch(conn, approval_id)
             await self._append_event(conn, NewEvent.voted(approval, user))

@@ -31,7 +31,15 @@ from typing import Any, TypeVar
 
 from bot.batches import BatchView
 from bot.errors import AlreadyDecided, NotFound, Unavailable
-from bot.grants import Grant, GrantGone, Proposal, grant_decision, new_grant_id, settle
+from bot.grants import (
+    Grant,
+    GrantGone,
+    Proposal,
+    grant_decision,
+    may_have_proposals,
+    new_grant_id,
+    settle,
+)
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store import sqlite_batches, sqlite_grants
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
@@ -75,10 +83,15 @@ def _commit_group(
     group: list[_Write], conn: sqlite3.Connection
 ) -> list[tuple[Any, Exception | None]]:
     """Run each write of `group` in its own savepoint of one transaction, then commit: what
-    each returned or raised (`SQLiteStore._grouped`)."""
+    each returned or raised (`SQLiteStore._grouped`). A write alone is its transaction: if
+    it fails, nothing was written."""
     outcomes: list[tuple[Any, Exception | None]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if len(group) == 1:
+            outcomes.append((group[0][0](conn), None))
+            conn.execute("COMMIT")
+            return outcomes
         for fn, _ in group:
             conn.execute("SAVEPOINT write")
             try:
@@ -536,7 +549,8 @@ class SQLiteStore:
                 current = None if edited else counted
                 decision = decide(counted)
                 decided = self._decide(conn, approval_id, status, decision, current=current)[0]
-                self._settle(conn, decided)
+                if may_have_proposals(approval, allow is not None):
+                    self._settle(conn, decided)
                 return decided, True
             approval = self._fetch(conn, approval_id)
             self._append_event(conn, NewEvent.voted(approval, user))
@@ -858,9 +872,8 @@ class SQLiteStore:
         # all, and one comes after every commit).
         sql = _CLAIM_NEWER if after else _CLAIM_DUE
         values = (after, topic, _epoch(now), limit) if after else (topic, _epoch(now), limit)
-        return await self._run(
-            self._writer,
-            lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(sql, values)],
+        return await self._read(
+            lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(sql, values)]
         )
 
     async def outbox_done(self, item_id: int) -> None:
