@@ -33,6 +33,10 @@ def _submissions(m: JSON) -> Iterator[Row]:
         rate = m["all_at_once_per_s"]
         what = f"submissions, {m['count']:,} all at once (each agent on its own connection)"
         yield what, f"{rate:,.0f}/s", _target("submissions.all_at_once_per_s", rate)
+        if m.get("all_at_once_bot_cpu_ms") is not None:
+            bot, client = m["all_at_once_bot_cpu_ms"], m["all_at_once_client_cpu_ms"]
+            cpu = f"bot {bot:.2f} ms, the bench's client {client:.2f} ms"
+            yield "… CPU a submission, on the same cores", cpu, ""
 
 
 def _latency(label: str, m: JSON, path: str) -> Iterator[Row]:

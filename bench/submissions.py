@@ -8,9 +8,11 @@ store and the outbox, not Slack.
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 
 from bench.agents import submit_many
+from bench.proc import cpu_seconds
 from bench.rig import open_rig
 
 __all__ = ["Submissions", "measure_submissions"]
@@ -26,6 +28,15 @@ class Submissions:
     per_s: float
     #: then all `count` at once, each agent on a connection of its own (opened meanwhile)
     all_at_once_per_s: float | None = None
+    #: CPU a submission all at once: the bot's (all its threads), and the bench's own (the
+    #: agents' HTTP client), on the same cores
+    all_at_once_bot_cpu_ms: float | None = None
+    all_at_once_client_cpu_ms: float | None = None
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def measure_submissions(count: int, concurrency: int, *, all_at_once: bool) -> Submissions:
@@ -33,13 +44,17 @@ async def measure_submissions(count: int, concurrency: int, *, all_at_once: bool
     then `count` more all at once."""
     async with open_rig(channels=CHANNELS) as rig:
         _, rate = await submit_many(rig, count, concurrency=concurrency, channels=rig.channels)
-        burst = None
-        if all_at_once:
-            _, burst = await submit_many(rig, count, concurrency=count, channels=rig.channels)
+        if not all_at_once:
+            return Submissions(count, concurrency, CHANNELS, round(rate, 1))
+        bot, client = cpu_seconds(rig.pid), _own_cpu_seconds()
+        _, burst = await submit_many(rig, count, concurrency=count, channels=rig.channels)
+        bot, client = cpu_seconds(rig.pid) - bot, _own_cpu_seconds() - client
     return Submissions(
         count=count,
         concurrency=concurrency,
         channels=CHANNELS,
         per_s=round(rate, 1),
-        all_at_once_per_s=round(burst, 1) if burst is not None else None,
+        all_at_once_per_s=round(burst, 1),
+        all_at_once_bot_cpu_ms=round(1000 * bot / count, 2),
+        all_at_once_client_cpu_ms=round(1000 * client / count, 2),
     )
