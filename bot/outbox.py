@@ -112,18 +112,23 @@ class OutboxWorker:
         thousands of cards queued behind Slack's pace, each commit would otherwise re-read
         them all. A sweep comes at least every `poll` seconds, so a retry falls due in time
         however often commits wake the worker.
+
+        A claim takes what was due when it began: items committed meanwhile wait for the next
+        one (under a stream of submissions a sweep would otherwise never end). A sweep cannot
+        leave out the items in flight, so each further read of it asks for twice as many new
+        ones: a few reads of the queue, not one per `batch`.
         """
-        now = asyncio.get_running_loop().time()
-        if self._sweep or now - self._swept_at >= self.poll:
-            self._sweep, self._swept_at = False, now
+        now, clock = utcnow(), asyncio.get_running_loop().time()
+        if self._sweep or clock - self._swept_at >= self.poll:
+            self._sweep, self._swept_at = False, clock
             after = 0
         else:
             after = self._newest
-        added = 0
+        added, more = 0, self.batch
         while True:
-            limit = (0 if after else len(self._claimed)) + self.batch
+            limit = (0 if after else len(self._claimed)) + more
             self._left.clear()
-            items = await self.store.outbox_claim(self.topic, utcnow(), limit, after=after)
+            items = await self.store.outbox_claim(self.topic, now, limit, after=after)
             for item in items:
                 if item.id not in self._claimed and item.id not in self._left:
                     await self._enqueue(item)
@@ -133,6 +138,8 @@ class OutboxWorker:
                 return added
             if after:
                 after = items[-1].id
+            else:
+                more *= 2
 
     async def _enqueue(self, item: OutboxItem) -> None:
         try:

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -142,4 +143,61 @@ async def test_a_retry_falls_due_while_commits_keep_waking_the_worker(db_path: P
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+        await store.close()
+
+
+class ArrivingStore(SQLiteStore):
+    """A real store where `arrivals` approvals are submitted while each sweep reads (as a
+    stream of agents would), and that counts the rows its claims read."""
+
+    def __init__(self, path: Path, arrivals: int) -> None:
+        super().__init__(path, outbox_topics=["x"])
+        self.arrivals = arrivals
+        self.arrived = 0
+        self.rows_read = 0
+
+    async def outbox_claim(
+        self, topic: str, now: datetime, limit: int, after: int = 0
+    ) -> list[OutboxItem]:
+        if not after:
+            for _ in range(self.arrivals):
+                self.arrived += 1
+                await insert(self, make_approval(f"call_arrived_{self.arrived}"))
+        items = await super().outbox_claim(topic, now, limit, after=after)
+        self.rows_read += len(items)
+        return items
+
+
+async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_the_queue_a_few_times(
+    db_path: Path,
+) -> None:
+    """A sweep reads every due item, those in flight too. It takes what was due when it
+    began (a sweep that also took what arrived meanwhile never ended under a stream of
+    submissions), and each further read asks for twice as many new items (one read per
+    `batch` read the whole queue 20 times for 1,000 items)."""
+    store = ArrivingStore(db_path, arrivals=0)
+    await store.open()
+    stuck = asyncio.Event()
+
+    async def in_flight_for_good(item: OutboxItem) -> None:
+        await stuck.wait()
+
+    async def own_lane(item: OutboxItem) -> str:
+        return item.approval_id
+
+    worker = OutboxWorker(store, "x", in_flight_for_good, lane=own_lane, batch=50)
+    try:
+        for n in range(1_000):
+            await insert(store, make_approval(f"call_{n}"))
+        assert await asyncio.wait_for(worker.claim(), 10) == 1_000
+        assert store.rows_read <= 3 * 1_000
+
+        store.arrivals = 60  # more than a batch arrives during every read of each sweep
+        worker.wake()
+        assert await asyncio.wait_for(worker.claim(), 10) == 0  # not a sweep: none new
+        worker._sweep = True
+        assert await asyncio.wait_for(worker.claim(), 10) == 0  # the arrivals came after it
+        assert await asyncio.wait_for(worker.claim(), 10) == 60  # the next claim takes them
+    finally:
+        stuck.set()
         await store.close()

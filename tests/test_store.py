@@ -3,13 +3,21 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.errors import AlreadyDecided, BadRequest, Conflict, NotFound, Unavailable
-from bot.models import Action, Approval, Decision, Status, args_fingerprint, utcnow
+from bot.models import (
+    Action,
+    Approval,
+    Decision,
+    Requester,
+    Status,
+    args_fingerprint,
+    utcnow,
+)
 from bot.store import SQLiteStore, open_store
 
 
@@ -45,11 +53,37 @@ async def test_insert_then_get_round_trips_every_field(store: SQLiteStore) -> No
     approval = make_approval().model_copy(
         update={"prompt": "Ship it?", "metadata": {"ticket": "OPS-1"}, "context": "see <runbook>"}
     )
-    await insert(store, approval)
+    stored = await insert(store, approval)
 
     loaded = await store.get(approval.id)
 
     assert loaded.to_wire() == approval.to_wire()
+    assert stored == loaded  # what the 201 answers is what any later read gives
+
+
+async def test_a_submitted_record_is_the_one_read_back_whatever_its_fields(
+    store: SQLiteStore,
+) -> None:
+    """The inserted record is answered as built, not read back: it must equal the stored one
+    to the microsecond and the JSON value, for every optional field an agent may fill."""
+    created = datetime(2026, 12, 6, 20, 32, 19, 999_999, tzinfo=UTC)
+    approval = make_approval(
+        "call_full",
+        args={"n": 1.5, "big": 10**30, "neg": -0.0, "list": [1, {"a": None}], "s": "é\u2028"},
+    ).model_copy(
+        update={
+            "prompt": "Ship it?",
+            "created_at": created,
+            "expires_at": created + timedelta(seconds=3_601, microseconds=1),
+            "timeout_seconds": 3_601,
+            "requester": Requester(agent="deployer", slack_user="U0ALICE", run_id="run-1"),
+            "metadata": {"ticket": "OPS-1", "nested": {"k": [True, False]}},
+            "thread_ts": "1700000000.000100",
+        }
+    )
+    stored = await insert(store, approval)
+
+    assert stored == await store.get(approval.id)
 
 
 async def test_get_unknown_raises_not_found(store: SQLiteStore) -> None:

@@ -420,7 +420,15 @@ class SQLiteStore:
                     approval.batch_key,
                 ),
             )
-            stored = self._fetch(conn, approval.id)
+            # as read back: the same record, its times as the columns keep them
+            stored = approval.model_copy(
+                update={
+                    "created_at": _time(_epoch(approval.created_at)),
+                    "expires_at": _time(_epoch(approval.expires_at))
+                    if approval.expires_at
+                    else None,
+                }
+            )
             outcome, grant = policy, None
             if outcome is not None and outcome.standing and outcome.decision is None:
                 grant = sqlite_grants.matching(conn, stored, _ROWS)
@@ -869,11 +877,17 @@ class SQLiteStore:
         in the order they were queued. One process owns a topic's worker."""
         # With `after`, by the primary key from it: `+` keeps SQLite off the index on topic and
         # due time, which holds every item queued behind Slack's pace (a claim would read them
-        # all, and one comes after every commit).
-        sql = _CLAIM_NEWER if after else _CLAIM_DUE
-        values = (after, topic, _epoch(now), limit) if after else (topic, _epoch(now), limit)
-        return await self._read(
-            lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(sql, values)]
+        # all, and one comes after every commit). Such a claim reads a few rows, on the loop;
+        # a sweep reads every item due, in the writer thread.
+        if after:
+            values = (after, topic, _epoch(now), limit)
+            return await self._read(
+                lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_NEWER, values)]
+            )
+        values = (topic, _epoch(now), limit)
+        return await self._run(
+            self._writer,
+            lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_DUE, values)],
         )
 
     async def outbox_done(self, item_id: int) -> None:
