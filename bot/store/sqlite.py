@@ -880,14 +880,14 @@ class SQLiteStore:
         # all, and one comes after every commit). Such a claim reads a few rows, on the loop;
         # a sweep reads every item due, in the writer thread.
         if after:
-            values = (after, topic, _epoch(now), limit)
+            newer = (after, topic, _epoch(now), limit)
             return await self._read(
-                lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_NEWER, values)]
+                lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_NEWER, newer)]
             )
-        values = (topic, _epoch(now), limit)
+        due = (topic, _epoch(now), limit)
         return await self._run(
             self._writer,
-            lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_DUE, values)],
+            lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_DUE, due)],
         )
 
     async def outbox_done(self, item_id: int) -> None:
