@@ -178,8 +178,11 @@ async def read_body(request: web.BaseRequest) -> bytes:
     the app's `client_max_size`."""
     edge = request.app.get(EDGE) if isinstance(request, web.Request) else None
     deadline = edge.body_deadline if edge is not None else BODY_DEADLINE
-    with edge.reading(request) if edge is not None else contextlib.nullcontext():
+    arrived = request.content.is_eof()  # the whole body came with the head: no wait to bound
+    with edge.reading(request) if edge is not None and not arrived else contextlib.nullcontext():
         try:
+            if arrived:
+                return await request.read()
             async with asyncio.timeout(deadline):
                 return await request.read()
         except TimeoutError:
