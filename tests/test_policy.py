@@ -384,7 +384,8 @@ async def _home(rig: SlackRig, user: str) -> Any:
 async def test_approvals_command_lists_pending_mine_and_one(rig: SlackRig) -> None:
     deploy = await rig.bot.submit(toolName="deploy_api", toolCallId="d")
     email = await rig.bot.submit(toolName="send_email", toolCallId="e")
-    await rig.card(deploy["id"])
+    # the card's ts is saved as soon as Slack answers the post, its permalink a call later
+    posted = await until(lambda: rig.record_if(deploy["id"], lambda r: r["slack"]["permalink"]))
 
     every = await rig.slack.slash_command("/approvals", "", user="U0BOB", channel="C0OPS")
     mine = await rig.slack.slash_command("/approvals", "mine", user="U0ALICE", channel="C0OPS")
@@ -396,7 +397,7 @@ async def test_approvals_command_lists_pending_mine_and_one(rig: SlackRig) -> No
     assert email["id"] in hers.body and deploy["id"] not in hers.body
     assert deploy["id"] in mine.body and email["id"] not in mine.body
     assert email["id"] in one.body and deploy["id"] not in one.body
-    assert (await rig.record_if(deploy["id"], lambda r: r))["slack"]["permalink"] in every.body
+    assert posted["slack"]["permalink"] in every.body
     assert json.loads(every.body)["response_type"] == "ephemeral"
 
 

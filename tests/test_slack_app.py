@@ -35,7 +35,8 @@ async def test_a_submission_posts_one_card_and_stores_where(rig: SlackRig) -> No
     record = await rig.bot.submit(prompt="Send build 1.4.2 to prod?", priority="high")
 
     card = await rig.card(record["id"])
-    stored = await rig.record_if(record["id"], lambda r: r)
+    # the ts is saved as soon as Slack answers the post, the permalink a call later
+    stored = await until(lambda: rig.record_if(record["id"], lambda r: r["slack"]["permalink"]))
 
     assert card.channel == "C0OPS"
     assert actions_of(card) == ["approve", "edit", "reject", "feedback"]
