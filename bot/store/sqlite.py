@@ -208,7 +208,8 @@ class SQLiteStore:
         return await asyncio.get_running_loop().run_in_executor(executor, call)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A read of one row: on the calling thread (the event loop), else in the reader thread.
+        """A short read (a row by its key, a few by the primary key): on the calling thread
+        (the event loop), else in the reader thread.
 
         In WAL mode a read takes no lock a writer holds, and a row by its key costs about
         0.1 ms: less than handing it to a thread and back, which was a click's largest cost
