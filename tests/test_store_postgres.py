@@ -62,6 +62,7 @@ async def test_replicas_starting_together_migrate_once(
         (6,),
         (7,),
         (8,),
+        (9,),
     ]
 
 
@@ -172,6 +173,25 @@ async def test_a_lease_is_renewed_while_working_and_lapses_when_the_replica_is_g
     await asyncio.sleep(0.8)
     [taken_over] = await other.outbox_claim("webhook", utcnow(), 10)
     assert taken_over.id == item.id
+
+
+async def test_a_sweep_hands_back_what_this_replica_holds_without_rewriting_it(
+    pg_url: str, open_replica: OpenStore
+) -> None:
+    """Items this replica holds come back from a sweep as they are, neither locked nor leased
+    again (the renewal keeps their lease): with thousands of cards queued behind Slack's pace
+    in flight, each sweep (every second) rewrote every one of them."""
+    worker = await open_replica(outbox_topics=["webhook"], lease=60)
+    for i in range(3):
+        await insert(worker, make_approval(f"call_{i}"))
+    held = await worker.outbox_claim("webhook", utcnow(), 10)
+    rows = "SELECT id, due_at, claimed_by, xmin::text, xmax::text FROM outbox ORDER BY id"
+    before = sql(pg_url, rows)
+
+    again = await worker.outbox_claim("webhook", utcnow(), 10)
+
+    assert [item.id for item in again] == [item.id for item in held]
+    assert sql(pg_url, rows) == before
 
 
 async def test_retry_and_done_release_the_lease(open_replica: OpenStore) -> None:

@@ -202,6 +202,13 @@ CREATE TABLE batch_views (
 CREATE INDEX batch_views_drawn ON batch_views (drawn_at);
 """
 
+# The items a replica holds, by id: a claim reads those after its last item (one claim follows
+# every commit), which by `claimed_by` alone meant reading all it holds.
+_HELD = """
+CREATE INDEX outbox_held ON outbox (claimed_by, id) WHERE claimed_by IS NOT NULL;
+DROP INDEX outbox_claimed;
+"""
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
 MIGRATIONS: list[str] = [
     _SCHEMA,
@@ -212,4 +219,5 @@ MIGRATIONS: list[str] = [
     _SLACK_SHARED,
     _GRANTS,
     _BATCHES,
+    _HELD,
 ]

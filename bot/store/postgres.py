@@ -818,7 +818,9 @@ class PostgresStore:
         Other replicas skip a leased item; the lease is renewed while this store is open and
         lapses if this replica dies, so another one takes the item over. Items this replica
         holds already come back too (last), as a SQLite claim returns items still in flight:
-        a worker that dropped one finds it again.
+        a worker that dropped one finds it again. They come back as they are, neither locked
+        nor leased again (the renewal keeps them): with thousands of cards queued behind
+        Slack's pace, a sweep rewrote every one of them each second.
         """
         async with self._transaction() as conn:
             # An item waits while an older item of its approval and topic is queued, so a
@@ -827,20 +829,28 @@ class PostgresStore:
                 """
                 WITH claimed AS (
                     SELECT o.id, o.due_at FROM outbox o
-                    WHERE o.topic = %(topic)s AND o.id > %(after)s
-                      AND (o.due_at <= %(now)s OR o.claimed_by = %(me)s)
+                    WHERE o.topic = %(topic)s AND o.id > %(after)s AND o.due_at <= %(now)s
+                      AND o.claimed_by IS DISTINCT FROM %(me)s
                       AND NOT EXISTS (
                         SELECT 1 FROM outbox older WHERE older.topic = o.topic
                         AND older.approval_id = o.approval_id AND older.id < o.id)
                     ORDER BY CASE WHEN %(after)s = 0 THEN o.due_at END, o.id
                     LIMIT %(limit)s
                     FOR UPDATE SKIP LOCKED
+                ), taken AS (
+                    UPDATE outbox SET due_at = %(until)s, claimed_by = %(me)s
+                    FROM claimed WHERE outbox.id = claimed.id
+                    RETURNING outbox.id, outbox.topic, outbox.approval_id, outbox.event_id,
+                              outbox.attempts, claimed.due_at
                 )
-                UPDATE outbox SET due_at = %(until)s, claimed_by = %(me)s
-                FROM claimed, events e
-                WHERE outbox.id = claimed.id AND e.id = outbox.event_id
-                RETURNING outbox.id, outbox.topic, outbox.approval_id, outbox.event_id,
-                          outbox.attempts, e.kind, e.status, claimed.due_at
+                SELECT t.id, t.topic, t.approval_id, t.event_id, t.attempts, e.kind, e.status,
+                       t.due_at
+                FROM taken t JOIN events e ON e.id = t.event_id
+                UNION ALL
+                SELECT o.id, o.topic, o.approval_id, o.event_id, o.attempts, e.kind, e.status,
+                       o.due_at
+                FROM outbox o JOIN events e ON e.id = o.event_id
+                WHERE o.topic = %(topic)s AND o.id > %(after)s AND o.claimed_by = %(me)s
                 """,
                 {
                     "topic": topic,
