@@ -8,7 +8,7 @@ store and the outbox, not Slack.
 
 from __future__ import annotations
 
-import resource
+import os
 from dataclasses import dataclass
 
 from bench.agents import submit_many
@@ -34,11 +34,6 @@ class Submissions:
     all_at_once_client_cpu_ms: float | None = None
 
 
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def measure_submissions(count: int, concurrency: int, *, all_at_once: bool) -> Submissions:
     """Submit `count` approvals, `concurrency` at a time, to a fresh bot; with `all_at_once`,
     then `count` more all at once."""
@@ -46,9 +41,9 @@ async def measure_submissions(count: int, concurrency: int, *, all_at_once: bool
         _, rate = await submit_many(rig, count, concurrency=concurrency, channels=rig.channels)
         if not all_at_once:
             return Submissions(count, concurrency, CHANNELS, round(rate, 1))
-        bot, client = cpu_seconds(rig.pid), _own_cpu_seconds()
+        bot, client = cpu_seconds(rig.pid), cpu_seconds(os.getpid())
         _, burst = await submit_many(rig, count, concurrency=count, channels=rig.channels)
-        bot, client = cpu_seconds(rig.pid) - bot, _own_cpu_seconds() - client
+        bot, client = cpu_seconds(rig.pid) - bot, cpu_seconds(os.getpid()) - client
     return Submissions(
         count=count,
         concurrency=concurrency,

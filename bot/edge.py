@@ -181,9 +181,7 @@ async def read_body(request: web.BaseRequest) -> bytes:
     arrived = request.content.is_eof()  # the whole body came with the head: no wait to bound
     with edge.reading(request) if edge is not None and not arrived else contextlib.nullcontext():
         try:
-            if arrived:
-                return await request.read()
-            async with asyncio.timeout(deadline):
+            async with asyncio.timeout(None if arrived else deadline):
                 return await request.read()
         except TimeoutError:
             raise SlowBody(f"the body did not arrive within {deadline:g} seconds") from None

@@ -24,10 +24,11 @@ def chat_client() -> Any:
     return OpenAIChatClient(model="gpt-4o-mini")
 
 
-async def main() -> str:
-    """Ask for 1.4.2 in production; the run pauses until someone decides in Slack."""
+async def main(client: Any = None) -> str:
+    """Ask for 1.4.2 in production; the run pauses until someone decides in Slack. `client`:
+    the model's chat client (`chat_client()` unless given)."""
     agent = Agent(
-        client=chat_client(),
+        client=client or chat_client(),
         name="release-bot",
         instructions="Ship the build you are asked to ship. Report what the tool said.",
         tools=[deploy_service],

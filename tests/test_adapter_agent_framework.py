@@ -292,9 +292,8 @@ async def test_the_example_runs_end_to_end(rig: SlackRig, monkeypatch: pytest.Mo
     use_the_rig(rig, monkeypatch)
     example = importlib.import_module("examples.agent_framework_example")
     chat = ScriptedClient(("call_ex", "deploy_service", {"version": "1.4.2"}))
-    monkeypatch.setattr(example, "chat_client", lambda: chat)
 
-    run = asyncio.create_task(example.main())
+    run = asyncio.create_task(example.main(chat))
     [record] = await pending(rig)
     await answer_modal(rig, record["id"], "edit", "U0ALICE", {"arg:version": "1.4.3"})
     output = await asyncio.wait_for(run, 10)
