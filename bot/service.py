@@ -15,11 +15,11 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bot.errors import (
     AlreadyDecided,
@@ -65,6 +65,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 TIMEOUT_ACTOR = "system:timeout"
 #: who ends an approval whose card Slack refused for good
 SLACK_ACTOR = "system:slack"
@@ -75,11 +77,17 @@ class GroupMembers(Protocol):
 
     async def members(self, group: str) -> set[str]: ...
 
+    def cached(self, group: str) -> frozenset[str] | None:
+        """The members as cached now, without asking Slack; None when not cached."""
+
 
 class ChannelMembers(Protocol):
     """Who is in a Slack channel (the Slack side asks `conversations.members`, cached)."""
 
     async def members(self, channel: str) -> set[str]: ...
+
+    def cached(self, channel: str) -> frozenset[str] | None:
+        """The members as cached now, without asking Slack; None when not cached."""
 
 
 class Nobody:
@@ -87,6 +95,51 @@ class Nobody:
 
     async def members(self, group_or_channel: str) -> set[str]:
         return set()
+
+    def cached(self, group_or_channel: str) -> frozenset[str]:
+        return frozenset()
+
+
+class Unresolved(Exception):
+    """A check needs the members of a group or channel that no cache holds (`Members`)."""
+
+    def __init__(self, source: GroupMembers | ChannelMembers, name: str) -> None:
+        super().__init__(name)
+        self.source, self.name = source, name
+
+
+@dataclass
+class Members:
+    """The members of groups and channels, for checks that cannot wait on Slack: a check
+    inside a store's transaction, run on the record as it is there. What no cache holds
+    raises `Unresolved`; `settle` then asks Slack for it, outside the transaction, and runs
+    the attempt again, until it needs nothing more (each round learns a name for good)."""
+
+    groups: GroupMembers
+    channels: ChannelMembers
+    _asked: dict[tuple[int, str], frozenset[str]] = field(default_factory=dict)
+
+    def group(self, group: str) -> frozenset[str]:
+        return self._of(self.groups, group)
+
+    def channel(self, channel: str) -> frozenset[str]:
+        return self._of(self.channels, channel)
+
+    def _of(self, source: GroupMembers | ChannelMembers, name: str) -> frozenset[str]:
+        members = self._asked.get((id(source), name))
+        if members is None:
+            members = source.cached(name)
+        if members is None:
+            raise Unresolved(source, name)
+        return members
+
+    async def settle(self, attempt: Callable[[Members], Awaitable[T]]) -> T:
+        while True:
+            try:
+                return await attempt(self)
+            except Unresolved as missing:
+                asked = await missing.source.members(missing.name)
+                self._asked[id(missing.source), missing.name] = frozenset(asked)
 
 
 class Observer(Protocol):
@@ -277,17 +330,20 @@ class ApprovalService:
         is granted with the decision when every approver counted proposed one (`bot.grants`).
         """
         kind = DecisionKind.APPROVE if approved_args is None else DecisionKind.EDIT
-        approval = await self.check(
-            await self.store.get(approval_id), user, kind, seen=seen, typed_at=typed_at
-        )
-        proposal = None
-        if allow is not None:
-            check_terms(approval, allow, edited=approved_args is not None)
-            proposal = Proposal(user, name, allow, approval.args_version)
-        if approved_args is not None:
+        if approved_args is not None:  # an edit is checked before its arguments are
+            approval = await self.store.get(approval_id)  # (which may take a thread)
+            await self.check(approval, user, kind, seen=seen, typed_at=typed_at)
             await validate_args(approval, approved_args)
-        elif user in approval.progress.approved_by:
-            raise AlreadyVoted(approval)  # the same person twice counts once
+
+        def counted(members: Members, current: Approval) -> Proposal | None:
+            """The check, in the vote's transaction: on the record the vote counts on."""
+            self.verdict(current, user, kind, members, seen=seen, typed_at=typed_at)
+            if approved_args is None and user in current.progress.approved_by:
+                raise AlreadyVoted(current)  # the same person twice counts once
+            if allow is None:
+                return None
+            check_terms(current, allow, edited=approved_args is not None)
+            return Proposal(user, name, allow, current.args_version)
 
         def decision(current: Approval) -> Decision:
             run_with = current.current_args
@@ -302,10 +358,13 @@ class ApprovalService:
                 decided_at=self.clock(),
             )
 
-        # `seen` again, inside the vote's transaction: an edit committed since the check
-        # above makes this vote stale too.
-        updated, decided = await self.store.vote(
-            approval_id, user, approved_args, decision, seen=approval.args_version, allow=proposal
+        updated, decided = await self._checked(
+            approval_id,
+            user,
+            kind,
+            lambda members: self.store.vote(
+                approval_id, user, approved_args, decision, partial(counted, members)
+            ),
         )
         if decided:
             self._resolve(updated)
@@ -411,18 +470,11 @@ class ApprovalService:
     async def may_decide(self, approval: Approval, user: str) -> bool:
         """True when the policy gives `user` a say: a named approver or a member of a named
         group, or, where the rule names nobody, a member of the card's channel."""
-        approvers = approval.policy.approvers
-        if approvers:
-            if user in approvers:
-                return True
-            for group in (a for a in approvers if a.startswith("S")):
-                if user in await self.groups.members(group):
-                    return True
-            return False
-        for channel in _card_channels(approval):
-            if user in await self.channels.members(channel):
-                return True
-        return False
+
+        async def attempt(members: Members) -> bool:
+            return _may_decide(approval, user, members)
+
+        return await self._members().settle(attempt)
 
     async def can_act(self, approval: Approval, user: str) -> bool:
         """True when `user` may decide `approval` or requested it: what App Home and
@@ -444,8 +496,28 @@ class ApprovalService:
         seen: str | None = None,
         typed_at: datetime | None = None,
     ) -> Approval:
-        """`approval` when `user` may make decision `kind` on it now; else `AlreadyDecided`,
-        `NotAllowed` or `StaleVote` (refusals are audited).
+        """`approval` when `user` may make decision `kind` on it now (`verdict`); refusals
+        are audited."""
+
+        async def attempt(members: Members) -> Approval:
+            self.verdict(approval, user, kind, members, seen=seen, typed_at=typed_at)
+            return approval
+
+        return await self._checked(approval.id, user, kind, attempt)
+
+    def verdict(
+        self,
+        approval: Approval,
+        user: str,
+        kind: DecisionKind,
+        members: Members,
+        *,
+        seen: str | None = None,
+        typed_at: datetime | None = None,
+    ) -> None:
+        """Raise `AlreadyDecided`, `NotAllowed` or `StaleVote` unless `user` may make decision
+        `kind` on `approval` now. It waits for nothing (`Members`), so a vote runs it in its
+        transaction.
 
         Saying no needs no version: a rejection is never stale. Saying yes counts only for
         the arguments the person was shown: `seen` names their version, `typed_at` is when a
@@ -454,24 +526,38 @@ class ApprovalService:
         if not approval.is_pending:
             raise AlreadyDecided(approval)
         own = user == approval.requester.slack_user
-        refused: NotAllowed | None = None
         if kind not in approval.allowed_decisions:
-            refused = NotAllowed(f"{kind.value} is not offered for {approval.tool_name}")
-        elif own and kind in (DecisionKind.APPROVE, DecisionKind.EDIT):
-            refused = NotAllowed(
+            raise NotAllowed(f"{kind.value} is not offered for {approval.tool_name}")
+        if own and kind in (DecisionKind.APPROVE, DecisionKind.EDIT):
+            raise NotAllowed(
                 f"you requested this {approval.tool_name} call, so you cannot {kind.value} it"
             )
-        elif not own and not await self.may_decide(approval, user):
+        if not own and not _may_decide(approval, user, members):
             approvers, channels = approval.policy.approvers, _card_channels(approval)
-            refused = NotAnApprover(approval.tool_name, kind, approvers, channels)
-        if refused is not None:
-            reason = refused.message
-            await self.audit(approval.id, "refused", user, decision=kind.value, reason=reason)
-            raise refused
+            raise NotAnApprover(approval.tool_name, kind, approvers, channels)
         if kind in (DecisionKind.APPROVE, DecisionKind.EDIT) and _stale(approval, seen, typed_at):
-            await self.audit(approval.id, "refused", user, decision=kind.value, reason="stale")
             raise StaleVote(approval)
-        return approval
+
+    def _members(self) -> Members:
+        return Members(self.groups, self.channels)
+
+    async def _checked(
+        self,
+        approval_id: str,
+        user: str,
+        kind: DecisionKind,
+        attempt: Callable[[Members], Awaitable[T]],
+    ) -> T:
+        """`attempt`, with the members it needs (`Members.settle`); a refusal is audited."""
+        try:
+            return await self._members().settle(attempt)
+        except StaleVote:
+            await self.audit(approval_id, "refused", user, decision=kind.value, reason="stale")
+            raise
+        except NotAllowed as refused:
+            reason = refused.message
+            await self.audit(approval_id, "refused", user, decision=kind.value, reason=reason)
+            raise
 
     # -- slack bookkeeping ------------------------------------------------------------------
 
@@ -632,6 +718,14 @@ def _time_up(wait: asyncio.Future[Approval | None]) -> None:
 def _hung_up(wait: asyncio.Future[Approval | None], _: asyncio.Future[None]) -> None:
     """A wait's agent hung up: the wait ends at once."""
     wait.cancel()
+
+
+def _may_decide(approval: Approval, user: str, members: Members) -> bool:
+    approvers = approval.policy.approvers
+    if approvers:
+        groups = (a for a in approvers if a.startswith("S"))
+        return user in approvers or any(user in members.group(g) for g in groups)
+    return any(user in members.channel(c) for c in _card_channels(approval))
 
 
 def _card_channels(approval: Approval) -> list[str]:

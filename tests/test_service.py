@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.errors import AlreadyDecided, Invalid, InvalidEdit
+from bot.errors import AlreadyDecided, AlreadyVoted, Invalid, InvalidEdit, NotAllowed
 from bot.models import Action, Approval, ApprovalRequest, OnTimeout, Status, utcnow
 from bot.policy import Routing, Rule
 from bot.service import TIMEOUT_ACTOR, ApprovalService
@@ -290,3 +290,27 @@ async def test_the_deciding_vote_answers_the_record_as_stored(
     stored = await store.get(approval.id)
     assert answered.to_wire() == stored.to_wire()
     assert answered.progress == stored.progress and answered.policy == stored.policy
+
+
+async def test_a_vote_is_checked_on_the_record_it_is_counted_on(store: SQLiteStore) -> None:
+    """The check runs in the vote's transaction: two clicks of one approver at once count
+    once (the second is refused as already counted, nothing written for it), and a refusal
+    leaves no vote behind."""
+    rule = Rule(tools=["*"], approvers=["U0ALICE", "U0BOB"], required_approvals=2)
+    service = ApprovalService(store, default_channel="C0OPS", router=Routing(rules=[rule]))
+    approval, _ = await service.submit(request())
+    seen = approval.args_version
+    twice = await asyncio.gather(
+        *(service.approve(approval.id, user="U0ALICE", seen=seen) for _ in range(2)),
+        return_exceptions=True,
+    )
+    assert sorted(type(outcome).__name__ for outcome in twice) == ["AlreadyVoted", "Approval"]
+    refused = next(outcome for outcome in twice if isinstance(outcome, AlreadyVoted))
+    assert refused.approval.progress.approved_by == ["U0ALICE"]
+    with pytest.raises(NotAllowed):
+        await service.approve(approval.id, user="U0MALLORY", seen=seen)
+    events = [e for e in await store.events_since(0) if e.approval_id == approval.id]
+    assert [e.kind for e in events if e.kind in ("voted", "refused")] == ["voted", "refused"]
+    assert events[-1].actor == "U0MALLORY"
+    current = await store.get(approval.id)
+    assert current.is_pending and current.progress.approved_by == ["U0ALICE"]

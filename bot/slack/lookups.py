@@ -105,6 +105,11 @@ class TtlCache(Generic[V]):
                 return cached[1]
             raise SlackTooSlow(self._ratelimited_until - loop.time()) from None
 
+    def fresh(self, key: str) -> V | None:
+        """The cached value while it is fresh, else None: what `get` answers without a call."""
+        cached = self._items.get(key)
+        return cached[1] if cached and cached[0] > time.monotonic() else None
+
     async def _ask(
         self,
         key: str,
@@ -197,6 +202,9 @@ class SlackGroups:
         """The user ids in `group` (empty when Slack cannot say)."""
         return set(await self.cache.get(group, self._fetch, frozenset()))
 
+    def cached(self, group: str) -> frozenset[str] | None:
+        return self.cache.fresh(group)
+
     async def _fetch(self, group: str) -> frozenset[str]:
         response = await self.client.usergroups_users_list(usergroup=group)
         return frozenset(str(u) for u in response.get("users") or [])
@@ -213,6 +221,9 @@ class SlackChannels:
     async def members(self, channel: str) -> set[str]:
         """The user ids in `channel` (empty when Slack cannot say)."""
         return set(await self.cache.get(channel, self._fetch, frozenset()))
+
+    def cached(self, channel: str) -> frozenset[str] | None:
+        return self.cache.fresh(channel)
 
     async def _fetch(self, channel: str) -> frozenset[str]:
         members: set[str] = set()

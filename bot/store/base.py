@@ -117,8 +117,7 @@ class Store(Protocol):
         user: str,
         args: dict[str, Any] | None,
         decide: Callable[[Approval], Decision],
-        seen: str | None = None,
-        allow: Proposal | None = None,
+        check: Callable[[Approval], Proposal | None],
     ) -> tuple[Approval, bool]: ...
     async def grant(self, grant_id: str) -> Grant: ...
     async def grants(

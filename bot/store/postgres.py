@@ -479,21 +479,23 @@ class PostgresStore:
         user: str,
         args: dict[str, Any] | None,
         decide: Callable[[Approval], Decision],
-        seen: str | None = None,
-        allow: Proposal | None = None,
+        check: Callable[[Approval], Proposal | None],
     ) -> tuple[Approval, bool]:
         """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
-        `required_approvals` approved the same arguments. `seen`: see `tally`.
+        `required_approvals` approved the same arguments.
 
-        Approving other arguments than the current ones is an edit: it restarts the count
-        with `user` as the first approver. `decide` builds the final decision from the record.
-        `allow`: the voter also proposes a standing approval; the decision makes the grant
-        when every approver counted proposed one (`bot.grants.settle`).
+        `check` is the service's check of the voter, run on the record in the vote's
+        transaction before anything is written: it raises to refuse the vote, and returns
+        the standing approval the voter proposes, if any (the decision makes the grant when
+        every approver counted proposed one: `bot.grants.settle`). Approving other arguments
+        than the current ones is an edit: it restarts the count with `user` as the first
+        approver. `decide` builds the final decision from the record.
         """
         async with self._transaction() as conn:
             # One vote at a time per approval, whichever replica counts it.
             approval = await self._fetch(conn, approval_id, lock=True)
-            counted, edited = tally(approval, user, args, seen)
+            allow = check(approval)
+            counted, edited = tally(approval, user, args)
             if edited:
                 await conn.execute(
                     "UPDATE approvals SET current_args = %s, edited_by = %s, edited_at = %s"

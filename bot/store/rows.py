@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from bot.errors import AlreadyDecided, Conflict, StaleVote
+from bot.errors import AlreadyDecided, Conflict
 from bot.grants import Grant, Proposal, StandingTerms
 from bot.models import Approval, Decision, Status
 from bot.store.base import Event, OutboxItem, Page, read_cursor
@@ -82,20 +82,13 @@ def listing(
     return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 
-def tally(
-    approval: Approval, user: str, args: dict[str, Any] | None, seen: str | None
-) -> tuple[Approval, bool]:
+def tally(approval: Approval, user: str, args: dict[str, Any] | None) -> tuple[Approval, bool]:
     """The record once `user` approved `args` (None: the current ones), and whether that was
     an edit: approving other arguments than the current ones restarts the count with `user`.
-
-    `seen` is the version of the arguments the voter was shown (None: not known); a vote on
-    arguments edited since is `StaleVote`. The engines call this inside the transaction that
-    writes the vote, so no edit can slip in between the check and the count.
-    """
+    The engines call this inside the transaction that writes the vote, after the service's
+    check of the voter (`VoteCheck`) on the same record."""
     if not approval.is_pending:
         raise AlreadyDecided(approval)
-    if seen is not None and seen != approval.args_version:
-        raise StaleVote(approval)
     progress = approval.progress
     edited = args is not None and args != approval.current_args
     if edited:

@@ -523,21 +523,23 @@ class SQLiteStore:
         user: str,
         args: dict[str, Any] | None,
         decide: Callable[[Approval], Decision],
-        seen: str | None = None,
-        allow: Proposal | None = None,
+        check: Callable[[Approval], Proposal | None],
     ) -> tuple[Approval, bool]:
         """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
-        `required_approvals` approved the same arguments. `seen`: see `tally`.
+        `required_approvals` approved the same arguments.
 
-        Approving other arguments than the current ones is an edit: it restarts the count
-        with `user` as the first approver. `decide` builds the final decision from the record.
-        `allow`: the voter also proposes a standing approval; the decision makes the grant
-        when every approver counted proposed one (`bot.grants.settle`).
+        `check` is the service's check of the voter, run on the record in the vote's
+        transaction before anything is written: it raises to refuse the vote, and returns
+        the standing approval the voter proposes, if any (the decision makes the grant when
+        every approver counted proposed one: `bot.grants.settle`). Approving other arguments
+        than the current ones is an edit: it restarts the count with `user` as the first
+        approver. `decide` builds the final decision from the record.
         """
 
         def vote(conn: sqlite3.Connection) -> tuple[Approval, bool]:
             approval = self._fetch(conn, approval_id)
-            counted, edited = tally(approval, user, args, seen)
+            allow = check(approval)
+            counted, edited = tally(approval, user, args)
             if edited:
                 conn.execute(
                     "UPDATE approvals SET current_args = ?, edited_by = ?, edited_at = ?"
