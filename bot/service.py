@@ -381,17 +381,28 @@ class ApprovalService:
         action: Action = Action.REJECT,
         comment: str | None = None,
     ) -> Approval:
-        """A person's rejection (`action` reject, or feedback for the model)."""
+        """A person's rejection (`action` reject, or feedback for the model), checked in its
+        transaction as a vote is."""
         kind = DecisionKind.FEEDBACK if action is Action.FEEDBACK else DecisionKind.REJECT
-        await self.check(await self.store.get(approval_id), user, kind)
-        return await self.decide(
-            approval_id,
+        decision = Decision(
             approved=False,
+            action=action,
             decided_by=user,
             decided_by_name=name,
-            action=action,
-            comment=comment,
+            approvers=[],
+            comment=comment or None,
+            decided_at=self.clock(),
         )
+
+        def checked(members: Members) -> Awaitable[tuple[Approval, int]]:
+            def check(current: Approval) -> None:
+                self.verdict(current, user, kind, members)
+
+            return self.store.decide(approval_id, Status.REJECTED, decision, check)
+
+        decided, _ = await self._checked(approval_id, user, kind, checked)
+        self._resolve(decided)
+        return decided
 
     async def cancel(
         self, approval_id: str, *, reason: str | None = None, cancelled_by: str | None = None

@@ -314,3 +314,25 @@ async def test_a_vote_is_checked_on_the_record_it_is_counted_on(store: SQLiteSto
     assert events[-1].actor == "U0MALLORY"
     current = await store.get(approval.id)
     assert current.is_pending and current.progress.approved_by == ["U0ALICE"]
+
+
+@pytest.mark.parametrize("action", [Action.REJECT, Action.FEEDBACK])
+async def test_a_rejection_is_checked_in_its_transaction_and_answers_the_record_as_stored(
+    store: SQLiteStore, action: Action
+) -> None:
+    """A rejection is checked on the record it decides, as a vote is: a refusal writes
+    nothing but its audit line, and the rejection answers exactly what the store holds."""
+    rule = Rule(tools=["*"], approvers=["U0ALICE"])
+    service = ApprovalService(store, default_channel="C0OPS", router=Routing(rules=[rule]))
+    approval, _ = await service.submit(request())
+    with pytest.raises(NotAllowed):
+        await service.reject(approval.id, user="U0MALLORY", action=action, comment="no")
+    assert (await store.get(approval.id)).is_pending
+    answered = await service.reject(approval.id, user="U0ALICE", action=action, comment="why")
+    stored = await store.get(approval.id)
+    assert answered.status is Status.REJECTED and answered.to_wire() == stored.to_wire()
+    assert stored.decision is not None and stored.decision.action is action
+    kinds = [e.kind for e in await store.events_since(0) if e.approval_id == approval.id]
+    assert kinds == ["submitted", "refused", "rejected"]
+    with pytest.raises(AlreadyDecided):
+        await service.reject(approval.id, user="U0ALICE")

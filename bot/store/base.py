@@ -109,7 +109,11 @@ class Store(Protocol):
         self, *, status: Status | None, tool_name: str | None, limit: int, cursor: str | None
     ) -> Page: ...
     async def decide(
-        self, approval_id: str, status: Status, decision: Decision
+        self,
+        approval_id: str,
+        status: Status,
+        decision: Decision,
+        check: Callable[[Approval], object] | None = None,
     ) -> tuple[Approval, int]: ...
     async def vote(
         self,

@@ -467,11 +467,20 @@ class PostgresStore:
         return approval, await self._append_event(conn, event)
 
     async def decide(
-        self, approval_id: str, status: Status, decision: Decision
+        self,
+        approval_id: str,
+        status: Status,
+        decision: Decision,
+        check: Callable[[Approval], object] | None = None,
     ) -> tuple[Approval, int]:
-        """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided."""
+        """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided.
+        `check`: the service's check of the person deciding, run on the record in this
+        transaction before anything is written (it raises to refuse)."""
         async with self._transaction() as conn:
-            return await self._decide(conn, approval_id, status, decision)
+            current = None
+            if check is not None:
+                check(current := await self._fetch(conn, approval_id, lock=True))
+            return await self._decide(conn, approval_id, status, decision, current=current)
 
     async def vote(
         self,

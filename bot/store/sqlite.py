@@ -508,12 +508,23 @@ class SQLiteStore:
         return approval, self._append_event(conn, event)
 
     async def decide(
-        self, approval_id: str, status: Status, decision: Decision
+        self,
+        approval_id: str,
+        status: Status,
+        decision: Decision,
+        check: Callable[[Approval], object] | None = None,
     ) -> tuple[Approval, int]:
-        """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided."""
-        decided = await self._grouped(
-            lambda conn: self._decide(conn, approval_id, status, decision)
-        )
+        """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided.
+        `check`: the service's check of the person deciding, run on the record in this
+        transaction before anything is written (it raises to refuse)."""
+
+        def decide(conn: sqlite3.Connection) -> tuple[Approval, int]:
+            current = None
+            if check is not None:
+                check(current := self._fetch(conn, approval_id))
+            return self._decide(conn, approval_id, status, decision, current=current)
+
+        decided = await self._grouped(decide)
         self._announce(approval_id)
         return decided
 
