@@ -283,11 +283,16 @@ def _float_query(request: web.Request, name: str, default: float, high: float) -
 # -- routes -----------------------------------------------------------------------------------
 
 
+def _record(approval: Approval, status: int = 200) -> web.Response:
+    """An approval as the answer (what `web.json_response(approval.to_wire())` sends)."""
+    return web.Response(text=approval.wire_json(), status=status, content_type="application/json")
+
+
 async def submit(request: web.Request) -> web.Response:
     _authorize(request)
     body: ApprovalRequest = await _body(request, ApprovalRequest)
     approval, created = await request.app[_SERVICE].submit(body)
-    return web.json_response(approval.to_wire(), status=201 if created else 200)
+    return _record(approval, 201 if created else 200)
 
 
 async def list_approvals(request: web.Request) -> web.Response:
@@ -310,7 +315,7 @@ async def list_approvals(request: web.Request) -> web.Response:
 async def get_approval(request: web.Request) -> web.Response:
     _authorize(request)
     approval = await request.app[_SERVICE].get(request.match_info["id"])
-    return web.json_response(approval.to_wire())
+    return _record(approval)
 
 
 async def wait_approval(request: web.Request) -> web.Response:
@@ -320,7 +325,7 @@ async def wait_approval(request: web.Request) -> web.Response:
     approval = await service.wait(request.match_info["id"], timeout, _hangup(request))
     if approval is None:
         return web.Response(status=499)  # the agent hung up: its wait is not counted any more
-    return web.json_response(approval.to_wire())
+    return _record(approval)
 
 
 def _hangup(request: web.Request) -> asyncio.Future[None] | None:
@@ -341,7 +346,7 @@ async def decide(request: web.Request) -> web.Response:
         comment=body.comment,
         approved_args=body.approved_args if body.approved else None,
     )
-    return web.json_response(approval.to_wire())
+    return _record(approval)
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -350,7 +355,7 @@ async def cancel(request: web.Request) -> web.Response:
     approval = await request.app[_SERVICE].cancel(
         request.match_info["id"], reason=body.reason, cancelled_by=body.cancelled_by
     )
-    return web.json_response(approval.to_wire())
+    return _record(approval)
 
 
 async def events(request: web.Request) -> web.StreamResponse:

@@ -344,7 +344,7 @@ class PostgresStore:
                 "before": _json(event.args_before),
                 "after": _json(event.args_after),
                 "detail": Json(event.detail),
-                "record": _json(event.record),
+                "record": event.record,
                 "topics": list(event.topics(self.outbox_topics, self.update_topics)),
                 "announce": event.announced,
                 "channel": CHANNEL,
@@ -366,7 +366,7 @@ class PostgresStore:
             cursor = await conn.execute(
                 "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
                 " created_at, expires_at, request, batch_key)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::json, %s)"
                 " ON CONFLICT (tool_call_id) DO NOTHING RETURNING id",
                 (
                     approval.id,
@@ -376,7 +376,7 @@ class PostgresStore:
                     approval.tool_name,
                     approval.created_at,
                     approval.expires_at,
-                    Json(request_of(approval)),
+                    request_of(approval),
                     approval.batch_key,
                 ),
             )

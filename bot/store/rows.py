@@ -35,12 +35,13 @@ GRANT_COLUMNS = (
 )
 
 # Request fields kept verbatim in `approvals.request`; state lives in its own columns.
-_STATE_FIELDS = {"id", "status", "createdAt", "expiresAt", "slack", "decision", "progress"}
+_STATE_FIELDS = {"id", "status", "created_at", "expires_at", "slack", "decision", "progress"}
 
 
-def request_of(approval: Approval) -> dict[str, Any]:
-    """The part of the wire record stored as `approvals.request`: all but the state fields."""
-    return {k: v for k, v in approval.to_wire().items() if k not in _STATE_FIELDS}
+def request_of(approval: Approval) -> str:
+    """The part of the wire record stored as `approvals.request`, as JSON text: all but the
+    state fields."""
+    return approval.model_dump_json(by_alias=True, exclude=_STATE_FIELDS)
 
 
 def resubmitted(approval: Approval, fingerprint: str, row: Sequence[Any]) -> str:
@@ -144,9 +145,10 @@ class NewEvent:
     cards: bool = True
 
     @property
-    def record(self) -> dict[str, Any] | None:
-        """The approval as it stands after a state change; None for other events."""
-        return self.approval.to_wire() if self.status else None
+    def record(self) -> str | None:
+        """The approval as it stands after a state change, as JSON text; None for other
+        events."""
+        return self.approval.wire_json() if self.status else None
 
     @property
     def announced(self) -> bool:

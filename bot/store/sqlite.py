@@ -379,7 +379,7 @@ class SQLiteStore:
                 _json(event.args_before),
                 _json(event.args_after),
                 _json(event.detail),
-                _json(event.record),
+                event.record,
             ),
         )
         event_id = int(cursor.lastrowid or 0)
@@ -417,7 +417,7 @@ class SQLiteStore:
                     approval.tool_name,
                     _epoch(approval.created_at),
                     _epoch(approval.expires_at) if approval.expires_at else None,
-                    _json(request_of(approval)),
+                    request_of(approval),
                     approval.batch_key,
                 ),
             )
