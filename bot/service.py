@@ -330,8 +330,9 @@ class ApprovalService:
         is granted with the decision when every approver counted proposed one (`bot.grants`).
         """
         kind = DecisionKind.APPROVE if approved_args is None else DecisionKind.EDIT
-        if approved_args is not None:  # an edit is checked before its arguments are
-            approval = await self.store.get(approval_id)  # (which may take a thread)
+        if approved_args is not None:
+            # an edit is checked before its arguments are validated (which may take a thread)
+            approval = await self.store.get(approval_id)
             await self.check(approval, user, kind, seen=seen, typed_at=typed_at)
             await validate_args(approval, approved_args)
 
