@@ -6,12 +6,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import AlreadyDecided, AlreadyVoted, Invalid, InvalidEdit, NotAllowed
 from bot.models import Action, Approval, ApprovalRequest, OnTimeout, Status, utcnow
 from bot.policy import Routing, Rule
 from bot.service import TIMEOUT_ACTOR, ApprovalService
+from bot.slack.lookups import SlackGroups, TtlCache
 from bot.store import SQLiteStore, open_store
+from tests.conftest import BOT_TOKEN
 
 SCHEMA = {
     "type": "object",
@@ -336,3 +339,25 @@ async def test_a_rejection_is_checked_in_its_transaction_and_answers_the_record_
     assert kinds == ["submitted", "refused", "rejected"]
     with pytest.raises(AlreadyDecided):
         await service.reject(approval.id, user="U0ALICE")
+
+
+async def test_a_vote_asks_slack_for_a_group_it_needs_once_then_counts(
+    store: SQLiteStore, workspace: Any
+) -> None:
+    """The check in the vote's transaction waits on nothing: a group no cache holds is asked
+    of Slack outside the transaction, once, and the vote runs again with the answer, even
+    when the cache keeps nothing (ttl 0). A non-member is refused after the same one call."""
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=workspace.base_url)
+    groups = SlackGroups(client, cache=TtlCache(ttl=0.0))
+    rule = Rule(tools=["*"], approvers=["S0SRE"])  # the seeded group: alice and bob
+    service = ApprovalService(
+        store, default_channel="C0OPS", router=Routing(rules=[rule]), groups=groups
+    )
+    approval, _ = await service.submit(request())
+    with pytest.raises(NotAllowed):
+        await service.approve(approval.id, user="U0CAROL", seen=approval.args_version)
+    assert len(workspace.calls_to("usergroups.users.list")) == 1
+    decided = await service.approve(approval.id, user="U0BOB", seen=approval.args_version)
+    assert decided.status is Status.APPROVED and decided.decision is not None
+    assert decided.decision.decided_by == "U0BOB"
+    assert len(workspace.calls_to("usergroups.users.list")) == 2
