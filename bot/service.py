@@ -394,14 +394,17 @@ class ApprovalService:
             comment=comment or None,
             decided_at=self.clock(),
         )
-
-        def checked(members: Members) -> Awaitable[tuple[Approval, int]]:
-            def check(current: Approval) -> None:
-                self.verdict(current, user, kind, members)
-
-            return self.store.decide(approval_id, Status.REJECTED, decision, check)
-
-        decided, _ = await self._checked(approval_id, user, kind, checked)
+        decided, _ = await self._checked(
+            approval_id,
+            user,
+            kind,
+            lambda members: self.store.decide(
+                approval_id,
+                Status.REJECTED,
+                decision,
+                partial(self.verdict, user=user, kind=kind, members=members),
+            ),
+        )
         self._resolve(decided)
         return decided
 

@@ -114,7 +114,12 @@ class Store(Protocol):
         status: Status,
         decision: Decision,
         check: Callable[[Approval], object] | None = None,
-    ) -> tuple[Approval, int]: ...
+    ) -> tuple[Approval, int]:
+        """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided.
+        `check`: the service's check of the person deciding, run on the record in this
+        transaction before anything is written (it raises to refuse)."""
+        ...
+
     async def vote(
         self,
         approval_id: str,
@@ -122,7 +127,19 @@ class Store(Protocol):
         args: dict[str, Any] | None,
         decide: Callable[[Approval], Decision],
         check: Callable[[Approval], Proposal | None],
-    ) -> tuple[Approval, bool]: ...
+    ) -> tuple[Approval, bool]:
+        """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
+        `required_approvals` approved the same arguments.
+
+        `check` is the service's check of the voter, run on the record in the vote's
+        transaction before anything is written: it raises to refuse the vote, and returns
+        the standing approval the voter proposes, if any (the decision makes the grant when
+        every approver counted proposed one: `bot.grants.settle`). Approving other arguments
+        than the current ones is an edit: it restarts the count with `user` as the first
+        approver. `decide` builds the final decision from the record.
+        """
+        ...
+
     async def grant(self, grant_id: str) -> Grant: ...
     async def grants(
         self, now: datetime, *, approval_id: str | None = None, limit: int = 100

@@ -473,9 +473,7 @@ class PostgresStore:
         decision: Decision,
         check: Callable[[Approval], object] | None = None,
     ) -> tuple[Approval, int]:
-        """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided.
-        `check`: the service's check of the person deciding, run on the record in this
-        transaction before anything is written (it raises to refuse)."""
+        """`Store.decide`, the record locked when it is checked."""
         async with self._transaction() as conn:
             current = None
             if check is not None:
@@ -490,16 +488,7 @@ class PostgresStore:
         decide: Callable[[Approval], Decision],
         check: Callable[[Approval], Proposal | None],
     ) -> tuple[Approval, bool]:
-        """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
-        `required_approvals` approved the same arguments.
-
-        `check` is the service's check of the voter, run on the record in the vote's
-        transaction before anything is written: it raises to refuse the vote, and returns
-        the standing approval the voter proposes, if any (the decision makes the grant when
-        every approver counted proposed one: `bot.grants.settle`). Approving other arguments
-        than the current ones is an edit: it restarts the count with `user` as the first
-        approver. `decide` builds the final decision from the record.
-        """
+        """`Store.vote`: the record locked, checked and counted in one transaction."""
         async with self._transaction() as conn:
             # One vote at a time per approval, whichever replica counts it.
             approval = await self._fetch(conn, approval_id, lock=True)

@@ -87,7 +87,7 @@ def tally(approval: Approval, user: str, args: dict[str, Any] | None) -> tuple[A
     """The record once `user` approved `args` (None: the current ones), and whether that was
     an edit: approving other arguments than the current ones restarts the count with `user`.
     The engines call this inside the transaction that writes the vote, after the service's
-    check of the voter (`VoteCheck`) on the same record."""
+    check of the voter on the same record (`Store.vote`)."""
     if not approval.is_pending:
         raise AlreadyDecided(approval)
     progress = approval.progress

@@ -514,9 +514,7 @@ class SQLiteStore:
         decision: Decision,
         check: Callable[[Approval], object] | None = None,
     ) -> tuple[Approval, int]:
-        """Compare-and-set from pending: the first decision wins, later ones get AlreadyDecided.
-        `check`: the service's check of the person deciding, run on the record in this
-        transaction before anything is written (it raises to refuse)."""
+        """`Store.decide`, in one group-commit write."""
 
         def decide(conn: sqlite3.Connection) -> tuple[Approval, int]:
             current = None
@@ -536,16 +534,7 @@ class SQLiteStore:
         decide: Callable[[Approval], Decision],
         check: Callable[[Approval], Proposal | None],
     ) -> tuple[Approval, bool]:
-        """Count `user`'s approval of `args` (None: the current ones); decide once the policy's
-        `required_approvals` approved the same arguments.
-
-        `check` is the service's check of the voter, run on the record in the vote's
-        transaction before anything is written: it raises to refuse the vote, and returns
-        the standing approval the voter proposes, if any (the decision makes the grant when
-        every approver counted proposed one: `bot.grants.settle`). Approving other arguments
-        than the current ones is an edit: it restarts the count with `user` as the first
-        approver. `decide` builds the final decision from the record.
-        """
+        """`Store.vote`: the record read, checked and counted in one group-commit write."""
 
         def vote(conn: sqlite3.Connection) -> tuple[Approval, bool]:
             approval = self._fetch(conn, approval_id)
