@@ -5,11 +5,11 @@ results.json and a PNG next to this file (or to `--out`)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 from bench.output import DEFAULT_DIR
 from bench.report import report
+from bench.rig import run as run_loop
 from bench.sizes import FULL, QUICK
 from bench.suite import MEASURES, run_peers, run_suite
 
@@ -36,14 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     sizes = QUICK if args.quick else FULL
     if args.command == "peers":
-        run = asyncio.run(run_peers(sizes, args.out, args.awaithumans))
+        run = run_loop(run_peers(sizes, args.out, args.awaithumans))
         print(report(run.results, ("peers",)))
     else:
         only = tuple(name.strip() for name in args.only.split(",") if name.strip())
         unknown = set(only) - set(MEASURES)
         if unknown:
             raise SystemExit(f"unknown measures: {', '.join(sorted(unknown))}")
-        run = asyncio.run(run_suite(sizes, args.out, only))
+        run = run_loop(run_suite(sizes, args.out, only))
         print(report(run.results, only))
     print("\nwrote " + ", ".join(str(path) for path in run.written))
     return 0

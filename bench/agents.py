@@ -6,9 +6,11 @@ Every loop here is bounded: by a count, and by a deadline in seconds.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 from bench.rig import ADMIN_TOKEN, AGENT_TOKEN, Rig
 
@@ -21,6 +23,7 @@ __all__ = [
     "health",
     "parked",
     "records",
+    "submit_all_at_once",
     "submit_many",
     "wait_for",
 ]
@@ -59,6 +62,80 @@ async def submit_many(
     await asyncio.gather(*(one(i) for i in range(count)))
     elapsed = time.perf_counter() - started
     return [i for i in ids if i is not None], count / elapsed
+
+
+class _OneAnswer(asyncio.Protocol):
+    """An agent's own connection: writes one request, reads one answer (its head and
+    `Content-Length` of body), hangs up."""
+
+    def __init__(self, request: bytes, answer: asyncio.Future[tuple[int, bytes]]) -> None:
+        self.request, self.answer, self.received = request, answer, bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        head, blank, body = self.received.partition(b"\r\n\r\n")
+        if not blank:
+            return
+        lines = bytes(head).split(b"\r\n")
+        fields = dict(line.split(b":", 1) for line in lines[1:])
+        length = int(next(v for k, v in fields.items() if k.lower() == b"content-length"))
+        if len(body) >= length and not self.answer.done():
+            self.answer.set_result((int(lines[0].split()[1]), bytes(body[:length])))
+            assert self.transport is not None
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(exc or ConnectionError("closed before the answer"))
+
+
+async def submit_all_at_once(
+    rig: Rig, count: int, *, channels: Sequence[str]
+) -> tuple[list[str], float]:
+    """Submit `count` approvals at once, each agent on a connection of its own opened
+    meanwhile; the ids in order and submissions/s.
+
+    Each request is HTTP/1.1 written whole, each answer's status and body read, with a few
+    lines of asyncio rather than aiohttp's client: opening a connection costs that client
+    more CPU than the bot spends on the submission, on the same two cores (measured: 0.42 ms
+    a submission against 0.10 here), so it measured the client."""
+    loop = asyncio.get_running_loop()
+    where = urlsplit(rig.url)
+    host, port = where.hostname or "127.0.0.1", where.port or 80
+
+    def request(i: int) -> bytes:
+        body = json.dumps(
+            {
+                "toolName": "deploy_service",
+                "args": {"version": f"2.{i}"},
+                "priority": "normal",
+                "channel": channels[i % len(channels)],
+            }
+        ).encode()
+        head = (
+            f"POST /v1/approvals HTTP/1.1\r\nHost: {where.netloc}\r\n"
+            f"Authorization: {AGENT['Authorization']}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    async def one(request: bytes) -> str:
+        answer: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        await loop.create_connection(lambda: _OneAnswer(request, answer), host, port)
+        status, body = await answer
+        if status != 201:
+            raise RuntimeError(f"submit answered {status}: {body.decode(errors='replace')}")
+        return str(json.loads(body)["id"])
+
+    requests = [request(i) for i in range(count)]
+    started = time.perf_counter()
+    ids = await asyncio.gather(*(one(r) for r in requests))
+    return ids, count / (time.perf_counter() - started)
 
 
 async def wait_for(rig: Rig, approval_id: str, timeout: float = 60) -> float:

@@ -19,7 +19,7 @@ from typing import Any
 from bench.agents import card_refs, drained, parked, submit_many, wait_for
 from bench.clicks import Clicker, Exchange
 from bench.proc import CpuMeter
-from bench.rig import channels_for, open_rig
+from bench.rig import channels_for, open_rig, run
 from bench.stats import Latency
 from bot.slack.cards import APPROVE_ACTION
 
@@ -111,4 +111,4 @@ if __name__ == "__main__":  # `python -m bench.burst [CLICKS IN_FLIGHT]`: no wai
     import sys
 
     clicks, in_flight = (int(a) for a in (sys.argv[1:] or ["200", "8"]))
-    print(asyncio.run(measure_burst(clicks, in_flight, rewrites=False)))
+    print(run(measure_burst(clicks, in_flight, rewrites=False)))

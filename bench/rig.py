@@ -20,14 +20,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 
 from bot.devslack import Workspace, start_slack_api
+from bot.edge import loop_factory
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -40,6 +42,7 @@ __all__ = [
     "channels_for",
     "free_port",
     "open_rig",
+    "run",
 ]
 
 AGENT_TOKEN = "bench-agent-token"
@@ -51,6 +54,17 @@ START_SECONDS = 30.0
 ROUTING = '[[rules]]\ntools = ["*"]\napprovers = ["U0ALICE"]\n'
 #: cards per channel that Slack (and the bot's pacing) lets through at once
 CARDS_PER_CHANNEL = 3
+
+
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` on the event loop the bot serves on (`bot.edge.loop_factory`): the
+    agents' side and the emulated Slack cost the bench less of the cores it shares with the
+    bot."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
 
 
 def channels_for(cards: int) -> int:

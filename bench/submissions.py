@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from bench.agents import submit_many
+from bench.agents import submit_all_at_once, submit_many
 from bench.proc import cpu_seconds
 from bench.rig import open_rig
 
@@ -29,7 +29,7 @@ class Submissions:
     #: then all `count` at once, each agent on a connection of its own (opened meanwhile)
     all_at_once_per_s: float | None = None
     #: CPU a submission all at once: the bot's (all its threads), and the bench's own (the
-    #: agents' HTTP client), on the same cores
+    #: agents' raw HTTP client, `submit_all_at_once`, and the emulated Slack), on the same cores
     all_at_once_bot_cpu_ms: float | None = None
     all_at_once_client_cpu_ms: float | None = None
 
@@ -42,7 +42,7 @@ async def measure_submissions(count: int, concurrency: int, *, all_at_once: bool
         if not all_at_once:
             return Submissions(count, concurrency, CHANNELS, round(rate, 1))
         bot, client = cpu_seconds(rig.pid), cpu_seconds(os.getpid())
-        _, burst = await submit_many(rig, count, concurrency=count, channels=rig.channels)
+        _, burst = await submit_all_at_once(rig, count, channels=rig.channels)
         bot, client = cpu_seconds(rig.pid) - bot, cpu_seconds(os.getpid()) - client
     return Submissions(
         count=count,

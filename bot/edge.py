@@ -106,7 +106,9 @@ def listen_backlog() -> int:
     limit, 8 to `BACKLOG`. Each holds a descriptor before the server sees it; the server's
     refusals and evictions free theirs two turns later. So about four bursts are in flight at
     once, and a small burst keeps a small limit safe. (The kernel's queue of connections not
-    yet accepted holds no descriptor of the bot's: it is `LISTEN_QUEUE`, see `BotSite`.)"""
+    yet accepted holds no descriptor of the bot's: it is `LISTEN_QUEUE`, see `BotSite`.)
+    uvloop's loop (`loop_factory`) accepts all the queue holds in one turn instead; libuv
+    keeps a spare descriptor and with it closes at once those beyond the limit."""
     soft = _descriptors()
     return BACKLOG if soft is None else max(8, min(BACKLOG, soft // 32))
 
@@ -364,8 +366,8 @@ class BotSite(web.TCPSite):
 
     async def start(self) -> None:
         await super().start()
-        assert isinstance(self._server, asyncio.Server)
-        for listening in self._server.sockets:
+        listening_sockets: tuple[socket.socket, ...] = getattr(self._server, "sockets", ())
+        for listening in listening_sockets:  # asyncio's server and uvloop's both list them
             with socket.socket(fileno=os.dup(listening.fileno())) as same:
                 same.listen(LISTEN_QUEUE)  # never below the turn's: `BACKLOG` is less
 
@@ -408,6 +410,15 @@ def tune_for_serving() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL)
 
 
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (libuv's, in C), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run(
     app: web.Application,
     host: str,
@@ -436,5 +447,5 @@ def run(
         finally:
             await runner.cleanup()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=loop_factory()) as r:
+        r.run(serve())

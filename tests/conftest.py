@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import BOT, create_app
 from bot.config import Settings
+from bot.edge import loop_factory
 from bot.sdk import ApprovalClient
 from bot.service import ApprovalService
 from bot.store import SQLiteStore, Store, open_store
@@ -31,6 +32,13 @@ if TYPE_CHECKING:
 
 AGENT_TOKEN = "agent-token"
 ADMIN_TOKEN = "admin-token"
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Any:
+    """Every test runs on the event loop `approval-bot serve` runs on (uvloop's where it is
+    installed): what the tests see is what the bot does in production."""
+    factory = loop_factory()
+    return None if factory is None else {"serve-loop": factory}
 
 
 @pytest.fixture

@@ -334,8 +334,15 @@ class SQLiteStore:
         if not self._address.startswith("\0"):
             with suppress(FileNotFoundError):
                 os.unlink(self._address)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.bind(self._address)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            Receiver, local_addr=self._address, family=socket.AF_UNIX
+            Receiver, sock=sock
         )
         self._watch = transport
 
