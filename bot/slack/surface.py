@@ -5,7 +5,6 @@ Socket Mode), the card outbox worker with its per-channel pacing, and Slack's pl
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
@@ -15,6 +14,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from pydantic_core import from_json
 from slack_bolt import BoltResponse
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -136,7 +136,10 @@ class AnswerAck(AsyncAck):
 
     def __init__(self, handling: set[asyncio.Task[Any]]) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.given = asyncio.Event()
+        #: True once the listener has called it
+        self.given = False
+        #: done once it is called, or the listener ended without calling it (`settle`)
+        self.settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._handling = handling
 
     async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
@@ -145,8 +148,14 @@ class AnswerAck(AsyncAck):
             # what the listener does after its answer (notes, App Home) finishes on shutdown
             self._handling.add(task)
             task.add_done_callback(self._handling.discard)
-        self.given.set()
+        self.given = True
+        self.settle()
         return response
+
+    def settle(self, *_: object) -> None:
+        """Called, or the listener's task is done: the request may be answered."""
+        if not self.settled.done():
+            self.settled.set_result(None)
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
@@ -276,8 +285,9 @@ class SlackSurface:
             return web.json_response({"error": "invalid_signature"}, status=401)
         try:
             text, interaction = slack_text(body)
-            # only a click may skip Bolt: events and commands are parsed by Bolt alone
-            payload = json.loads(text) if interaction else None
+            # only a click may skip Bolt: events and commands are parsed by Bolt alone; a
+            # click's JSON (the whole card) by pydantic's parser, a third faster than `json`
+            payload = from_json(text) if interaction else None
         except (ValueError, RecursionError) as exc:
             log.warning("unreadable Slack request refused: %.200r", exc)
             return web.json_response({"error": "bad_request"}, status=400)
@@ -319,7 +329,7 @@ class SlackSurface:
             try:
                 await listener(ack=ack, body=body, client=self.client)
             except Exception as exc:
-                failed = None if ack.given.is_set() else BoltResponse(status=500, body="")
+                failed = None if ack.given else BoltResponse(status=500, body="")
                 return await self.refuse(exc, failed) or failed
             return None
 
@@ -333,10 +343,9 @@ class SlackSurface:
         task = asyncio.create_task(handling)
         self.handling.add(task)
         task.add_done_callback(self.handling.discard)
-        acked = asyncio.create_task(ack.given.wait())
-        await asyncio.wait({task, acked}, return_when=asyncio.FIRST_COMPLETED)
-        acked.cancel()
-        if ack.given.is_set() or task.exception() is not None:
+        task.add_done_callback(ack.settle)
+        await ack.settled
+        if ack.given or task.exception() is not None:
             return web.Response(status=200)
         answer = task.result()
         return web.Response(status=200) if answer is None else await to_aiohttp_response(answer)
