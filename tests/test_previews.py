@@ -298,6 +298,38 @@ async def test_a_big_preview_is_cut_on_the_card_and_whole_in_pages(
     assert ("\n" if "\n" in joined else "").join(lines) == joined  # every character, in order
 
 
+@pytest.mark.parametrize(
+    "body", [pytest.param(HOSTILE, id="whole"), pytest.param(MANY_LINES, id="cut")]
+)
+async def test_the_decided_card_keeps_the_preview_it_was_decided_on(
+    rig: SlackRig, body: str
+) -> None:
+    """A decision rewrote the card without its preview: the channel's record of what was
+    approved lost what the approver saw of the call (the email, the diff). It keeps it, as
+    contained as before; cut, its note no longer offers a button (a decided card has none)."""
+    record = await submit_preview(rig, "diff", body)
+    card = await rig.card(record["id"])
+    await rig.slack.click(card.channel, card.ts, "approve", user="U0ALICE")
+    await rig.decided(record["id"])
+
+    async def rewritten() -> Any:
+        message = rig.workspace.message(card.channel, card.ts)
+        ids = [b.get("block_id") for b in message.blocks]
+        return message if f"outcome:{record['id']}" in ids else None
+
+    decided = await until(rewritten)
+    shown = block(decided.blocks, f"preview:{record['id']}")["text"]["text"]
+    assert_contained(shown)
+    assert actions_of(decided) == []
+    if body == HOSTILE:
+        assert code_of([shown]) == body.rstrip("\n").split("\n")
+        return
+    [note] = mrkdwn_of(block(decided.blocks, f"preview_note:{record['id']}"))
+    total = body.count("\n")
+    assert f"of {total:,} lines shown" in note and "View full preview" not in note
+    assert body.startswith("\n".join(code_of([shown]))[:-1])  # the head, then "…"
+
+
 async def test_a_preview_on_a_card_already_full_still_fits(rig: SlackRig) -> None:
     big = "<!channel> & " * 800
     record = await submit_preview(

@@ -186,7 +186,8 @@ def render_thread_confirmation(approval: Approval) -> Message:
 
 
 def render_decided_card(approval: Approval, *, notes: Sequence[str] = ()) -> Message:
-    """The card rewritten once decided, expired or cancelled: the outcome, and no buttons."""
+    """The card rewritten once decided, expired or cancelled: the outcome, what was decided on
+    (the arguments, the request's preview), and no buttons."""
     _, headline = describe_outcome(approval)
     decision = approval.decision
     outcome = outcome_line(approval)
@@ -206,8 +207,10 @@ def render_decided_card(approval: Approval, *, notes: Sequence[str] = ()) -> Mes
     blocks.extend(args)
     if edited is not None:
         blocks.append(_diff_section(approval.args, edited, approval.id))
+    at = len(blocks)
     blocks.extend(_comment_blocks(approval))
     blocks.extend(_notes_block(approval, notes))
+    _insert_preview(approval, blocks, at, view_args=False, decided=True)
     text = truncate(f"{headline}: {approval.tool_name}", NOTIFICATION_CHARS)
     return {"text": text, "blocks": blocks}
 
@@ -267,15 +270,25 @@ def _current_args(approval: Approval) -> tuple[list[Block], bool]:
     )
 
 
-def _insert_preview(approval: Approval, blocks: list[Block], at: int, *, view_args: bool) -> bool:
+def _insert_preview(
+    approval: Approval, blocks: list[Block], at: int, *, view_args: bool, decided: bool = False
+) -> bool:
     """Put the request's preview into `blocks` at `at`, in the room the rest of the card
-    leaves; returns whether it was cut (offer "View full preview")."""
+    leaves; returns whether it was cut (offer "View full preview"). On a `decided` card,
+    which has no buttons, its note offers none."""
     if approval.preview is None:
         return False
-    buttons = decision_buttons(approval, view_args=view_args, view_preview=True)
+    buttons = (
+        None if decided else decision_buttons(approval, view_args=view_args, view_preview=True)
+    )
     used = text_units(blocks) + text_units(buttons)
     room = min(PREVIEW_CHARS, CARD_TEXT_BUDGET - used - PREVIEW_OVERHEAD)
-    shown, cut = preview_blocks(approval, chars=max(room, MIN_PREVIEW_CHARS), lines=PREVIEW_LINES)
+    shown, cut = preview_blocks(
+        approval,
+        chars=max(room, MIN_PREVIEW_CHARS),
+        lines=PREVIEW_LINES,
+        viewable=not decided,
+    )
     blocks[at:at] = shown
     return cut
 

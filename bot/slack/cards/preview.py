@@ -47,15 +47,14 @@ class PreviewCut:
     partial: bool
     cut: bool
 
-    def note(self) -> str | None:
-        """What is not shown, in the bot's words, or None."""
+    def note(self, *, viewable: bool = True) -> str | None:
+        """What is not shown, in the bot's words, or None; `viewable`: the message offers
+        "View full preview"."""
         if not self.cut:
             return None
         part = ", the last in part" if self.partial else ""
-        return (
-            f"Cut to fit: {self.lines_shown:,} of {self.lines_total:,} lines shown{part}. "
-            "*View full preview* shows all of it."
-        )
+        said = f"Cut to fit: {self.lines_shown:,} of {self.lines_total:,} lines shown{part}."
+        return f"{said} *View full preview* shows all of it." if viewable else said
 
 
 # -- the body as rows ------------------------------------------------------------------------
@@ -193,9 +192,12 @@ def cut_preview(preview: Preview, *, chars: int, lines: int) -> PreviewCut:
     return PreviewCut(text, lines_shown, len(body), partial, cut)
 
 
-def preview_blocks(approval: Approval, *, chars: int, lines: int) -> tuple[list[Block], bool]:
+def preview_blocks(
+    approval: Approval, *, chars: int, lines: int, viewable: bool = True
+) -> tuple[list[Block], bool]:
     """The approval's preview under its label, within `chars` and `lines`, then a note saying
-    what is not shown; and whether anything was left out (offer "View full preview")."""
+    what is not shown (and, when `viewable`, that "View full preview" shows it); and whether
+    anything was left out."""
     assert approval.preview is not None
     shown = cut_preview(approval.preview, chars=min(chars, SECTION_CHARS), lines=lines)
     blocks = [
@@ -206,7 +208,7 @@ def preview_blocks(approval: Approval, *, chars: int, lines: int) -> tuple[list[
             "text": {"type": "mrkdwn", "text": shown.text},
         },
     ]
-    note = shown.note()
+    note = shown.note(viewable=viewable)
     if note is not None:
         blocks.append(context([note], block_id=block_id("preview_note", approval.id)))
     return blocks, shown.cut
