@@ -366,8 +366,9 @@ class BotSite(web.TCPSite):
 
     async def start(self) -> None:
         await super().start()
-        listening_sockets: tuple[socket.socket, ...] = getattr(self._server, "sockets", ())
-        for listening in listening_sockets:  # asyncio's server and uvloop's both list them
+        assert self._server is not None
+        # asyncio's server and uvloop's both list their sockets; typeshed's base class does not
+        for listening in self._server.sockets:  # type: ignore[attr-defined]
             with socket.socket(fileno=os.dup(listening.fileno())) as same:
                 same.listen(LISTEN_QUEUE)  # never below the turn's: `BACKLOG` is less
 

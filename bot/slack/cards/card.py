@@ -210,7 +210,7 @@ def render_decided_card(approval: Approval, *, notes: Sequence[str] = ()) -> Mes
     at = len(blocks)
     blocks.extend(_comment_blocks(approval))
     blocks.extend(_notes_block(approval, notes))
-    _insert_preview(approval, blocks, at, view_args=False, decided=True)
+    _insert_preview(approval, blocks, at, decided=True)
     text = truncate(f"{headline}: {approval.tool_name}", NOTIFICATION_CHARS)
     return {"text": text, "blocks": blocks}
 
@@ -271,7 +271,12 @@ def _current_args(approval: Approval) -> tuple[list[Block], bool]:
 
 
 def _insert_preview(
-    approval: Approval, blocks: list[Block], at: int, *, view_args: bool, decided: bool = False
+    approval: Approval,
+    blocks: list[Block],
+    at: int,
+    *,
+    view_args: bool = False,
+    decided: bool = False,
 ) -> bool:
     """Put the request's preview into `blocks` at `at`, in the room the rest of the card
     leaves; returns whether it was cut (offer "View full preview"). On a `decided` card,
