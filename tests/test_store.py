@@ -19,6 +19,7 @@ from bot.models import (
     utcnow,
 )
 from bot.store import SQLiteStore, open_store
+from bot.store import sqlite as sqlite_store
 
 
 def make_approval(tool_call_id: str = "call_1", args: dict[str, object] | None = None) -> Approval:
@@ -155,6 +156,49 @@ async def test_events_are_append_only(db_path: Path) -> None:  # PostgreSQL: tes
             conn.execute("UPDATE events SET actor = 'mallory'")
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute("DELETE FROM events")
+    finally:
+        conn.close()
+
+
+async def test_writes_coming_in_together_share_a_commit_and_one_alone_waits_for_none(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a longer linger than the real few ms, so a slow machine's loop turns cannot outlast it
+    monkeypatch.setattr(sqlite_store, "GROUP_LINGER", 0.5)
+    store = SQLiteStore(db_path)
+    await store.open()
+    statements: list[str] = []
+    # the writer thread's own connection reports each statement it runs
+    await store._run(store._writer, lambda conn: conn.set_trace_callback(statements.append))
+
+    async def commits(*tool_call_ids: str) -> int:
+        """Insert one approval per id, each asked for a few loop turns after the last (as
+        clicks on a busy bot arrive): how many commits they took."""
+        before = statements.count("COMMIT")
+        writes = []
+        for tool_call_id in tool_call_ids:
+            writes.append(asyncio.ensure_future(insert(store, make_approval(tool_call_id))))
+            for _ in range(3):
+                await asyncio.sleep(0)
+        await asyncio.gather(*writes)
+        return statements.count("COMMIT") - before
+
+    try:
+        # Alone, each write commits at once, whatever follows it.
+        assert await commits("a1", "a2") == 2
+        # Three at once: the first commits, the two asked meanwhile share the next commit...
+        await asyncio.gather(*(insert(store, make_approval(f"b{i}")) for i in range(3)))
+        # ...so writes are coming in together: the next group gathers before it commits.
+        assert await commits("c1", "c2", "c3") == 1
+        # That group of three keeps the next one gathering; once one commits alone
+        # (`GROUP_LINGER` passed with nothing else asked), writes commit at once again.
+        assert await commits("d1") == 1
+        assert await commits("e1", "e2") == 2
+    finally:
+        await store.close()
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM approvals").fetchone() == (11,)  # all kept
     finally:
         conn.close()
 

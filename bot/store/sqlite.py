@@ -122,6 +122,13 @@ _CLAIM_DUE = _CLAIM + " WHERE o.topic = ? AND o.due_at <= ? ORDER BY o.due_at, o
 #: the outbox items due and queued after one, in the order queued
 _CLAIM_NEWER = _CLAIM + " WHERE o.id > ? AND +o.topic = ? AND o.due_at <= ? ORDER BY o.id LIMIT ?"
 
+#: Under load, how long a new group gathers before it commits. A commit costs about as much
+#: as the writes it serves (its transaction, its pages in the WAL, two thread hand-offs, a
+#: claim by each outbox worker it wakes), so clicks sent back to back cost about a tenth less
+#: CPU each when their groups of one to three become groups of four to eight, and each waits
+#: up to this much longer. Alone, a write commits at once (`_grouped`).
+GROUP_LINGER = 0.003
+
 # JSON columns hold text, times are epoch seconds.
 _ROWS = Rows(load=_load, time=_time)
 
@@ -155,6 +162,11 @@ class SQLiteStore:
         #: from then, as `_run`'s does)
         self._gathering_since = 0.0
         self._committing = False
+        #: the gathering group's commit, while it lingers (`GROUP_LINGER`)
+        self._lingering: asyncio.TimerHandle | None = None
+        #: how many writes the last group committed: more than one means writes are coming
+        #: in together (load), and the next group lingers to gather more
+        self._last_group = 0
         self._watch: asyncio.DatagramTransport | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -239,18 +251,28 @@ class SQLiteStore:
         only itself, and every caller is answered once the whole group is committed: an
         answer still means the write is kept. A database error fails the whole group. Under
         load one commit then serves many submissions or clicks (commits were their largest
-        cost); alone, a write is a group of one and waits for nothing.
+        cost); alone, a write is a group of one and waits for nothing. A group that starts
+        while the last one served several writes (they are coming in together) gathers for
+        `GROUP_LINGER` before it commits, as PostgreSQL's `commit_delay` does with siblings.
         """
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         if not self._gathering:
             self._gathering_since = time.monotonic()
         self._gathering.append((fn, future))
-        if not self._committing:
-            self._commit_next()
+        if not self._committing and self._lingering is None:
+            if self._last_group > 1:
+                self._lingering = loop.call_later(GROUP_LINGER, self._commit_next)
+            else:
+                self._commit_next()
         return await future
 
     def _commit_next(self) -> None:
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
         group, self._gathering = self._gathering, []
+        self._last_group = len(group)
         self._committing = True
         deadline = self._gathering_since + self.busy_timeout
         commit = partial(_commit_group, group)
@@ -299,6 +321,8 @@ class SQLiteStore:
                 conn.close()
                 self._local.conn = None
 
+        if self._lingering is not None:  # the group gathering now commits before the close
+            self._commit_next()
         for executor in (self._writer, self._reader):
             await self._run(executor, close_conn)
             executor.shutdown(wait=True)
