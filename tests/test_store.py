@@ -164,7 +164,7 @@ async def test_writes_coming_in_together_share_a_commit_and_one_alone_waits_for_
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a longer linger than the real few ms, so a slow machine's loop turns cannot outlast it
-    monkeypatch.setattr(sqlite_store, "GROUP_LINGER", 0.5)
+    monkeypatch.setattr(sqlite_store, "GROUP_LINGER", 0.2)
     store = SQLiteStore(db_path)
     await store.open()
     statements: list[str] = []
@@ -194,11 +194,15 @@ async def test_writes_coming_in_together_share_a_commit_and_one_alone_waits_for_
         # (`GROUP_LINGER` passed with nothing else asked), writes commit at once again.
         assert await commits("d1") == 1
         assert await commits("e1", "e2") == 2
+        # After a quiet spell, a group of several no longer makes the next one wait.
+        await asyncio.gather(*(insert(store, make_approval(f"f{i}")) for i in range(3)))
+        await asyncio.sleep(0.3)
+        assert await commits("g1", "g2") == 2
     finally:
         await store.close()
     conn = sqlite3.connect(db_path)
     try:
-        assert conn.execute("SELECT count(*) FROM approvals").fetchone() == (11,)  # all kept
+        assert conn.execute("SELECT count(*) FROM approvals").fetchone() == (16,)  # all kept
     finally:
         conn.close()
 

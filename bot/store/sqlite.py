@@ -164,9 +164,10 @@ class SQLiteStore:
         self._committing = False
         #: the gathering group's commit, while it lingers (`GROUP_LINGER`)
         self._lingering: asyncio.TimerHandle | None = None
-        #: how many writes the last group committed: more than one means writes are coming
-        #: in together (load), and the next group lingers to gather more
+        #: how many writes the last group committed, and when: more than one, a moment ago,
+        #: means writes are coming in together (load), and the next group lingers to gather
         self._last_group = 0
+        self._last_commit = 0.0
         self._watch: asyncio.DatagramTransport | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -251,9 +252,10 @@ class SQLiteStore:
         only itself, and every caller is answered once the whole group is committed: an
         answer still means the write is kept. A database error fails the whole group. Under
         load one commit then serves many submissions or clicks (commits were their largest
-        cost); alone, a write is a group of one and waits for nothing. While the last group
-        served several writes (they are coming in together), a group commits once its first
-        write has waited `GROUP_LINGER`, as PostgreSQL's `commit_delay` waits for siblings.
+        cost); alone, a write is a group of one and waits for nothing. While writes are coming
+        in together (the last group, a moment ago, served several), a group commits once its
+        first write has waited `GROUP_LINGER`, as PostgreSQL's `commit_delay` waits for
+        siblings.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if not self._gathering:
@@ -264,10 +266,11 @@ class SQLiteStore:
         return await future
 
     def _schedule_commit(self) -> None:
-        """Commit the gathering group now; under load (the last group served several writes),
-        once its first write has waited `GROUP_LINGER`."""
-        wait = self._gathering_since + GROUP_LINGER - time.monotonic()
-        if self._last_group > 1 and wait > 0:
+        """Commit the gathering group now; under load (the last group served several writes
+        and committed less than `GROUP_LINGER` ago), once its first write has waited that."""
+        now = time.monotonic()
+        wait = self._gathering_since + GROUP_LINGER - now
+        if self._last_group > 1 and now - self._last_commit < GROUP_LINGER and wait > 0:
             self._lingering = asyncio.get_running_loop().call_later(wait, self._commit_next)
         else:
             self._commit_next()
@@ -290,6 +293,7 @@ class SQLiteStore:
         job: asyncio.Future[list[tuple[Any, Exception | None]]],
     ) -> None:
         self._committing = False
+        self._last_commit = time.monotonic()
         failed = Unavailable("the store is closing") if job.cancelled() else job.exception()
         outcomes = [(None, failed)] * len(group) if failed else job.result()
         for (_, future), (result, error) in zip(group, outcomes, strict=True):
