@@ -20,16 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import aiohttp
 
 from bot.devslack import Workspace, start_slack_api
-from bot.edge import loop_factory
+from bot.edge import run_on_serve_loop
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -56,15 +55,9 @@ ROUTING = '[[rules]]\ntools = ["*"]\napprovers = ["U0ALICE"]\n'
 CARDS_PER_CHANNEL = 3
 
 
-T = TypeVar("T")
-
-
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(main)` on the event loop the bot serves on (`bot.edge.loop_factory`): the
-    agents' side and the emulated Slack cost the bench less of the cores it shares with the
-    bot."""
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(main)
+#: `asyncio.run` on the event loop the bot serves on: the agents' side and the emulated Slack
+#: cost the bench less of the cores it shares with the bot
+run = run_on_serve_loop
 
 
 def channels_for(cards: int) -> int:

@@ -31,7 +31,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -61,11 +61,13 @@ __all__ = [
     "read_body",
     "refuse",
     "run",
+    "run_on_serve_loop",
 ]
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=web.StreamResponse)
+T = TypeVar("T")
 
 #: seconds a request body may take to arrive, counted from when the handler asks for it
 BODY_DEADLINE = 10.0
@@ -420,6 +422,12 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def run_on_serve_loop(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)`, on the event loop `serve` runs on (`loop_factory`)."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
+
+
 def run(
     app: web.Application,
     host: str,
@@ -448,5 +456,5 @@ def run(
         finally:
             await runner.cleanup()
 
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=loop_factory()) as r:
-        r.run(serve())
+    with contextlib.suppress(KeyboardInterrupt):
+        run_on_serve_loop(serve())

@@ -19,7 +19,6 @@ from bot.models import (
     utcnow,
 )
 from bot.store import SQLiteStore, open_store
-from bot.store import sqlite as sqlite_store
 
 
 def make_approval(tool_call_id: str = "call_1", args: dict[str, object] | None = None) -> Approval:
@@ -161,11 +160,10 @@ async def test_events_are_append_only(db_path: Path) -> None:  # PostgreSQL: tes
 
 
 async def test_writes_coming_in_together_share_a_commit_and_one_alone_waits_for_none(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path,
 ) -> None:
     # a longer linger than the real few ms, so a slow machine's loop turns cannot outlast it
-    monkeypatch.setattr(sqlite_store, "GROUP_LINGER", 0.2)
-    store = SQLiteStore(db_path)
+    store = SQLiteStore(db_path, group_linger=0.2)
     await store.open()
     statements: list[str] = []
     # the writer thread's own connection reports each statement it runs
@@ -191,7 +189,7 @@ async def test_writes_coming_in_together_share_a_commit_and_one_alone_waits_for_
         # ...so writes are coming in together: the next group gathers before it commits.
         assert await commits("c1", "c2", "c3") == 1
         # That group of three keeps the next one gathering; once one commits alone
-        # (`GROUP_LINGER` passed with nothing else asked), writes commit at once again.
+        # (the linger passed with nothing else asked), writes commit at once again.
         assert await commits("d1") == 1
         assert await commits("e1", "e2") == 2
         # After a quiet spell, a group of several no longer makes the next one wait.

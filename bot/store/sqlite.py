@@ -143,6 +143,7 @@ class SQLiteStore:
         outbox_topics: Iterable[str] = (),
         update_topics: Iterable[str] = (),
         busy_timeout: float = 5.0,
+        group_linger: float = GROUP_LINGER,
     ) -> None:
         self.path = str(path)
         #: topics that get every state change; `update_topics` also get changes of a pending
@@ -150,6 +151,8 @@ class SQLiteStore:
         self.outbox_topics = tuple(outbox_topics)
         self.update_topics = tuple(update_topics)
         self.busy_timeout = busy_timeout
+        #: under load, how long a group's first write waits for others (`GROUP_LINGER`)
+        self.group_linger = group_linger
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._local = threading.local()
@@ -162,7 +165,7 @@ class SQLiteStore:
         #: from then, as `_run`'s does)
         self._gathering_since = 0.0
         self._committing = False
-        #: the gathering group's commit, while it lingers (`GROUP_LINGER`)
+        #: the gathering group's commit, while it lingers (`group_linger`)
         self._lingering: asyncio.TimerHandle | None = None
         #: how many writes the last group committed, and when: more than one, a moment ago,
         #: means writes are coming in together (load), and the next group lingers to gather
@@ -254,7 +257,7 @@ class SQLiteStore:
         load one commit then serves many submissions or clicks (commits were their largest
         cost); alone, a write is a group of one and waits for nothing. While writes are coming
         in together (the last group, a moment ago, served several), a group commits once its
-        first write has waited `GROUP_LINGER`, as PostgreSQL's `commit_delay` waits for
+        first write has waited `group_linger`, as PostgreSQL's `commit_delay` waits for
         siblings.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -267,10 +270,10 @@ class SQLiteStore:
 
     def _schedule_commit(self) -> None:
         """Commit the gathering group now; under load (the last group served several writes
-        and committed less than `GROUP_LINGER` ago), once its first write has waited that."""
+        and committed less than `group_linger` ago), once its first write has waited that."""
         now = time.monotonic()
-        wait = self._gathering_since + GROUP_LINGER - now
-        if self._last_group > 1 and now - self._last_commit < GROUP_LINGER and wait > 0:
+        wait = self._gathering_since + self.group_linger - now
+        if self._last_group > 1 and now - self._last_commit < self.group_linger and wait > 0:
             self._lingering = asyncio.get_running_loop().call_later(wait, self._commit_next)
         else:
             self._commit_next()
