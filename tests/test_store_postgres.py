@@ -63,6 +63,7 @@ async def test_replicas_starting_together_migrate_once(
         (7,),
         (8,),
         (9,),
+        (10,),
     ]
 
 
@@ -173,6 +174,27 @@ async def test_a_lease_is_renewed_while_working_and_lapses_when_the_replica_is_g
     await asyncio.sleep(0.8)
     [taken_over] = await other.outbox_claim("webhook", utcnow(), 10)
     assert taken_over.id == item.id
+
+
+async def test_a_renewal_rewrites_one_row_however_many_items_the_replica_holds(
+    pg_url: str, open_replica: OpenStore
+) -> None:
+    """A replica keeps its outbox items by renewing one row of its own (a heartbeat), not the
+    lease of each item: with thousands of cards queued behind Slack's pace in flight, each
+    renewal (every few seconds) rewrote every one of them."""
+    worker = await open_replica(outbox_topics=["webhook"], lease=0.6)
+    other = await open_replica(outbox_topics=["webhook"], lease=0.6)
+    for i in range(20):
+        await insert(worker, make_approval(f"call_{i}"))
+    held = await worker.outbox_claim("webhook", utcnow(), 50)
+    rows = "SELECT id, due_at, claimed_by, xmin::text FROM outbox ORDER BY id"
+    before = sql(pg_url, rows)
+
+    await asyncio.sleep(1.5)  # well past one lease: renewed meanwhile
+
+    assert len(held) == 20
+    assert sql(pg_url, rows) == before
+    assert await other.outbox_claim("webhook", utcnow(), 50) == []
 
 
 async def test_a_sweep_hands_back_what_this_replica_holds_without_rewriting_it(

@@ -209,6 +209,13 @@ CREATE INDEX outbox_held ON outbox (claimed_by, id) WHERE claimed_by IS NOT NULL
 DROP INDEX outbox_claimed;
 """
 
+# Each replica's heartbeat: it keeps the outbox items it claimed while its row is alive, and
+# renews that one row, not the lease (`due_at`) of each item it holds: with thousands of cards
+# queued behind Slack's pace in flight, each renewal rewrote every one of them.
+_HEARTBEATS = """
+CREATE TABLE replicas (origin text PRIMARY KEY, alive_until timestamptz NOT NULL);
+"""
+
 #: Numbered migrations; `migrations` records which ran. Append, never edit.
 MIGRATIONS: list[str] = [
     _SCHEMA,
@@ -220,4 +227,5 @@ MIGRATIONS: list[str] = [
     _GRANTS,
     _BATCHES,
     _HELD,
+    _HEARTBEATS,
 ]

@@ -11,10 +11,12 @@ several replicas need on top of the embedded engine:
   connection drops, it reconnects and calls `on_reconnect`: a NOTIFY sent meanwhile is lost,
   so the watcher re-reads the rows it cares about instead.
 - **Background work done once.** Outbox items and overdue approvals are claimed with
-  `FOR UPDATE SKIP LOCKED` and a lease (`outbox.due_at`, `approvals.expiry_claimed_until`
-  moved forward), so the other replicas skip them. The store renews the leases of items still
-  being worked on; those of a replica that died lapse, and another replica takes them over.
-  An approval's outbox items are delivered one after the other, oldest first.
+  `FOR UPDATE SKIP LOCKED`, so the other replicas skip them: an overdue approval with a lease
+  (`approvals.expiry_claimed_until` moved forward), an outbox item with the claiming replica's
+  name (`outbox.claimed_by`), kept while that replica's heartbeat (its row in `replicas`,
+  renewed every third of a lease) is alive. The items of a replica that died are taken over
+  once its heartbeat lapses. An approval's outbox items are delivered one after the other,
+  oldest first.
 - **Events in commit order.** Event ids are handed out under a transaction-scoped advisory lock,
   so they become visible in id order and `events_since(last)` never skips a late commit.
 """
@@ -135,7 +137,8 @@ class PostgresStore:
         #: approval (a vote, an edit, an escalation) so its card can show them
         self.outbox_topics = tuple(outbox_topics)
         self.update_topics = tuple(update_topics)
-        #: seconds another replica keeps away from work this one claimed (renewed meanwhile)
+        #: seconds another replica keeps away from work this one claimed, from its last
+        #: heartbeat (one every third of that)
         self.lease = lease
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
@@ -209,6 +212,7 @@ class PostgresStore:
             await pool.close()
             raise self._unreachable(exc) from exc
         self._pool = pool
+        await self._beat(prune=True)
         self._tasks.append(asyncio.get_running_loop().create_task(self._renew_leases()))
 
     async def _migrate(self, conn: Connection) -> None:
@@ -812,15 +816,15 @@ class PostgresStore:
     async def outbox_claim(
         self, topic: str, now: datetime, limit: int, after: int = 0
     ) -> list[OutboxItem]:
-        """Work due for `topic`, oldest first, leased to this replica until done or retried;
+        """Work due for `topic`, oldest first, held by this replica until done or retried;
         with `after`, only items queued after that one, in the order they were queued.
 
-        Other replicas skip a leased item; the lease is renewed while this store is open and
-        lapses if this replica dies, so another one takes the item over. Items this replica
+        Other replicas skip an item held by a replica whose heartbeat is alive (`_beat`);
+        when it lapses (the replica died), another one takes the item over. Items this replica
         holds already come back too (last), as a SQLite claim returns items still in flight:
         a worker that dropped one finds it again. They come back as they are, neither locked
-        nor leased again (the renewal keeps them): with thousands of cards queued behind
-        Slack's pace, a sweep rewrote every one of them each second.
+        nor written again: with thousands of cards queued behind Slack's pace, a sweep
+        rewrote every one of them each second.
         """
         async with self._transaction() as conn:
             # An item waits while an older item of its approval and topic is queued, so a
@@ -832,13 +836,16 @@ class PostgresStore:
                     WHERE o.topic = %(topic)s AND o.id > %(after)s AND o.due_at <= %(now)s
                       AND o.claimed_by IS DISTINCT FROM %(me)s
                       AND NOT EXISTS (
+                        SELECT 1 FROM replicas r
+                        WHERE r.origin = o.claimed_by AND r.alive_until > %(now)s)
+                      AND NOT EXISTS (
                         SELECT 1 FROM outbox older WHERE older.topic = o.topic
                         AND older.approval_id = o.approval_id AND older.id < o.id)
                     ORDER BY CASE WHEN %(after)s = 0 THEN o.due_at END, o.id
                     LIMIT %(limit)s
                     FOR UPDATE SKIP LOCKED
                 ), taken AS (
-                    UPDATE outbox SET due_at = %(until)s, claimed_by = %(me)s
+                    UPDATE outbox SET claimed_by = %(me)s
                     FROM claimed WHERE outbox.id = claimed.id
                     RETURNING outbox.id, outbox.topic, outbox.approval_id, outbox.event_id,
                               outbox.attempts, claimed.due_at
@@ -857,7 +864,6 @@ class PostgresStore:
                     "now": now,
                     "me": self.origin,
                     "limit": limit,
-                    "until": now + timedelta(seconds=self.lease),
                     "after": after,
                 },
             )
@@ -880,10 +886,13 @@ class PostgresStore:
             )
 
     async def outbox_next_due(self, topic: str) -> datetime | None:
-        """When the next item of `topic` falls due (or a lease on one lapses)."""
+        """When the next item of `topic` falls due (or the heartbeat of the replica holding
+        one lapses)."""
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "SELECT min(o.due_at) FROM outbox o WHERE o.topic = %s AND NOT EXISTS ("
+                "SELECT min(greatest(o.due_at, r.alive_until)) FROM outbox o"
+                " LEFT JOIN replicas r ON r.origin = o.claimed_by"
+                " WHERE o.topic = %s AND NOT EXISTS ("
                 " SELECT 1 FROM outbox older WHERE older.topic = o.topic"
                 " AND older.approval_id = o.approval_id AND older.id < o.id)",
                 (topic,),
@@ -934,10 +943,20 @@ class PostgresStore:
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                async with self._connection() as conn:
-                    await conn.execute(
-                        "UPDATE outbox SET due_at = %s WHERE claimed_by = %s",
-                        (_now() + timedelta(seconds=self.lease), self.origin),
-                    )
+                await self._beat()
             except Unavailable as exc:
                 log.warning("outbox leases not renewed: %s", exc.message)
+
+    async def _beat(self, *, prune: bool = False) -> None:
+        """This replica is alive for another `lease`: the others keep away from the outbox
+        items it holds. With `prune`, forget the heartbeats that lapsed (of replicas gone: an
+        item held by a replica without a live heartbeat is free either way)."""
+        now = _now()
+        async with self._connection() as conn:
+            if prune:
+                await conn.execute("DELETE FROM replicas WHERE alive_until < %s", (now,))
+            await conn.execute(
+                "INSERT INTO replicas (origin, alive_until) VALUES (%s, %s)"
+                " ON CONFLICT (origin) DO UPDATE SET alive_until = excluded.alive_until",
+                (self.origin, now + timedelta(seconds=self.lease)),
+            )
