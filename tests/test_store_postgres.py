@@ -158,7 +158,7 @@ async def test_an_outbox_item_goes_to_one_replica_at_a_time(open_replica: OpenSt
     assert {item.id for item in again} == {item.id for item in claims[1]}
 
 
-async def test_a_lease_is_renewed_while_working_and_lapses_when_the_replica_is_gone(
+async def test_a_lease_is_renewed_while_working_and_handed_over_when_the_replica_stops(
     open_replica: OpenStore,
 ) -> None:
     worker = await open_replica(outbox_topics=["webhook"], lease=0.6)
@@ -170,10 +170,27 @@ async def test_a_lease_is_renewed_while_working_and_lapses_when_the_replica_is_g
     assert await other.outbox_claim("webhook", utcnow(), 10) == []
     assert [i.id for i in await worker.outbox_claim("webhook", utcnow(), 10)] == [item.id]
 
-    await worker.close()  # the replica dies: nobody renews
-    await asyncio.sleep(0.8)
+    await worker.close()  # a replica that stops takes its heartbeat with it: no wait
     [taken_over] = await other.outbox_claim("webhook", utcnow(), 10)
     assert taken_over.id == item.id
+
+
+async def test_what_a_dead_replica_held_is_taken_over_once_its_heartbeat_lapses(
+    pg_url: str, open_replica: OpenStore
+) -> None:
+    other = await open_replica(outbox_topics=["webhook"])
+    await insert(other, make_approval())
+    # a replica killed after claiming the item: its heartbeat row stays, renewed no more
+    sql(pg_url, "INSERT INTO replicas VALUES ('killed', now() + interval '0.5 seconds')")
+    [(item_id,)] = sql(pg_url, "UPDATE outbox SET claimed_by = 'killed' RETURNING id")
+    [(lapses,)] = sql(pg_url, "SELECT alive_until FROM replicas WHERE origin = 'killed'")
+
+    assert await other.outbox_claim("webhook", utcnow(), 10) == []
+    assert await other.outbox_next_due("webhook") == lapses  # when to look again
+
+    await asyncio.sleep(0.6)
+    [taken_over] = await other.outbox_claim("webhook", utcnow(), 10)
+    assert taken_over.id == item_id
 
 
 async def test_a_renewal_rewrites_one_row_however_many_items_the_replica_holds(

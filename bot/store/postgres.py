@@ -230,7 +230,9 @@ class PostgresStore:
                     await conn.execute("INSERT INTO migrations (version) VALUES (%s)", (version,))
 
     async def close(self) -> None:
-        """Stop listening and renewing, then close every connection."""
+        """Stop listening and renewing, hand the outbox items this replica holds to the
+        others (its heartbeat goes: they need not wait for it to lapse), then close every
+        connection."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -238,6 +240,9 @@ class PostgresStore:
                 await task
         self._tasks.clear()
         if self._pool is not None:
+            with contextlib.suppress(Unavailable, TimeoutError):  # then it lapses instead
+                async with asyncio.timeout(1), self._connection() as conn:
+                    await conn.execute("DELETE FROM replicas WHERE origin = %s", (self.origin,))
             await self._pool.close()
             self._pool = None
 
