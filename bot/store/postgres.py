@@ -840,9 +840,10 @@ class PostgresStore:
                     SELECT o.id, o.due_at FROM outbox o
                     WHERE o.topic = %(topic)s AND o.id > %(after)s AND o.due_at <= %(now)s
                       AND o.claimed_by IS DISTINCT FROM %(me)s
-                      AND NOT EXISTS (
-                        SELECT 1 FROM replicas r
-                        WHERE r.origin = o.claimed_by AND r.alive_until > %(now)s)
+                      -- held by no replica alive: a list read once, not a join, so a row
+                      -- another claim took meanwhile is checked again on its new holder
+                      AND (o.claimed_by IS NULL OR o.claimed_by <> ALL (ARRAY(
+                        SELECT r.origin FROM replicas r WHERE r.alive_until > %(now)s)))
                       AND NOT EXISTS (
                         SELECT 1 FROM outbox older WHERE older.topic = o.topic
                         AND older.approval_id = o.approval_id AND older.id < o.id)
