@@ -213,7 +213,7 @@ class PostgresStore:
             raise self._unreachable(exc) from exc
         self._pool = pool
         await self._beat(prune=True)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._renew_leases()))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._keep_beating()))
 
     async def _migrate(self, conn: Connection) -> None:
         async with conn.transaction():
@@ -944,14 +944,14 @@ class PostgresStore:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
-    async def _renew_leases(self) -> None:
+    async def _keep_beating(self) -> None:
         """Keep this replica's claimed items away from the others while it works on them."""
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
                 await self._beat()
             except Unavailable as exc:
-                log.warning("outbox leases not renewed: %s", exc.message)
+                log.warning("heartbeat not renewed: %s", exc.message)
 
     async def _beat(self, *, prune: bool = False) -> None:
         """This replica is alive for another `lease`: the others keep away from the outbox
