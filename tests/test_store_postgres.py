@@ -13,6 +13,7 @@ import pytest
 from bot.errors import AlreadyDecided, Unavailable
 from bot.models import Status, args_fingerprint, utcnow
 from bot.service import ApprovalService
+from bot.store.base import OutboxItem
 from bot.store.postgres import PostgresStore
 from tests.conftest import pg_database, until
 from tests.test_service import request
@@ -138,16 +139,23 @@ async def test_event_ids_commit_in_order_so_a_reader_misses_none(open_replica: O
     assert seen == every and len(every) == 120
 
 
+async def claim_at_once(
+    first: PostgresStore, second: PostgresStore, topic: str
+) -> list[list[OutboxItem]]:
+    """Ten items queued through `first`, then both replicas claim six of them at once."""
+    for i in range(10):
+        await insert(first, make_approval(f"call_{topic}_{i}"))
+    now = utcnow()
+    return list(
+        await asyncio.gather(first.outbox_claim(topic, now, 6), second.outbox_claim(topic, now, 6))
+    )
+
+
 async def test_an_outbox_item_goes_to_one_replica_at_a_time(open_replica: OpenStore) -> None:
     first = await open_replica(outbox_topics=["webhook"], lease=0.5)
     second = await open_replica(outbox_topics=["webhook"], lease=0.5)
-    for i in range(10):
-        await insert(first, make_approval(f"call_{i}"))
 
-    now = utcnow()
-    claims = await asyncio.gather(
-        first.outbox_claim("webhook", now, 6), second.outbox_claim("webhook", now, 6)
-    )
+    claims = await claim_at_once(first, second, "webhook")
 
     ids = [item.id for claim in claims for item in claim]
     assert len(ids) == len(set(ids)) == 10
@@ -170,13 +178,8 @@ async def test_claims_racing_never_hand_an_item_to_two_replicas(
         topic = f"webhook{round_}"
         first = await open_replica(outbox_topics=[topic])
         second = await open_replica(outbox_topics=[topic])
-        for i in range(10):
-            await insert(first, make_approval(f"call_{round_}_{i}"))
 
-        now = utcnow()
-        claims = await asyncio.gather(
-            first.outbox_claim(topic, now, 6), second.outbox_claim(topic, now, 6)
-        )
+        claims = await claim_at_once(first, second, topic)
 
         ids = [item.id for claim in claims for item in claim]
         assert len(ids) == len(set(ids)) == 10, f"round {round_}"
@@ -219,44 +222,30 @@ async def test_what_a_dead_replica_held_is_taken_over_once_its_heartbeat_lapses(
     assert taken_over.id == item_id
 
 
-async def test_a_renewal_rewrites_one_row_however_many_items_the_replica_holds(
+async def test_what_a_replica_holds_is_rewritten_by_neither_a_sweep_nor_its_heartbeat(
     pg_url: str, open_replica: OpenStore
 ) -> None:
-    """A replica keeps its outbox items by renewing one row of its own (a heartbeat), not the
-    lease of each item: with thousands of cards queued behind Slack's pace in flight, each
-    renewal (every few seconds) rewrote every one of them."""
+    """Items this replica holds come back from a sweep as they are, neither locked nor written
+    again, and it keeps them by renewing one row of its own (a heartbeat), not a lease on each:
+    with thousands of cards queued behind Slack's pace in flight, each sweep (every second)
+    and each renewal (every few seconds) rewrote every one of them."""
     worker = await open_replica(outbox_topics=["webhook"], lease=0.6)
     other = await open_replica(outbox_topics=["webhook"], lease=0.6)
     for i in range(20):
         await insert(worker, make_approval(f"call_{i}"))
     held = await worker.outbox_claim("webhook", utcnow(), 50)
-    rows = "SELECT id, due_at, claimed_by, xmin::text FROM outbox ORDER BY id"
+    rows = "SELECT id, due_at, claimed_by, xmin::text, xmax::text FROM outbox ORDER BY id"
     before = sql(pg_url, rows)
+
+    again = await worker.outbox_claim("webhook", utcnow(), 50)
+    assert [item.id for item in again] == [item.id for item in held]
+    assert sql(pg_url, rows) == before
 
     await asyncio.sleep(1.5)  # well past one lease: renewed meanwhile
 
     assert len(held) == 20
     assert sql(pg_url, rows) == before
     assert await other.outbox_claim("webhook", utcnow(), 50) == []
-
-
-async def test_a_sweep_hands_back_what_this_replica_holds_without_rewriting_it(
-    pg_url: str, open_replica: OpenStore
-) -> None:
-    """Items this replica holds come back from a sweep as they are, neither locked nor leased
-    again (the renewal keeps their lease): with thousands of cards queued behind Slack's pace
-    in flight, each sweep (every second) rewrote every one of them."""
-    worker = await open_replica(outbox_topics=["webhook"], lease=60)
-    for i in range(3):
-        await insert(worker, make_approval(f"call_{i}"))
-    held = await worker.outbox_claim("webhook", utcnow(), 10)
-    rows = "SELECT id, due_at, claimed_by, xmin::text, xmax::text FROM outbox ORDER BY id"
-    before = sql(pg_url, rows)
-
-    again = await worker.outbox_claim("webhook", utcnow(), 10)
-
-    assert [item.id for item in again] == [item.id for item in held]
-    assert sql(pg_url, rows) == before
 
 
 async def test_retry_and_done_release_the_lease(open_replica: OpenStore) -> None:
