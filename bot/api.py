@@ -13,8 +13,9 @@ import hmac
 import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -25,6 +26,8 @@ from bot.edge import (
     EDGE,
     BrokenBody,
     ClientGone,
+    Parked,
+    ParkedConnection,
     SlowBody,
     answer_and_close,
     hung_up,
@@ -44,7 +47,7 @@ from bot.errors import (
 from bot.events import Broadcast, event_body
 from bot.models import Approval, ApprovalRequest, CancelInput, DecisionInput, Priority, Status
 from bot.sdk.wire import request_body
-from bot.service import ApprovalService
+from bot.service import ApprovalService, Wait
 
 __all__ = ["MAX_BODY", "ApiSettings", "HealthCheck", "add_api_routes", "error_middleware"]
 
@@ -110,7 +113,7 @@ async def error_middleware(
     except (SlowBody, BrokenBody) as exc:  # the rest of the body is not worth waiting for
         return await answer_and_close(request, web.json_response(exc.to_wire(), status=exc.status))
     except BotError as exc:
-        return refuse(request, web.json_response(exc.to_wire(), status=exc.status))
+        return refuse(request, _failure(exc))
     except web.HTTPException as exc:
         if exc.status < 400 or request.path.startswith("/slack/"):
             raise
@@ -125,8 +128,15 @@ async def error_middleware(
     except Exception as exc:
         if isinstance(exc, ConnectionResetError) and hung_up(request):
             return web.Response(status=499)
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return _error(500, "internal", "the bot failed unexpectedly; see its log")
+        return _failure(exc, f"on {request.method} {request.path}")
+
+
+def _failure(exc: BaseException, where: str = "answering a wait") -> web.Response:
+    """The answer to an error: its own for the bot's errors; any other is logged, not leaked."""
+    if isinstance(exc, BotError):
+        return web.json_response(exc.to_wire(), status=exc.status)
+    log.error("unexpected error %s", where, exc_info=exc)
+    return _error(500, "internal", "the bot failed unexpectedly; see its log")
 
 
 def _token(request: web.Request) -> str | None:
@@ -318,14 +328,65 @@ async def get_approval(request: web.Request) -> web.Response:
     return _record(approval)
 
 
-async def wait_approval(request: web.Request) -> web.Response:
+async def wait_approval(request: web.Request) -> web.StreamResponse:
+    """Answered once the approval is decided or `timeout` has passed. While it waits, its
+    connection is parked outside aiohttp (`Edge.park`) where the server allows it."""
     _authorize(request)
     timeout = _float_query(request, "timeout", DEFAULT_WAIT, MAX_WAIT)
     service = request.app[_SERVICE]
-    approval = await service.wait(request.match_info["id"], timeout, _hangup(request))
-    if approval is None:
-        return web.Response(status=499)  # the agent hung up: its wait is not counted any more
-    return _record(approval)
+    approval_id = request.match_info["id"]
+    edge = request.app.get(EDGE)
+    if edge is None or edge.server is None:  # served by another runner: wait in the handler
+        approval = await service.wait(approval_id, timeout, _hangup(request))
+        if approval is None:
+            return web.Response(status=499)  # the agent hung up: its wait is not counted
+        return _record(approval)
+    wait = await service.watch(approval_id, timeout)
+    if isinstance(wait, Approval):
+        return _record(wait)
+    parked = edge.park(request, wait.cancel)
+    if parked is None:  # the agent hung up while the record was read
+        wait.cancel()
+        return web.Response(status=499)
+    wait.add_done_callback(partial(_answer_parked, service, approval_id, parked))
+    return Parked()
+
+
+def _answer_parked(
+    service: ApprovalService, approval_id: str, parked: ParkedConnection, wait: Wait
+) -> None:
+    """A parked wait has ended: answer with the decided record, the pending one after the
+    timeout, or the error; nothing when the agent hung up (the wait is cancelled)."""
+    if wait.cancelled():
+        return
+    if (error := wait.exception()) is not None:
+        parked.answer(_failure(error))
+        return
+    if (decided := wait.result()) is not None:
+        parked.answer(_record(decided))
+        return
+    _spawn(_answer_pending(service, approval_id, parked))
+
+
+#: what answers a parked wait after its timeout, until it has
+_answering: set[asyncio.Task[None]] = set()
+
+
+def _spawn(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    _answering.add(task)
+    task.add_done_callback(_answering.discard)
+
+
+async def _answer_pending(
+    service: ApprovalService, approval_id: str, parked: ParkedConnection
+) -> None:
+    try:
+        approval = await service.get(approval_id)
+    except Exception as exc:
+        parked.answer(_failure(exc))
+    else:
+        parked.answer(_record(approval))
 
 
 def _hangup(request: web.Request) -> asyncio.Future[None] | None:

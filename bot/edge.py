@@ -12,6 +12,9 @@ runner the bot is served with (`serve` and `dev`).
   busy, the new one is answered 503 and closed. Slow clients therefore cannot exhaust the
   process's descriptors, nor keep a signed Slack click out.
 - A client that hangs up is known at once (`Edge.hangup`), so a long poll ends with it.
+- A long poll leaves aiohttp while it waits (`Edge.park`): its connection is then a transport
+  and a few fields, answered once and closed, so ten thousand waiting agents cost a few MB
+  instead of the 100 MB aiohttp's parser, request and tasks would hold for them.
 - Malformed HTTP and clients that vanish mid-request are logged in one line, not as
   tracebacks: they are the client's doing, often unauthenticated junk.
 
@@ -33,10 +36,12 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.errors import BadRequest
@@ -53,6 +58,8 @@ __all__ = [
     "ClientGone",
     "Edge",
     "EdgeServer",
+    "Parked",
+    "ParkedConnection",
     "SlowBody",
     "answer_and_close",
     "connection_limit",
@@ -160,6 +167,17 @@ class Edge:
             return None
         return self.server.hangup(request.protocol)
 
+    def park(
+        self, request: web.BaseRequest, on_hangup: Callable[[], object]
+    ) -> ParkedConnection | None:
+        """Take the connection of `request` from aiohttp until its answer is ready: the
+        handler then returns `Parked()`, and the answer goes out with `ParkedConnection.answer`.
+        `on_hangup` is called if the client hangs up first. None when it cannot be (another
+        runner than `BotRunner`, or the client has hung up already)."""
+        if self.server is None or hung_up(request):
+            return None
+        return self.server.park(request, on_hangup)
+
     @contextlib.contextmanager
     def reading(self, request: web.BaseRequest) -> Iterator[None]:
         """While the body of `request` is read, its connection may be evicted at the cap."""
@@ -216,6 +234,87 @@ def refuse(request: web.BaseRequest, response: R) -> R:
     return response
 
 
+# -- parked connections -----------------------------------------------------------------------
+
+
+class Parked(web.StreamResponse):
+    """What a handler returns once it has parked its connection (`Edge.park`): aiohttp has
+    nothing to send and nothing to log, and its connection handling ends."""
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+class ParkedConnection(asyncio.Protocol):
+    """A connection taken from aiohttp while its one request waits: the transport, what the
+    access log says of the request, and who to tell if the client hangs up. It is answered
+    once (`answer`) and closed: a waiting client sends nothing more, and what it does send is
+    dropped with the connection."""
+
+    __slots__ = ("_line", "_on_hangup", "_server", "_started", "_transport", "_version")
+
+    def __init__(
+        self,
+        server: EdgeServer,
+        transport: asyncio.Transport,
+        request: web.BaseRequest,
+        on_hangup: Callable[[], object],
+    ) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = transport
+        self._version = request.version
+        self._line = AccessLog.request_line(request)
+        self._started = time.perf_counter()
+        self._on_hangup = on_hangup
+
+    def data_received(self, data: bytes) -> None:
+        return None
+
+    def eof_received(self) -> None:
+        return None  # the transport closes: the client has hung up
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._server.parked -= 1
+        if self._transport is not None:  # not answered: the client hung up first
+            self._transport = None
+            self._on_hangup()
+
+    def answer(self, response: web.Response) -> None:
+        """Send `response` (its status, headers and body) and close the connection; nothing
+        when the client has hung up."""
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        body = response.body
+        assert isinstance(body, bytes), "a parked request is answered with a body in bytes"
+        version = self._version
+        head = [f"HTTP/{version.major}.{version.minor} {response.status} {response.reason}"]
+        head += [
+            f"{name}: {value}"
+            for name, value in response.headers.items()
+            if name not in (hdrs.CONTENT_LENGTH, hdrs.CONNECTION)
+        ]
+        head += [
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+            f"Date: {formatdate(usegmt=True)}",
+            f"Server: {SERVER_SOFTWARE}",
+        ]
+        transport.write("\r\n".join(head).encode() + b"\r\n\r\n" + body)
+        transport.close()  # once what is written has gone out
+        if server_log.isEnabledFor(logging.INFO):
+            server_log.info(
+                "%s %d %d %.6fs",
+                self._line,
+                response.status,
+                len(body),
+                time.perf_counter() - self._started,
+            )
+
+
 # -- the server -------------------------------------------------------------------------------
 
 
@@ -238,13 +337,15 @@ class EdgeServer(web.Server):
         self.open: set[web.RequestHandler] = set()
         #: idle connections, the one idle longest first
         self.idle: dict[web.RequestHandler, None] = {}
+        #: connections parked outside aiohttp (`park`): never evicted, counted in the cap
+        self.parked = 0
         self.evicted = 0
         self.refused = 0
         self._hangups: dict[web.RequestHandler, asyncio.Future[None]] = {}
         self._last_warning = 0.0
 
     def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
-        if len(self.open) >= self.edge.max_connections and not self._evict():
+        if len(self.open) + self.parked >= self.edge.max_connections and not self._evict():
             self.refused += 1
             self._warn_at_cap()
             transport.write(_BUSY)
@@ -304,6 +405,21 @@ class EdgeServer(web.Server):
                 future.set_result(None)
         return future
 
+    def park(self, request: web.BaseRequest, on_hangup: Callable[[], object]) -> ParkedConnection:
+        """`Edge.park`: the transport gets a `ParkedConnection` for protocol, and aiohttp's
+        handler of the connection is told it has lost it (as when a client hangs up), so its
+        parser, request and task end."""
+        transport = request.transport
+        assert transport is not None  # `Edge.park` checked
+        parked = ParkedConnection(self, transport, request, on_hangup)
+        transport.set_protocol(parked)
+        transport.resume_reading()  # aiohttp may have paused it: a hang-up must still be seen
+        self.parked += 1
+        handler = request.protocol
+        handler.transport = None  # so that it does not close what it no longer holds
+        handler.connection_lost(None)
+        return parked
+
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         handler = request.protocol
         self.set_idle(handler, False)
@@ -332,19 +448,20 @@ class AccessLog(AbstractAccessLogger):
     aiohttp's logger prints for `%a "%r" %s %b %Tfs`, in one step instead of six (its lines
     were a tenth of a click's work). The log line's own time stands in for aiohttp's `%t`."""
 
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+    @staticmethod
+    def request_line(request: web.BaseRequest) -> str:
+        """`127.0.0.1 "POST /slack/events HTTP/1.1"`: the start of a request's line."""
         version = request.version
-        self.logger.info(
-            '%s "%s %s HTTP/%d.%d" %d %d %.6fs',
-            request.remote or "-",
-            request.method,
-            request.path_qs,
-            version.major,
-            version.minor,
-            response.status,
-            response.body_length,
-            time,
+        return (
+            f'{request.remote or "-"} "{request.method} {request.path_qs} '
+            f'HTTP/{version.major}.{version.minor}"'
         )
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if isinstance(response, Parked):  # its connection logs the answer (`ParkedConnection`)
+            return
+        line = self.request_line(request)
+        self.logger.info("%s %d %d %.6fs", line, response.status, response.body_length, time)
 
     @property
     def enabled(self) -> bool:

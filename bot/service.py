@@ -60,12 +60,16 @@ __all__ = [
     "Observer",
     "Route",
     "Router",
+    "Wait",
     "validate_args",
 ]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: an agent's wait for a decision (`ApprovalService.watch`)
+Wait = asyncio.Future[Approval | None]
 
 TIMEOUT_ACTOR = "system:timeout"
 #: who ends an approval whose card Slack refused for good
@@ -192,7 +196,7 @@ class ApprovalService:
     channels: ChannelMembers = field(default_factory=Nobody)
     clock: Callable[[], datetime] = utcnow
     observers: list[Observer] = field(default_factory=list)
-    _waiters: defaultdict[str, set[asyncio.Future[Approval | None]]] = field(
+    _waiters: defaultdict[str, set[Wait]] = field(
         default_factory=lambda: defaultdict(set), init=False
     )
     _timer_wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -616,43 +620,60 @@ class ApprovalService:
 
     # -- waiting ----------------------------------------------------------------------------
 
+    async def watch(self, approval_id: str, timeout: float) -> Approval | Wait:
+        """The record when it is no longer pending; else the wait, parked: a future done with
+        the decided record, with None after `timeout` (the record is still pending), or with
+        `Unavailable` when the bot shuts down. Cancel it to stop waiting.
+
+        A parked wait is its future, a timer and the callback that forgets both, and no task of
+        its own: thousands may be parked, and each task or `asyncio.wait` costs a few kB more.
+        """
+        loop = asyncio.get_running_loop()
+        wait: Wait = loop.create_future()
+        self._waiters[approval_id].add(wait)  # before reading: a decision in between is seen
+        try:
+            approval = await self.store.get(approval_id)
+        except BaseException:
+            self._forget(approval_id, None, wait)
+            raise
+        if not approval.is_pending:
+            self._forget(approval_id, None, wait)
+            return approval
+        timer = loop.call_later(timeout, _time_up, wait)
+        wait.add_done_callback(partial(self._forget, approval_id, timer))
+        return wait
+
     async def wait(
         self, approval_id: str, timeout: float, hangup: asyncio.Future[None] | None = None
     ) -> Approval | None:
         """The record once it is no longer pending, or the pending record after `timeout`;
-        None as soon as `hangup` is done (the agent hung up).
-
-        A parked wait is its future, a timer and a callback on `hangup`, and no task of its
-        own: thousands may be parked, and each task or `asyncio.wait` costs a few kB more.
-        """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Approval | None] = loop.create_future()
-        waiters = self._waiters[approval_id]
-        waiters.add(future)  # before reading, so a decision in between is not missed
+        None as soon as `hangup` is done (the agent hung up). `watch`, awaited."""
+        wait = await self.watch(approval_id, timeout)
+        if isinstance(wait, Approval):
+            return wait
+        hung_up = partial(_hung_up, wait)
+        if hangup is not None:
+            hangup.add_done_callback(hung_up)
         try:
-            approval = await self.store.get(approval_id)
-            if not approval.is_pending:
-                return approval
-            del approval  # a parked wait holds only its future
-            timer = loop.call_later(timeout, _time_up, future)
-            hung_up = partial(_hung_up, future)
-            if hangup is not None:
-                hangup.add_done_callback(hung_up)
-            try:
-                decided = await future
-            except asyncio.CancelledError:
-                if hangup is None or not hangup.done() or not future.cancelled():
-                    raise
-                return None
-            finally:
-                timer.cancel()
-                if hangup is not None:
-                    hangup.remove_done_callback(hung_up)
-            return decided if decided is not None else await self.store.get(approval_id)
+            decided = await wait
+        except asyncio.CancelledError:
+            if hangup is None or not hangup.done() or not wait.cancelled():
+                raise
+            return None
         finally:
-            waiters.discard(future)
+            if hangup is not None:
+                hangup.remove_done_callback(hung_up)
+        return decided if decided is not None else await self.store.get(approval_id)
+
+    def _forget(self, approval_id: str, timer: asyncio.TimerHandle | None, wait: Wait) -> None:
+        """A wait has ended: its timer and its place among the approval's waiters go."""
+        if timer is not None:
+            timer.cancel()
+        waiters = self._waiters.get(approval_id)
+        if waiters is not None:
+            waiters.discard(wait)
             if not waiters:
-                self._waiters.pop(approval_id, None)
+                del self._waiters[approval_id]
 
     @property
     def topics(self) -> list[str]:
@@ -724,13 +745,13 @@ class ApprovalService:
         )
 
 
-def _time_up(wait: asyncio.Future[Approval | None]) -> None:
+def _time_up(wait: Wait) -> None:
     """A wait's timeout: it ends with no decision (None), unless one came first."""
     if not wait.done():
         wait.set_result(None)
 
 
-def _hung_up(wait: asyncio.Future[Approval | None], _: asyncio.Future[None]) -> None:
+def _hung_up(wait: Wait, _: asyncio.Future[None]) -> None:
     """A wait's agent hung up: the wait ends at once."""
     wait.cancel()
 

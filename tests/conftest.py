@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import BOT, create_app
 from bot.config import Settings
-from bot.edge import loop_factory
+from bot.edge import BotRunner, loop_factory
 from bot.sdk import ApprovalClient
 from bot.service import ApprovalService
 from bot.store import SQLiteStore, Store, open_store
@@ -172,8 +172,16 @@ def bot_settings(db_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+class BotServer(TestServer):
+    """aiohttp's test server on the runner `serve` uses (`BotRunner`: the edge's connection
+    handling, long polls parked outside aiohttp)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BotRunner:
+        return BotRunner(self.app, **kwargs)
+
+
 async def start_bot(settings: Settings, port: int | None = None) -> TestServer:
-    server = TestServer(create_app(settings), host="127.0.0.1", port=port)
+    server = BotServer(create_app(settings), host="127.0.0.1", port=port)
     await server.start_server()
     return server
 
@@ -251,7 +259,7 @@ def slack_settings(db_path: Path, api_url: str, **overrides: Any) -> Settings:
 async def start_slack_bot(settings: Settings, port: int | None = None) -> TestServer:
     from bot.slack.surface import SlackSurface
 
-    server = TestServer(
+    server = BotServer(
         create_app(settings, extensions=[SlackSurface(settings)]), host="127.0.0.1", port=port
     )
     await server.start_server()

@@ -23,8 +23,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 import bot
 from bot.app import create_app
@@ -33,6 +31,7 @@ from bot.devslack.signing import signed_headers
 from tests.conftest import (
     AGENT_TOKEN,
     SIGNING_SECRET,
+    BotServer,
     Running,
     SlackRig,
     bot_settings,
@@ -45,15 +44,6 @@ from tests.conftest import (
 DEADLINE = 4.0
 
 
-class ServedServer(TestServer):
-    """A test server with the runner `approval-bot serve` uses."""
-
-    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
-        from bot.edge import BotRunner
-
-        return BotRunner(self.app, **kwargs)
-
-
 def edge_of(running: Running) -> Any:
     from bot.edge import EDGE
 
@@ -64,7 +54,7 @@ def edge_of(running: Running) -> Any:
 async def served(db_path: Path) -> AsyncIterator[Running]:
     """The bot with a token, served as `serve` serves it."""
     settings = bot_settings(db_path)
-    server = ServedServer(create_app(settings), host="127.0.0.1")
+    server = BotServer(create_app(settings), host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as http:
         yield Running(server, http, settings)
@@ -79,7 +69,7 @@ async def served_rig(db_path: Path, workspace: Any) -> AsyncIterator[SlackRig]:
 
     settings = slack_settings(db_path, workspace.base_url)
     app = create_app(settings, extensions=[SlackSurface(settings)])
-    server = ServedServer(app, host="127.0.0.1")
+    server = BotServer(app, host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as http:
         running = Running(server, http, settings)
@@ -422,6 +412,90 @@ async def test_hung_up_waits_are_released_at_once(served: Running) -> None:
     status, decided = await stays
     assert (status, decided["status"]) == (200, "approved")
     print(f"50 hung-up waits released in {released * 1000:.0f} ms")
+
+
+def wait_request(approval_id: str, timeout: float = 30) -> bytes:
+    return (
+        f"GET /v1/approvals/{approval_id}/wait?timeout={timeout:g} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n\r\n"
+    ).encode()
+
+
+async def read_to_end(reader: asyncio.StreamReader, timeout: float = 5) -> bytes:
+    async with asyncio.timeout(timeout):
+        return await reader.read()
+
+
+async def test_a_parked_wait_leaves_aiohttp_and_is_answered_once_decided(
+    served: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While it waits, an agent's connection is a transport and a few fields: aiohttp's
+    handler of it (its parser, request and tasks, about 10 kB) is gone. The decision is sent
+    on it as aiohttp would send it, and the connection closes."""
+    caplog.set_level(logging.INFO, logger="bot.http")
+    edge = edge_of(served)
+    record = await served.submit()
+    others = len(edge.server.connections)  # the test's own client keeps its connection
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(served))
+    writer.write(wait_request(record["id"]))
+    await until(lambda: asyncio.sleep(0, served.service.waiting == 1))
+    # aiohttp forgets a connection once its handler's task has ended, a turn or two later
+    await until(lambda: asyncio.sleep(0, len(edge.server.connections) == others))
+    assert edge.server.parked == 1
+
+    await served.decide(record["id"])
+    answer = await read_to_end(reader)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    assert lines[0] == "HTTP/1.1 200 OK"
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert (int(headers["Content-Length"]), headers["Connection"]) == (len(body), "close")
+    decided = json.loads(body)
+    assert (decided["id"], decided["status"]) == (record["id"], "approved")
+    assert decided == (await served.call("GET", f"/v1/approvals/{record['id']}"))[1]
+    writer.close()
+    await until(lambda: asyncio.sleep(0, edge.server.parked == 0))
+    logged = [r.getMessage() for r in caplog.records if "/wait" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].startswith(f'127.0.0.1 "GET /v1/approvals/{record["id"]}/wait?timeout=30')
+    assert f'HTTP/1.1" 200 {len(body)} ' in logged[0]
+
+
+async def test_a_parked_wait_past_its_timeout_is_answered_with_the_pending_record(
+    served: Running,
+) -> None:
+    record = await served.submit()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(served))
+    writer.write(wait_request(record["id"], timeout=0.3))
+    answer = await read_to_end(reader)
+    writer.close()
+    assert status_of(answer) == 200
+    assert body_of(answer) == (await served.call("GET", f"/v1/approvals/{record['id']}"))[1]
+    assert body_of(answer)["status"] == "pending" and served.service.waiting == 0
+
+
+async def test_parked_waits_are_answered_503_when_the_bot_shuts_down(db_path: Path) -> None:
+    """Shutting down, the bot answers every agent still waiting, so each waits again (on
+    another replica, or once it is back) instead of hanging on a connection nobody answers."""
+    server = BotServer(create_app(bot_settings(db_path)), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        running = Running(server, http, bot_settings(db_path))
+        record = await running.submit()
+        agents = [await asyncio.open_connection("127.0.0.1", port_of(running)) for _ in range(3)]
+        for _, writer in agents:
+            writer.write(wait_request(record["id"]))
+        await until(lambda: asyncio.sleep(0, running.service.waiting == 3))
+        await server.close()
+    for reader, writer in agents:
+        answer = await read_to_end(reader)
+        writer.close()
+        assert status_of(answer) == 503, answer
+        assert body_of(answer) == {
+            "error": "unavailable",
+            "message": "the bot is restarting; wait again",
+        }
 
 
 def spawn_serve(serve: Any, *, max_fds: int | None = None) -> None:
