@@ -5,12 +5,16 @@ runner the bot is served with (`serve` and `dev`).
   trickles its body is answered 408 and disconnected, whatever route it posts to.
 - A request refused before its body arrived is not read on: the answer says `Connection:
   close`, and the rest of the body is discarded for at most `LINGER` seconds.
+- A new connection gets aiohttp's handling (its parser, tasks and timers, about 5 kB) once its
+  first bytes arrive, `HANDOVERS` connections a turn of the loop (`Greeting`): thousands of
+  agents connecting at once are handled a few hundred at a time instead of all being held
+  half-read together.
 - Connections are capped (`Edge.max_connections`, below the file-descriptor limit). At the
-  cap, a new connection takes the place of the one idle longest: one that is between requests,
-  still sending its headers, or still sending its body. Connections inside a handler (a
-  decision being written, an agent's long poll) are never evicted; when every connection is
-  busy, the new one is answered 503 and closed. Slow clients therefore cannot exhaust the
-  process's descriptors, nor keep a signed Slack click out.
+  cap, a new connection takes the place of the one idle longest: one that has sent nothing
+  yet, is between requests, or is still sending its headers or its body. Connections inside
+  a handler (a decision being written) or parked (an agent's long poll) are never evicted;
+  when every connection is busy, the new one is answered 503 and closed. Slow clients
+  therefore cannot exhaust the process's descriptors, nor keep a signed Slack click out.
 - A client that hangs up is known at once (`Edge.hangup`), so a long poll ends with it.
 - A long poll leaves aiohttp while it waits (`Edge.park`): its connection is then a transport
   and a few fields, answered once and closed, so ten thousand waiting agents cost a few MB
@@ -34,10 +38,11 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
@@ -90,6 +95,8 @@ BACKLOG = 1024
 #: `net.core.somaxconn`, 4096 by default): a burst of agents connecting at once beyond the
 #: queue has its handshakes dropped, and each such agent waits a second or more to retry
 LISTEN_QUEUE = 4096
+#: connections handed to aiohttp's handling a turn of the loop at most (see `Greeting`)
+HANDOVERS = 128
 #: descriptors kept for the rest: the store, Slack's and the webhooks' connection pools, logs
 RESERVE = 96
 
@@ -315,13 +322,68 @@ class ParkedConnection(asyncio.Protocol):
             )
 
 
+class Greeting(asyncio.Protocol):
+    """A new connection until it has sent something: its transport, the first bytes, and its
+    server. On those bytes the server queues it, and hands it to aiohttp's handling a few
+    hundred a turn (`EdgeServer.arrived`)."""
+
+    __slots__ = ("_data", "_server", "_silence", "transport")
+
+    def __init__(self, server: EdgeServer) -> None:
+        self._server = server
+        self._data = b""
+        self._silence: asyncio.TimerHandle | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        # a client that never sends anything is dropped as aiohttp drops it (keep-alive time)
+        self._silence = asyncio.get_running_loop().call_later(KEEPALIVE, self.force_close)
+        self._server.greeted(self)
+
+    def data_received(self, data: bytes) -> None:
+        first = not self._data
+        self._data += data
+        if first and self.transport is not None:
+            self._server.arrived(self)
+
+    def eof_received(self) -> None:
+        return None  # the transport closes
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.transport = None
+        if self._silence is not None:
+            self._silence.cancel()
+        self._server.lost_greeting(self)
+
+    def force_close(self) -> None:
+        """Evicted at the cap, or the server is shutting down."""
+        if self.transport is not None:
+            self.transport.close()
+
+    def hand_over(self, handler: web.RequestHandler) -> None:
+        """The connection is `handler`'s from now on, with what it has sent so far."""
+        transport, data = self.transport, self._data
+        if transport is None or transport.is_closing():
+            return
+        self.transport, self._data = None, b""
+        if self._silence is not None:
+            self._silence.cancel()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        handler.data_received(data)
+        if not transport.is_reading():
+            transport.resume_reading()
+
+
 # -- the server -------------------------------------------------------------------------------
 
 
 class EdgeServer(web.Server):
-    """aiohttp's server with the connection cap, eviction of idle connections and hangup
-    notice. A connection is *idle* when no handler is running for it, or its handler is
-    waiting for the body (`Edge.reading`)."""
+    """aiohttp's server with the connection cap, eviction of idle connections, hangup notice,
+    parked long polls and new connections handed to aiohttp a few hundred a turn. A
+    connection is *idle* when it has sent nothing yet, no handler is running for it, or its
+    handler is waiting for the body (`Edge.reading`)."""
 
     def __init__(self, plain: web.Server, edge: Edge) -> None:
         super().__init__(
@@ -333,10 +395,15 @@ class EdgeServer(web.Server):
         self.edge = edge
         self.handle_app = plain.request_handler
         self.request_handler = self._handle
-        #: connections accepted and not yet lost
-        self.open: set[web.RequestHandler] = set()
+        #: connections accepted and not yet lost (parked ones aside)
+        self.open: set[web.RequestHandler | Greeting] = set()
         #: idle connections, the one idle longest first
-        self.idle: dict[web.RequestHandler, None] = {}
+        self.idle: dict[web.RequestHandler | Greeting, None] = {}
+        #: new connections whose first bytes have arrived, to hand to aiohttp in turn
+        self._arrived: deque[Greeting] = deque()
+        #: connections still handed over at once this turn of the loop, and the next turn
+        self._budget = HANDOVERS
+        self._next_turn: asyncio.Handle | None = None
         #: connections parked outside aiohttp (`park`): never evicted, counted in the cap
         self.parked = 0
         self.evicted = 0
@@ -344,16 +411,65 @@ class EdgeServer(web.Server):
         self._hangups: dict[web.RequestHandler, asyncio.Future[None]] = {}
         self._last_warning = 0.0
 
-    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
+    def __call__(self) -> Greeting:  # type: ignore[override]
+        """The protocol of a new connection: `Greeting`, until it has sent something."""
+        return Greeting(self)
+
+    def greeted(self, greeting: Greeting) -> None:
+        """A new connection: at the cap it takes the place of the one idle longest, or is
+        answered 503 and closed when every connection is busy."""
         if len(self.open) + self.parked >= self.edge.max_connections and not self._evict():
             self.refused += 1
             self._warn_at_cap()
-            transport.write(_BUSY)
-            handler.force_close()
+            assert greeting.transport is not None
+            greeting.transport.write(_BUSY)
+            greeting.force_close()
             return
+        self.open.add(greeting)
+        self.idle[greeting] = None
+
+    def arrived(self, greeting: Greeting) -> None:
+        """The first bytes of a new connection are here: it goes to aiohttp at once, or in a
+        later turn of the loop when `HANDOVERS` have gone in this one."""
+        if self._next_turn is None:
+            self._budget = HANDOVERS
+            self._next_turn = asyncio.get_running_loop().call_soon(self._turned)
+        if self._budget > 0 and not self._arrived:
+            self._budget -= 1
+            self._hand_over(greeting)
+        else:
+            self._arrived.append(greeting)
+            if greeting.transport is not None:
+                greeting.transport.pause_reading()  # the rest is read by aiohttp's handler
+
+    def _turned(self) -> None:
+        self._next_turn = None
+        if self._arrived:
+            self._budget = HANDOVERS
+            while self._arrived and self._budget > 0:
+                self._budget -= 1
+                self._hand_over(self._arrived.popleft())
+            self._next_turn = asyncio.get_running_loop().call_soon(self._turned)
+
+    def _hand_over(self, greeting: Greeting) -> None:
+        if greeting in self.open:  # not lost nor evicted meanwhile
+            self.open.discard(greeting)
+            self.idle.pop(greeting, None)
+            greeting.hand_over(super().__call__())
+
+    def lost_greeting(self, greeting: Greeting) -> None:
+        self.open.discard(greeting)
+        self.idle.pop(greeting, None)
+
+    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
         self.open.add(handler)
         self.idle[handler] = None
         super().connection_made(handler, transport)
+
+    def pre_shutdown(self) -> None:
+        for greeting in [g for g in self.open if isinstance(g, Greeting)]:
+            greeting.force_close()
+        super().pre_shutdown()
 
     def connection_lost(
         self, handler: web.RequestHandler, exc: BaseException | None = None

@@ -330,6 +330,32 @@ async def test_at_the_connection_cap_the_longest_idle_connection_makes_room(
     assert no_tracebacks(caplog) == []
 
 
+async def test_a_connection_gets_aiohttps_handling_only_once_it_has_sent_something(
+    served: Running,
+) -> None:
+    """A connection that has sent nothing is a transport and a few fields: aiohttp's handler
+    (parser, tasks, timers) is made once bytes arrive, so a burst of agents connecting at
+    once is not a burst of handlers all held half-read together."""
+    edge = edge_of(served)
+    await served.call("GET", "/healthz")  # the test's own client keeps its connection
+    handled = len(edge.server.connections)
+    port = port_of(served)
+    silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
+    try:
+        await until(lambda: asyncio.sleep(0, len(edge.server.open) == handled + 20))
+        assert len(edge.server.connections) == handled
+        for _, writer in silent[:5]:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answers = [await reader.readuntil(b"}") for reader, _ in silent[:5]]
+        assert all(status_of(answer) == 200 for answer in answers)
+        assert len(edge.server.connections) == handled + 5  # kept alive, by aiohttp now
+        assert len(edge.server.open) == handled + 20
+    finally:
+        for _, writer in silent:
+            writer.close()
+    await until(lambda: asyncio.sleep(0, len(edge.server.open) == handled))
+
+
 async def test_when_every_connection_is_busy_a_new_one_is_answered_503(
     served: Running,
 ) -> None:
