@@ -205,6 +205,45 @@ async def test_writes_coming_in_together_share_a_commit_and_one_alone_waits_for_
         conn.close()
 
 
+async def test_a_write_failing_in_a_group_undoes_only_itself(db_path: Path) -> None:
+    """A group runs its writes with nothing between them; when one fails, the group runs
+    again with each write in a savepoint, so the others are kept and the failed one leaves
+    nothing behind."""
+    store = SQLiteStore(db_path, group_linger=0.2)
+    await store.open()
+    statements: list[str] = []
+    await store._run(store._writer, lambda conn: conn.set_trace_callback(statements.append))
+
+    try:
+        decided = await insert(store, make_approval("decided"))
+        await store.decide(decided.id, Status.APPROVED, approve("U0ALICE"))
+        statements.clear()
+        kept = await asyncio.gather(*(insert(store, make_approval(f"a{i}")) for i in range(4)))
+        assert all(isinstance(r, Approval) for r in kept)
+        assert statements.count("COMMIT") < 4  # a group of several...
+        assert "SAVEPOINT write" not in statements and "ROLLBACK" not in statements  # ...bare
+
+        statements.clear()
+        # the first commits at once, alone or with the others; the failing one is never alone
+        first, failed, last = await asyncio.gather(
+            insert(store, make_approval("b1")),
+            store.decide(decided.id, Status.REJECTED, approve("U0BOB")),
+            insert(store, make_approval("b2")),
+            return_exceptions=True,
+        )
+        assert isinstance(failed, AlreadyDecided)
+        assert isinstance(first, Approval) and isinstance(last, Approval)
+        assert statements.count("ROLLBACK TO write") == 1  # the group ran again, in savepoints
+        assert (await store.get(first.id)).tool_call_id == "b1"
+        assert (await store.get(last.id)).tool_call_id == "b2"
+        record = await store.get(decided.id)
+        assert record.status is Status.APPROVED and record.decision.decided_by == "U0ALICE"  # type: ignore[union-attr]
+        kinds = [e.kind for e in await store.events_since(0) if e.approval_id == decided.id]
+        assert kinds.count("approved") == 1 and "rejected" not in kinds
+    finally:
+        await store.close()
+
+
 async def test_every_state_change_is_audited_with_args(store: SQLiteStore) -> None:
     approval = await insert(store, make_approval())
     edited = approve("U0ALICE").model_copy(
