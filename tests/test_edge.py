@@ -440,15 +440,24 @@ async def test_hung_up_waits_are_released_at_once(served: Running) -> None:
     print(f"50 hung-up waits released in {released * 1000:.0f} ms")
 
 
-def wait_request(approval_id: str, timeout: float = 30) -> bytes:
+def wait_request(approval_id: str, timeout: float = 30, extra: str = "") -> bytes:
     return (
         f"GET /v1/approvals/{approval_id}/wait?timeout={timeout:g} HTTP/1.1\r\n"
-        f"Host: 127.0.0.1\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {AGENT_TOKEN}\r\n{extra}\r\n"
     ).encode()
 
 
-async def read_to_end(reader: asyncio.StreamReader, timeout: float = 5) -> bytes:
-    async with asyncio.timeout(timeout):
+async def read_answer(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
+    """One HTTP answer: its status line, headers and body (by its Content-Length)."""
+    async with asyncio.timeout(5):
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        status, *lines = head.strip().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines)
+        return status, headers, await reader.readexactly(int(headers["Content-Length"]))
+
+
+async def read_to_end(reader: asyncio.StreamReader) -> bytes:
+    async with asyncio.timeout(5):
         return await reader.read()
 
 
@@ -470,22 +479,31 @@ async def test_a_parked_wait_leaves_aiohttp_and_is_answered_once_decided(
     assert edge.server.parked == 1
 
     await served.decide(record["id"])
-    answer = await read_to_end(reader)
-    head, _, body = answer.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    assert lines[0] == "HTTP/1.1 200 OK"
+    status, headers, body = await read_answer(reader)
+    assert status == "HTTP/1.1 200 OK"
     assert headers["Content-Type"] == "application/json; charset=utf-8"
-    assert (int(headers["Content-Length"]), headers["Connection"]) == (len(body), "close")
-    decided = json.loads(body)
+    assert "Connection" not in headers  # kept alive, as HTTP/1.1 keeps it
+    decided, sent = json.loads(body), len(body)
     assert (decided["id"], decided["status"]) == (record["id"], "approved")
     assert decided == (await served.call("GET", f"/v1/approvals/{record['id']}"))[1]
+    assert edge.server.parked == 0
+
+    # the same connection carries the agent's next request, and its next wait
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    status, _, body = await read_answer(reader)
+    assert status == "HTTP/1.1 200 OK" and json.loads(body)["ok"] is True
+    again = await served.submit(args={"version": "1.4.3"})
+    writer.write(wait_request(again["id"], extra="Connection: close\r\n"))
+    await until(lambda: asyncio.sleep(0, edge.server.parked == 1))
+    await served.decide(again["id"])
+    status, headers, body = await read_answer(reader)
+    assert (json.loads(body)["id"], headers["Connection"]) == (again["id"], "close")
+    assert await read_to_end(reader) == b""  # closed, as the agent asked
     writer.close()
-    await until(lambda: asyncio.sleep(0, edge.server.parked == 0))
-    logged = [r.getMessage() for r in caplog.records if "/wait" in r.getMessage()]
+    logged = [r.getMessage() for r in caplog.records if f"{record['id']}/wait" in r.getMessage()]
     assert len(logged) == 1
     assert logged[0].startswith(f'127.0.0.1 "GET /v1/approvals/{record["id"]}/wait?timeout=30')
-    assert f'HTTP/1.1" 200 {len(body)} ' in logged[0]
+    assert f'HTTP/1.1" 200 {sent} ' in logged[0]
 
 
 async def test_a_parked_wait_past_its_timeout_is_answered_with_the_pending_record(
@@ -494,11 +512,11 @@ async def test_a_parked_wait_past_its_timeout_is_answered_with_the_pending_recor
     record = await served.submit()
     reader, writer = await asyncio.open_connection("127.0.0.1", port_of(served))
     writer.write(wait_request(record["id"], timeout=0.3))
-    answer = await read_to_end(reader)
+    status, _, body = await read_answer(reader)
     writer.close()
-    assert status_of(answer) == 200
-    assert body_of(answer) == (await served.call("GET", f"/v1/approvals/{record['id']}"))[1]
-    assert body_of(answer)["status"] == "pending" and served.service.waiting == 0
+    assert status == "HTTP/1.1 200 OK"
+    assert json.loads(body) == (await served.call("GET", f"/v1/approvals/{record['id']}"))[1]
+    assert json.loads(body)["status"] == "pending" and served.service.waiting == 0
 
 
 async def test_parked_waits_are_answered_503_when_the_bot_shuts_down(db_path: Path) -> None:
