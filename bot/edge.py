@@ -312,9 +312,10 @@ class ParkedConnection(asyncio.Protocol):
         """Send `response` (its status, headers and body); then the connection is kept alive
         as HTTP/1.1 keeps it unless the request said otherwise or the server is shutting
         down. Nothing when the client has hung up."""
-        transport, self._transport = self._transport, None
-        if transport is None:
-            return
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # the client has hung up: `connection_lost` tells the wait
+        self._transport = None
         self._server.parked -= 1
         keep_alive = self._keep_alive and not self._server.closing
         body = response.body
