@@ -107,16 +107,16 @@ class OutboxWorker:
     async def claim(self) -> int:
         """Queue every item due now in its lane, starting lanes as needed; returns how many.
 
-        A sweep reads every due item, those in flight included (and skipped). Between sweeps
-        a claim reads only items newer than any claimed, all that a commit can add: with
-        thousands of cards queued behind Slack's pace, each commit would otherwise re-read
-        them all. A sweep comes at least every `poll` seconds, so a retry falls due in time
-        however often commits wake the worker.
+        A sweep reads every due item but those in flight (the store leaves them out: with
+        thousands of cards queued behind Slack's pace, reading them each second was a tenth of
+        the bot's work under a burst of submissions). Between sweeps a claim reads only items
+        newer than any claimed, all that a commit can add. A sweep comes at least every
+        `poll` seconds, so a retry falls due in time however often commits wake the worker.
 
         A claim takes what was due when it began: items committed meanwhile wait for the next
-        one (under a stream of submissions a sweep would otherwise never end). A sweep cannot
-        leave out the items in flight, so each further read of it asks for twice as many new
-        ones: a few reads of the queue, not one per `batch`.
+        one (under a stream of submissions a sweep would otherwise never end). Each further
+        read of a sweep asks for twice as many items, as each names every item in flight
+        again: a few reads of the queue, not one per `batch`.
         """
         now, clock = utcnow(), asyncio.get_running_loop().time()
         if self._sweep or clock - self._swept_at >= self.poll:
@@ -126,15 +126,15 @@ class OutboxWorker:
             after = self._newest
         added, more = 0, self.batch
         while True:
-            limit = (0 if after else len(self._claimed)) + more
             self._left.clear()
-            items = await self.store.outbox_claim(self.topic, now, limit, after=after)
+            held = () if after else list(self._claimed)
+            items = await self.store.outbox_claim(self.topic, now, more, after, held)
             for item in items:
                 if item.id not in self._claimed and item.id not in self._left:
                     await self._enqueue(item)
                     added += 1
                 self._newest = max(self._newest, item.id)
-            if len(items) < limit:
+            if len(items) < more:
                 return added
             if after:
                 after = items[-1].id

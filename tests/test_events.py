@@ -5,7 +5,7 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -157,24 +157,30 @@ class ArrivingStore(SQLiteStore):
         self.rows_read = 0
 
     async def outbox_claim(
-        self, topic: str, now: datetime, limit: int, after: int = 0
+        self,
+        topic: str,
+        now: datetime,
+        limit: int,
+        after: int = 0,
+        held: Collection[int] = (),
     ) -> list[OutboxItem]:
         if not after:
             for _ in range(self.arrivals):
                 self.arrived += 1
                 await insert(self, make_approval(f"call_arrived_{self.arrived}"))
-        items = await super().outbox_claim(topic, now, limit, after=after)
+        items = await super().outbox_claim(topic, now, limit, after, held)
         self.rows_read += len(items)
         return items
 
 
-async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_the_queue_a_few_times(
+async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_no_item_in_flight(
     db_path: Path,
 ) -> None:
-    """A sweep reads every due item, those in flight too. It takes what was due when it
-    began (a sweep that also took what arrived meanwhile never ended under a stream of
-    submissions), and each further read asks for twice as many new items (one read per
-    `batch` read the whole queue 20 times for 1,000 items)."""
+    """A sweep reads every due item but those in flight (it read them all each second, a
+    tenth of the bot's work under a burst). It takes what was due when it began (a sweep
+    that also took what arrived meanwhile never ended under a stream of submissions), and
+    each further read asks for twice as many new items (one read per `batch` read the
+    whole queue 20 times for 1,000 items)."""
     store = ArrivingStore(db_path, arrivals=0)
     await store.open()
     stuck = asyncio.Event()
@@ -191,6 +197,11 @@ async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_the_queue_
             await insert(store, make_approval(f"call_{n}"))
         assert await asyncio.wait_for(worker.claim(), 10) == 1_000
         assert store.rows_read <= 3 * 1_000
+
+        store.rows_read = 0
+        worker._sweep = True
+        assert await asyncio.wait_for(worker.claim(), 10) == 0
+        assert store.rows_read == 0  # the 1,000 in flight are left out of the sweep
 
         store.arrivals = 60  # more than a batch arrives during every read of each sweep
         worker.wake()

@@ -335,6 +335,10 @@ async def test_a_claim_after_an_item_reads_only_newer_items_in_queue_order(
         assert await store.outbox_claim("webhook", utcnow(), 10, after=later[1].id) == []
         sweep = await store.outbox_claim("webhook", retry_at, 10)
         assert later[0].id in {item.id for item in sweep}
+        held = [first.id, later[1].id]  # in the caller's lanes: a sweep leaves them out
+        assert await store.outbox_claim("webhook", retry_at, 10, held=held) == [
+            item for item in sweep if item.id not in held
+        ]
     finally:
         await store.close()
 

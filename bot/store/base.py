@@ -3,7 +3,7 @@ records it hands out (audit events, outbox items, pages)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -166,7 +166,12 @@ class Store(Protocol):
     async def next_expiry(self) -> datetime | None: ...
     async def check_writable(self, timeout: float) -> None: ...
     async def outbox_claim(
-        self, topic: str, now: datetime, limit: int, after: int = 0
+        self,
+        topic: str,
+        now: datetime,
+        limit: int,
+        after: int = 0,
+        held: Collection[int] = (),
     ) -> list[OutboxItem]: ...
     async def outbox_done(self, item_id: int) -> None: ...
     async def outbox_retry(self, item_id: int, due: datetime, error: str) -> None: ...

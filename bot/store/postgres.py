@@ -28,7 +28,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -819,15 +819,20 @@ class PostgresStore:
     # -- outbox -----------------------------------------------------------------------------
 
     async def outbox_claim(
-        self, topic: str, now: datetime, limit: int, after: int = 0
+        self,
+        topic: str,
+        now: datetime,
+        limit: int,
+        after: int = 0,
+        held: Collection[int] = (),
     ) -> list[OutboxItem]:
         """Work due for `topic`, oldest first, held by this replica until done or retried;
         with `after`, only items queued after that one, in the order they were queued.
 
         Other replicas skip an item held by a replica whose heartbeat is alive (`_beat`);
         when it lapses (the replica died), another one takes the item over. Items this replica
-        holds already come back too (last), as a SQLite claim returns items still in flight:
-        a worker that dropped one finds it again. They come back as they are, neither locked
+        holds already come back too (last), but those `held` (the caller's, in flight): a
+        worker that dropped one finds it again. They come back as they are, neither locked
         nor written again: with thousands of cards queued behind Slack's pace, a sweep
         rewrote every one of them each second.
         """
@@ -864,6 +869,7 @@ class PostgresStore:
                        o.due_at
                 FROM outbox o JOIN events e ON e.id = o.event_id
                 WHERE o.topic = %(topic)s AND o.id > %(after)s AND o.claimed_by = %(me)s
+                  AND o.id NOT IN (SELECT unnest(%(held)s::bigint[]))
                 """,
                 {
                     "topic": topic,
@@ -871,6 +877,7 @@ class PostgresStore:
                     "me": self.origin,
                     "limit": limit,
                     "after": after,
+                    "held": list(held),
                 },
             )
             queued = (lambda row: row[0]) if after else (lambda row: (row[7], row[0]))
