@@ -37,6 +37,9 @@ def _submissions(m: JSON) -> Iterator[Row]:
             bot, client = m["all_at_once_bot_cpu_ms"], m["all_at_once_client_cpu_ms"]
             cpu = f"bot {bot:.2f} ms, the bench's client {client:.2f} ms"
             yield "… CPU a submission, on the same cores", cpu, ""
+        if m.get("bare_all_at_once_per_s") is not None:
+            bare = f"{m['bare_all_at_once_per_s']:,.0f}/s"
+            yield "… the same to a bare aiohttp app (JSON in, 201 out, nothing else)", bare, ""
 
 
 def _latency(label: str, m: JSON, path: str) -> Iterator[Row]:

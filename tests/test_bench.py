@@ -55,6 +55,7 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert results["submissions"]["all_at_once_per_s"] > 0
     assert results["submissions"]["all_at_once_bot_cpu_ms"] > 0
     assert results["submissions"]["all_at_once_client_cpu_ms"] > 0
+    assert results["submissions"]["bare_all_at_once_per_s"] > 0
 
     wake = results["wake"]
     assert_latency(wake["click_ms"], QUICK.waiters)
