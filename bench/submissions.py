@@ -74,8 +74,8 @@ async def _bare_rate(count: int, channels: tuple[str, ...]) -> float:
     with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
-            said = process.stdout.readline
-            line = await asyncio.wait_for(asyncio.to_thread(said), START_SECONDS)
+            first = asyncio.to_thread(process.stdout.readline)
+            line = await asyncio.wait_for(first, START_SECONDS)
             if line.strip() != LISTENING:
                 raise RuntimeError(f"the bare app did not start (exit {process.poll()})")
             url = f"http://127.0.0.1:{port}"

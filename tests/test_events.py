@@ -176,8 +176,8 @@ class ArrivingStore(SQLiteStore):
 async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_no_item_in_flight(
     db_path: Path,
 ) -> None:
-    """A sweep reads every due item but those in flight (it read them all each second, a
-    tenth of the bot's work under a burst). It takes what was due when it began (a sweep
+    """A sweep reads every due item but those in flight (it read them all each second: 7 %
+    of the interpreter under a burst of submissions). It takes what was due when it began (a sweep
     that also took what arrived meanwhile never ended under a stream of submissions), and
     each further read asks for twice as many new items (one read per `batch` read the
     whole queue 20 times for 1,000 items)."""
