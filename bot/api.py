@@ -29,6 +29,7 @@ from bot.edge import (
     Parked,
     ParkedConnection,
     SlowBody,
+    WholeRequest,
     answer_and_close,
     hung_up,
     read_body,
@@ -139,7 +140,7 @@ def _failure(exc: BaseException, where: str = "answering a wait") -> web.Respons
     return _error(500, "internal", "the bot failed unexpectedly; see its log")
 
 
-def _token(request: web.Request) -> str | None:
+def _token(request: web.Request | WholeRequest) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -151,9 +152,10 @@ def _same(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _authorize(request: web.Request, *, admin: bool = False) -> None:
+def _authorize(request: web.Request | WholeRequest, *, admin: bool = False) -> None:
     settings = request.app[_SETTINGS]
     if settings.api_token is None:
+        assert isinstance(request, web.Request), "open, the API takes no request whole"
         _open_request(request)
     token = _token(request)
     is_admin = _same(token, settings.admin_token)
@@ -227,6 +229,11 @@ async def _body(request: web.Request, model: type[BaseModel], *, optional: bool 
         raw = await read_body(request)  # the app's client_max_size is MAX_BODY
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is over the limit of {MAX_BODY} bytes") from None
+    return await _decoded(raw, model, optional=optional)
+
+
+async def _decoded(raw: bytes, model: type[BaseModel], *, optional: bool = False) -> Any:
+    """The body as `model`, or the 4xx that says what is wrong with it."""
     if not raw.strip():
         if optional:
             return model()
@@ -301,7 +308,24 @@ def _record(approval: Approval, status: int = 200) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     _authorize(request)
     body: ApprovalRequest = await _body(request, ApprovalRequest)
-    approval, created = await request.app[_SERVICE].submit(body)
+    return await _submitted(request.app[_SERVICE], body)
+
+
+async def submit_whole(request: WholeRequest) -> web.Response:
+    """`submit`, for a submission the edge received whole (`bot.edge.read_whole`): the same
+    checks and answers, errors included, without aiohttp's handling of the request."""
+    try:
+        _authorize(request)
+        body: ApprovalRequest = await _decoded(request.body, ApprovalRequest)
+        return await _submitted(request.app[_SERVICE], body)
+    except BotError as exc:
+        return _failure(exc)
+    except Exception as exc:
+        return _failure(exc, f"on {request.method} {request.path}")
+
+
+async def _submitted(service: ApprovalService, body: ApprovalRequest) -> web.Response:
+    approval, created = await service.submit(body)
     return _record(approval, 201 if created else 200)
 
 
@@ -549,6 +573,9 @@ def add_api_routes(app: web.Application, service: ApprovalService, settings: Api
     """Mount `/v1/*` and `/healthz` on `app` (which must use `error_middleware`)."""
     app[_SERVICE] = service
     app[_SETTINGS] = settings
+    edge = app.get(EDGE)
+    if edge is not None and settings.api_token is not None:  # open, it checks more: aiohttp's
+        edge.whole["POST", "/v1/approvals"] = submit_whole
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/approvals", submit)
     app.router.add_get("/v1/approvals", list_approvals)

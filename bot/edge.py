@@ -16,6 +16,10 @@ runner the bot is served with (`serve` and `dev`).
   when every connection is busy, the new one is answered 503 and closed. Slow clients
   therefore cannot exhaust the process's descriptors, nor keep a signed Slack click out.
 - A client that hangs up is known at once (`Edge.hangup`), so a long poll ends with it.
+- A new connection whose first bytes are a whole small request to a route the app answers
+  whole (`Edge.whole`: agents' submissions) is answered without aiohttp's handling of it (its
+  protocol, request, task, middlewares and response: three quarters of serving a small
+  request); the connection is parked meanwhile. Anything else goes to aiohttp (`read_whole`).
 - A long poll leaves aiohttp while it waits (`Edge.park`): its connection is then a transport
   and a few fields until it is answered (and kept alive, a new connection again), so ten
   thousand waiting agents cost 30 MB instead of the 140 MB they cost inside aiohttp.
@@ -33,21 +37,23 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import resource
 import signal
 import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Container, Coroutine, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, TypeVar, cast
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
-from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion, HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from bot.errors import BadRequest
 
@@ -56,6 +62,7 @@ __all__ = [
     "EDGE",
     "LINGER",
     "LISTEN_QUEUE",
+    "WHOLE_BODY",
     "AccessLog",
     "BotRunner",
     "BotSite",
@@ -66,11 +73,14 @@ __all__ = [
     "Parked",
     "ParkedConnection",
     "SlowBody",
+    "WholeHandler",
+    "WholeRequest",
     "answer_and_close",
     "connection_limit",
     "hung_up",
     "listen_backlog",
     "read_body",
+    "read_whole",
     "refuse",
     "run",
     "run_on_serve_loop",
@@ -167,6 +177,9 @@ class Edge:
 
     body_deadline: float = BODY_DEADLINE
     max_connections: int = field(default_factory=connection_limit)
+    #: the routes (method, path) the edge answers itself when a request to one arrives whole
+    #: (`read_whole`), and their handlers; every other request goes to aiohttp
+    whole: dict[tuple[str, str], WholeHandler] = field(default_factory=dict)
     #: the server, when the app is served by `BotRunner`
     server: EdgeServer | None = None
 
@@ -244,6 +257,80 @@ def refuse(request: web.BaseRequest, response: R) -> R:
     return response
 
 
+# -- requests that arrive whole ---------------------------------------------------------------
+
+#: the largest body of a request the edge answers itself (`read_whole`)
+WHOLE_BODY = 64 * 1024
+#: the longest head of such a request (aiohttp's own limit for a line or a field is 8190)
+WHOLE_HEAD = 8192
+#: an HTTP/1.1 request line and its fields, of the plainest form: a field's name is a token,
+#: its value visible ASCII, spaces and tabs. Anything else is aiohttp's to read (or refuse).
+_PLAIN_HEAD = re.compile(
+    rb"([A-Z]{1,16}) (/[!-~]{0,2048}) HTTP/1\.1\r\n"
+    rb"((?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t -~]*\r\n){0,100})\r\n"
+)
+#: fields that change how a body is framed or read: such a request is aiohttp's
+_FRAMING = ("Transfer-Encoding", "Content-Encoding", "Expect", "Upgrade")
+
+
+@dataclass(frozen=True, slots=True)
+class WholeRequest:
+    """A request the edge read whole from its connection (`read_whole`), for its handler."""
+
+    app: web.Application
+    method: str
+    path: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+#: answers a `WholeRequest`; it never raises (an error is an answer too)
+WholeHandler = Callable[[WholeRequest], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """What `read_whole` read: the request line, fields and body, and what came after."""
+
+    method: str
+    path: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    keep_alive: bool
+    #: the client's next request, sent before this one is answered (pipelined)
+    rest: bytes
+
+
+def read_whole(data: bytes, routes: Container[tuple[str, str]]) -> Whole | None:
+    """The request at the start of `data` when it is one of `routes` and all of it is there:
+    HTTP/1.1 of the plainest form (`_PLAIN_HEAD`), one `Content-Length` of at most
+    `WHOLE_BODY`, nothing that changes how the body is read (`_FRAMING`) and the whole body.
+    None for anything else, which aiohttp reads as before."""
+    end = data.find(b"\r\n\r\n", 0, WHOLE_HEAD)
+    head = _PLAIN_HEAD.fullmatch(data, 0, end + 4) if end > 0 else None
+    if head is None:
+        return None
+    method, path = head[1].decode(), head[2].decode()
+    if (method, path) not in routes:
+        return None
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in head[3].decode().split("\r\n")[:-1]:  # each `name:value`, as matched
+        name, _, value = line.partition(":")
+        headers.add(name, value.strip(" \t"))
+    lengths = headers.getall(hdrs.CONTENT_LENGTH, ())
+    if len(lengths) != 1 or not lengths[0].isdigit() or any(f in headers for f in _FRAMING):
+        return None
+    connection = headers.get(hdrs.CONNECTION, "keep-alive").lower()
+    start, length = end + 4, int(lengths[0])
+    if length > WHOLE_BODY or len(data) < start + length or connection not in _KEEP_OR_CLOSE:
+        return None
+    body, rest = data[start : start + length], data[start + length :]
+    return Whole(method, path, CIMultiDictProxy(headers), body, connection != "close", rest)
+
+
+_KEEP_OR_CLOSE = ("keep-alive", "close")
+
+
 # -- parked connections -----------------------------------------------------------------------
 
 
@@ -278,15 +365,19 @@ class ParkedConnection(asyncio.Protocol):
         self,
         server: EdgeServer,
         transport: asyncio.Transport,
-        request: web.BaseRequest,
-        on_hangup: Callable[[], object],
+        line: str,
+        *,
+        version: HttpVersion = HttpVersion11,
+        keep_alive: bool = True,
+        on_hangup: Callable[[], object] = lambda: None,
+        early: bytes = b"",
     ) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = transport
-        self._version = request.version
-        self._keep_alive = request.keep_alive
-        self._early = b""
-        self._line = AccessLog.request_line(request)
+        self._version = version
+        self._keep_alive = keep_alive and len(early) <= EARLY_BYTES
+        self._early = early if self._keep_alive else b""
+        self._line = line
         self._started = time.perf_counter()
         self._on_hangup = on_hangup
 
@@ -329,7 +420,7 @@ class ParkedConnection(asyncio.Protocol):
         ]
         head += [
             f"Content-Length: {len(body)}",
-            f"Date: {formatdate(usegmt=True)}",
+            f"Date: {_http_date()}",
             f"Server: {SERVER_SOFTWARE}",
         ]
         if not keep_alive:
@@ -349,6 +440,18 @@ class ParkedConnection(asyncio.Protocol):
                 len(body),
                 time.perf_counter() - self._started,
             )
+
+
+_date: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The `Date` of an answer, formatted once a second (as aiohttp does)."""
+    global _date
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, formatdate(second, usegmt=True))
+    return _date[1]
 
 
 class Greeting(asyncio.Protocol):
@@ -390,14 +493,27 @@ class Greeting(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def hand_over(self, handler: web.RequestHandler) -> None:
-        """The connection is `handler`'s from now on, with what it has sent so far."""
-        transport, data = self.transport, self._data
+    @property
+    def data(self) -> bytes:
+        """What the client has sent so far."""
+        return self._data
+
+    def take(self) -> asyncio.Transport | None:
+        """The transport, once, unless it is closing: the connection is no longer a greeting."""
+        transport = self.transport
         if transport is None or transport.is_closing():
-            return
+            return None
         self.transport, self._data = None, b""
         if self._silence is not None:
             self._silence.cancel()
+        return transport
+
+    def hand_over(self, handler: web.RequestHandler) -> None:
+        """The connection is `handler`'s from now on, with what it has sent so far."""
+        data = self._data
+        transport = self.take()
+        if transport is None:
+            return
         transport.set_protocol(handler)
         handler.connection_made(transport)
         handler.data_received(data)
@@ -414,7 +530,7 @@ class EdgeServer(web.Server):
     connection is *idle* when it has sent nothing yet, no handler is running for it, or its
     handler is waiting for the body (`Edge.reading`)."""
 
-    def __init__(self, plain: web.Server, edge: Edge) -> None:
+    def __init__(self, plain: web.Server, edge: Edge, app: web.Application) -> None:
         super().__init__(
             plain.request_handler,
             request_factory=plain.request_factory,
@@ -422,6 +538,9 @@ class EdgeServer(web.Server):
             **plain._kwargs,
         )
         self.edge = edge
+        self.app = app
+        #: requests being answered whole (`_answer_whole`)
+        self.answering: set[asyncio.Task[None]] = set()
         self.handle_app = plain.request_handler
         self.request_handler = self._handle
         #: connections accepted and not yet lost (parked ones aside)
@@ -483,10 +602,46 @@ class EdgeServer(web.Server):
             self._next_turn = asyncio.get_running_loop().call_soon(self._turned)
 
     def _hand_over(self, greeting: Greeting) -> None:
-        if greeting in self.open:  # not lost nor evicted meanwhile
-            self.open.discard(greeting)
-            self.idle.pop(greeting, None)
+        if greeting not in self.open:  # lost or evicted meanwhile
+            return
+        self.open.discard(greeting)
+        self.idle.pop(greeting, None)
+        whole = read_whole(greeting.data, self.edge.whole) if self.edge.whole else None
+        if whole is None:
             greeting.hand_over(super().__call__())
+        elif (transport := greeting.take()) is not None:
+            self._answer_whole(transport, whole)
+
+    def _answer_whole(self, transport: asyncio.Transport, whole: Whole) -> None:
+        """Answer a request that arrived whole without aiohttp's handling of a connection (its
+        protocol, request, task, middlewares and response: three quarters of what serving a
+        small request costs). Meanwhile the connection is parked: counted in the cap, never
+        evicted; answered, it is a new connection again."""
+        peer = transport.get_extra_info("peername")
+        remote = peer[0] if isinstance(peer, tuple) and peer else "-"
+        parked = ParkedConnection(
+            self,
+            transport,
+            f'{remote} "{whole.method} {whole.path} HTTP/1.1"',
+            keep_alive=whole.keep_alive,
+            early=whole.rest,
+        )
+        transport.set_protocol(parked)
+        if not transport.is_reading():
+            transport.resume_reading()  # a hang-up must still be seen
+        self.parked += 1
+        handler = self.edge.whole[whole.method, whole.path]
+        request = WholeRequest(self.app, whole.method, whole.path, whole.headers, whole.body)
+        task = asyncio.get_running_loop().create_task(_answer(parked, handler, request))
+        self.answering.add(task)
+        task.add_done_callback(self.answering.discard)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Requests being answered whole finish first, as aiohttp's handlers do: their writes
+        commit before the app's cleanup closes the store."""
+        if self.answering:
+            await asyncio.wait(set(self.answering), timeout=timeout)
+        await super().shutdown(timeout)
 
     def lost_greeting(self, greeting: Greeting) -> None:
         self.open.discard(greeting)
@@ -568,7 +723,14 @@ class EdgeServer(web.Server):
         parser, request and task end."""
         transport = request.transport
         assert transport is not None  # `Edge.park` checked
-        parked = ParkedConnection(self, transport, request, on_hangup)
+        parked = ParkedConnection(
+            self,
+            transport,
+            AccessLog.request_line(request),
+            version=request.version,
+            keep_alive=request.keep_alive,
+            on_hangup=on_hangup,
+        )
         transport.set_protocol(parked)
         transport.resume_reading()  # aiohttp may have paused it: a hang-up must still be seen
         self.parked += 1
@@ -584,6 +746,10 @@ class EdgeServer(web.Server):
             return await self.handle_app(request)
         finally:
             self.set_idle(handler, True)
+
+
+async def _answer(parked: ParkedConnection, handler: WholeHandler, request: WholeRequest) -> None:
+    parked.answer(await handler(request))
 
 
 class _ClientFaults(logging.Filter):
@@ -663,7 +829,7 @@ class BotRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
         edge = self.app[EDGE]
-        edge.server = EdgeServer(plain, edge)
+        edge.server = EdgeServer(plain, edge, self.app)
         return edge.server
 
 

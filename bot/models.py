@@ -10,9 +10,10 @@ import hashlib
 import json
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -432,6 +433,24 @@ class Approval(WireModel):
     def args_version(self) -> str:
         """The version of `current_args` a vote must name to count (`args_version`)."""
         return args_version(self.current_args)
+
+    def wire_json(self) -> str:
+        """`WireModel.wire_json`, made once a record: the snapshot its audit event keeps (made
+        in the store's writer thread) is also the API's answer. A record is never changed in
+        place, only copied with changes (`model_copy`), and a copy starts without it."""
+        text: str | None = self.__dict__.get(_WIRE_JSON)
+        if text is None:
+            text = self.__dict__[_WIRE_JSON] = super().wire_json()
+        return text
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop(_WIRE_JSON, None)
+        return copy
+
+
+#: where an `Approval` keeps its `wire_json()` (not a field: neither serialized nor compared)
+_WIRE_JSON = "_wire_json"
 
 
 class CancelInput(WireModel):

@@ -139,9 +139,15 @@ def check_plain_json(value: object) -> None:
 
     Deeper values overflow serializers (pydantic gives up near 255 levels) and make a schema
     check recurse without bound; a lone surrogate is not Unicode (PostgreSQL refuses it)."""
-    if _too_deep(value, MAX_DEPTH):
+    try:
+        text = _encode(value)
+    except ValueError:
+        if _too_deep(value, MAX_DEPTH):  # the depth is what is said first
+            raise ValueError(f"must not nest deeper than {MAX_DEPTH} levels") from None
+        raise
+    # Nesting opens a bracket a level: with few brackets in all, no walk is needed.
+    if text.count(b"{") + text.count(b"[") > MAX_DEPTH and _too_deep(value, MAX_DEPTH):
         raise ValueError(f"must not nest deeper than {MAX_DEPTH} levels")
-    _encode(value)
 
 
 def _small(value: object, limit: int) -> bool:

@@ -14,6 +14,7 @@ import json
 import logging
 import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ import bot
 from bot.app import create_app
 from bot.config import Settings
 from bot.devslack.signing import signed_headers
+from bot.edge import EDGE
 from tests.conftest import (
     AGENT_TOKEN,
     SIGNING_SECRET,
@@ -752,3 +754,219 @@ async def test_with_a_token_the_api_still_takes_any_content_type(bot: Running) -
         headers={"Authorization": f"Bearer {AGENT_TOKEN}", "Content-Type": "text/plain"},
     ) as response:
         assert response.status == 201
+
+
+# -- 6. a small submission that arrives whole is answered by the edge itself -----------------
+
+
+def submission(body: bytes, *, token: str | None = AGENT_TOKEN, extra: str = "") -> bytes:
+    """`POST /v1/approvals` written whole: its head and its body in one piece."""
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = (
+        f"POST /v1/approvals HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+    )
+    return head.encode() + body
+
+
+async def answer_whole(port: int, raw: bytes) -> tuple[str, dict[str, str], bytes]:
+    """The answer to `raw` sent in one write on a new connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(raw)
+        return await read_answer(reader)
+    finally:
+        writer.close()
+
+
+async def answer_split(running: Running, raw: bytes) -> tuple[str, dict[str, str], bytes]:
+    """The answer to `raw` sent head first and, once aiohttp reads it, the body."""
+    server = edge_of(running).server
+    handled = len(server.connections)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(running))
+    try:
+        writer.write(head + b"\r\n\r\n")
+        await until(lambda: asyncio.sleep(0, len(server.connections) == handled + 1))
+        writer.write(body)
+        return await read_answer(reader)
+    finally:
+        writer.close()
+
+
+def answer_json(answer: tuple[str, dict[str, str], bytes]) -> tuple[str, str, Any]:
+    status, headers, body = answer
+    return status, headers["Content-Type"], json.loads(body)
+
+
+async def test_a_submission_that_arrives_whole_skips_aiohttps_handling(served: Running) -> None:
+    """A new connection whose first bytes are a whole small `POST /v1/approvals` is answered
+    by the edge: no aiohttp handler, request or task is made for it (three quarters of what
+    serving a small request cost). Kept alive, the connection is a new one again: the next
+    request is read the same way, and one of another route goes to aiohttp."""
+    server = edge_of(served).server
+    handled = len(server.connections)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(served))
+    try:
+        for n in range(2):
+            writer.write(submission(json.dumps({"toolName": f"deploy_{n}", "args": {}}).encode()))
+            status, headers, body = await read_answer(reader)
+            assert status == "HTTP/1.1 201 Created"
+            assert json.loads(body)["toolName"] == f"deploy_{n}"
+            assert {"Date", "Server", "Content-Type"} <= headers.keys()
+            assert len(server.connections) == handled  # aiohttp never saw it
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, _, _ = await read_answer(reader)
+        assert status == "HTTP/1.1 200 OK"
+        assert len(server.connections) == handled + 1  # this one is aiohttp's
+    finally:
+        writer.close()
+    records = (await served.call("GET", "/v1/approvals"))[1]["items"]
+    assert sorted(r["toolName"] for r in records) == ["deploy_0", "deploy_1"]
+
+
+@pytest.mark.parametrize(
+    ("body", "token", "status"),
+    [
+        pytest.param(b'{"toolName": "deploy", "args": {"v": 1}}', AGENT_TOKEN, 201, id="created"),
+        pytest.param(b'{"toolName": "deploy"}', None, 401, id="no-token"),
+        pytest.param(b'{"toolName": "deploy"}', "wrong", 401, id="wrong-token"),
+        pytest.param(b"  ", AGENT_TOKEN, 400, id="empty"),
+        pytest.param(b'{"toolName": ', AGENT_TOKEN, 400, id="not-json"),
+        pytest.param(b"[1]", AGENT_TOKEN, 400, id="not-an-object"),
+        pytest.param(b'{"toolName": ""}', AGENT_TOKEN, 422, id="invalid-field"),
+        pytest.param(b'{"toolName": "x", "args": {"v": NaN}}', AGENT_TOKEN, 422, id="nan"),
+        pytest.param(b'{"toolName": "x", "priority": "urgent"}', AGENT_TOKEN, 422, id="enum"),
+    ],
+)
+async def test_a_whole_submission_is_answered_as_aiohttp_answers_it(
+    served: Running, body: bytes, token: str | None, status: int
+) -> None:
+    """The same checks and the same answers, errors included, whichever way it arrives."""
+    whole = answer_json(await answer_whole(port_of(served), submission(body, token=token)))
+    split = answer_json(await answer_split(served, submission(body, token=token)))
+    assert whole[0].split()[1] == split[0].split()[1] == str(status)
+    assert whole[1] == split[1] == "application/json; charset=utf-8"
+    if status == 201:  # two approvals of the same call: the same record but its ids and times
+        different = ("id", "toolCallId", "createdAt", "expiresAt")
+        assert {k: v for k, v in whole[2].items() if k not in different} == {
+            k: v for k, v in split[2].items() if k not in different
+        }
+    else:
+        assert whole[2] == split[2]
+        assert set(whole[2]) >= {"error", "message"}
+
+
+async def test_a_whole_submission_of_a_call_stored_already_gets_its_record_or_a_conflict(
+    served: Running,
+) -> None:
+    call = {"toolName": "deploy", "toolCallId": "call-1", "args": {"v": 1}}
+    status, _, first = answer_json(
+        await answer_whole(port_of(served), submission(json.dumps(call).encode()))
+    )
+    assert status.split()[1] == "201"
+    again = submission(json.dumps(call).encode())
+    other = submission(json.dumps({**call, "args": {"v": 2}}).encode())
+    for answer in (await answer_whole(port_of(served), again), await answer_split(served, again)):
+        assert answer_json(answer)[0].split()[1] == "200"
+        assert answer_json(answer)[2] == first
+    for answer in (await answer_whole(port_of(served), other), await answer_split(served, other)):
+        assert answer_json(answer)[0].split()[1] == "409"
+        assert answer_json(answer)[2]["error"] == "conflict"
+
+
+async def test_pipelined_and_closing_whole_submissions(served: Running) -> None:
+    """Two submissions in one write are answered in turn; `Connection: close` is honoured."""
+    one = submission(b'{"toolName": "one", "args": {}}')
+    two = submission(b'{"toolName": "two", "args": {}}', extra="Connection: close\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(served))
+    try:
+        writer.write(one + two)
+        answers = [await read_answer(reader), await read_answer(reader)]
+        assert [json.loads(body)["toolName"] for _, _, body in answers] == ["one", "two"]
+        assert answers[1][1]["Connection"] == "close"
+        assert await read_to_end(reader) == b""  # closed after the answer
+    finally:
+        writer.close()
+
+
+PLAIN = b'{"toolName": "deploy", "args": {}}'
+AUTH = b"Authorization: Bearer " + AGENT_TOKEN.encode() + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(
+            b"POST /v1/approvals HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Transfer-Encoding: chunked"
+            b"\r\n\r\n" + f"{len(PLAIN):x}".encode() + b"\r\n" + PLAIN + b"\r\n0\r\n\r\n",
+            id="chunked",
+        ),
+        pytest.param(
+            b"POST /v1/approvals?x=1 HTTP/1.1\r\nHost: x\r\n"
+            + AUTH
+            + f"Content-Length: {len(PLAIN)}\r\n\r\n".encode()
+            + PLAIN,
+            id="query-string",
+        ),
+        pytest.param(
+            b"POST /v1/approvals HTTP/1.0\r\nHost: x\r\n"
+            + AUTH
+            + f"Content-Length: {len(PLAIN)}\r\n\r\n".encode()
+            + PLAIN,
+            id="http-1.0",
+        ),
+        pytest.param(
+            b"POST /v1/approvals HTTP/1.1\r\nHost: x\r\n"
+            + AUTH
+            + b"X-Note: caf\xc3\xa9\r\n"
+            + f"Content-Length: {len(PLAIN)}\r\n\r\n".encode()
+            + PLAIN,
+            id="non-ascii-field",
+        ),
+    ],
+)
+async def test_a_submission_not_of_the_plainest_form_goes_to_aiohttp(
+    served: Running, raw: bytes
+) -> None:
+    """Whatever is not plain HTTP/1.1 with a `Content-Length` is aiohttp's to read, as before."""
+    server = edge_of(served).server
+    handled = len(server.connections)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(served))
+    try:
+        writer.write(raw)
+        status, _, body = await read_answer(reader)
+        assert status.split()[1] == "201", body
+        assert len(server.connections) == handled + 1
+    finally:
+        writer.close()
+
+
+async def test_a_whole_submission_being_written_at_shutdown_is_kept_and_answered(
+    db_path: Path,
+) -> None:
+    """A submission the edge is answering when the bot shuts down is committed and answered
+    before the store closes, as one in aiohttp's handlers is. (Another process holds the
+    database's write lock meanwhile, as a backup or a `sqlite3` shell would.)"""
+    server = await start_bot(bot_settings(db_path))
+    edge = server.app[EDGE]
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(submission(b'{"toolName": "late", "args": {}}'))
+        await until(lambda: asyncio.sleep(0, bool(edge.server.answering)))
+        closing = asyncio.create_task(server.close())
+        await asyncio.sleep(0.3)
+        assert not closing.done()
+    finally:
+        other.execute("ROLLBACK")  # the lock is released: the submission commits
+        other.close()
+    status, _, body = await read_answer(reader)
+    writer.close()
+    await closing
+    assert status.split()[1] == "201"
+    stored = sqlite3.connect(db_path).execute(
+        "SELECT tool_name FROM approvals WHERE id = ?", (json.loads(body)["id"],)
+    )
+    assert stored.fetchall() == [("late",)]

@@ -75,6 +75,18 @@ def _load(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
+class _OutboxRows(dict[int, str]):
+    """The statement that adds an event's `n` outbox rows: `_OUTBOX_ROWS[n]`."""
+
+    def __missing__(self, n: int) -> str:
+        insert = "INSERT INTO outbox (topic, approval_id, event_id, due_at) VALUES "
+        self[n] = sql = insert + ", ".join(["(?, ?, ?, ?)"] * n)
+        return sql
+
+
+_OUTBOX_ROWS = _OutboxRows()
+
+
 #: a write waiting for its group commit, and its caller's answer
 _Write = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
 
@@ -440,11 +452,12 @@ class SQLiteStore:
         )
         event_id = int(cursor.lastrowid or 0)
         topics = event.topics(self.outbox_topics, self.update_topics)
-        now = time.time()
-        conn.executemany(
-            "INSERT INTO outbox (topic, approval_id, event_id, due_at) VALUES (?, ?, ?, ?)",
-            [(topic, event.approval.id, event_id, now) for topic in topics],
-        )
+        if topics:  # in one statement, as the approval's (see `insert`)
+            now = time.time()
+            conn.execute(
+                _OUTBOX_ROWS[len(topics)],
+                [v for topic in topics for v in (topic, event.approval.id, event_id, now)],
+            )
         return event_id
 
     # -- approvals --------------------------------------------------------------------------
@@ -456,15 +469,13 @@ class SQLiteStore:
         With `policy.decision`, it is decided in the same transaction."""
 
         def insert(conn: sqlite3.Connection) -> tuple[Approval, bool]:
-            row = conn.execute(
-                "SELECT id, fingerprint, tool_name FROM approvals WHERE tool_call_id = ?",
-                (approval.tool_call_id,),
-            ).fetchone()
-            if row is not None:
-                return self._fetch(conn, resubmitted(approval, fingerprint, row)), False
-            conn.execute(
+            # One statement for a new toolCallId, the common case: no read before it. (Each
+            # statement hands the interpreter to the event loop and waits to get it back,
+            # about a millisecond under load: the writer's pace is statements, not rows.)
+            inserted = conn.execute(
                 "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
-                " created_at, expires_at, request, batch_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, expires_at, request, batch_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (tool_call_id) DO NOTHING",
                 (
                     approval.id,
                     approval.tool_call_id,
@@ -477,6 +488,12 @@ class SQLiteStore:
                     approval.batch_key,
                 ),
             )
+            if inserted.rowcount == 0:  # this toolCallId is stored already
+                row = conn.execute(
+                    "SELECT id, fingerprint, tool_name FROM approvals WHERE tool_call_id = ?",
+                    (approval.tool_call_id,),
+                ).fetchone()
+                return self._fetch(conn, resubmitted(approval, fingerprint, row)), False
             # as read back: the same record, its times as the columns keep them
             stored = approval.model_copy(
                 update={
