@@ -165,8 +165,12 @@ def new_tool_call_id() -> str:
 
 def args_fingerprint(args: dict[str, Any]) -> str:
     """A stable hash of arguments, to tell a resubmission from a different call."""
-    canonical = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode(args)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+#: the one spelling of a JSON value that `args_fingerprint` hashes
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def args_version(args: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ import fnmatch
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -146,10 +147,11 @@ class Rule(BaseModel):
             parse_duration(value)  # a ValueError names the span that is wrong
         return value
 
-    @property
+    @cached_property
     def standing_seconds(self) -> int | None:
-        """`allow_standing` in seconds, or None."""
-        return self._standing
+        """`allow_standing` in seconds, or None (read on every submission the rule routes:
+        a private attribute cost a lookup through pydantic's `__getattr__`)."""
+        return None if self.allow_standing is None else parse_duration(self.allow_standing)
 
     @field_validator("mention")
     @classmethod
@@ -174,7 +176,6 @@ class Rule(BaseModel):
         return values
 
     _condition: Condition | None = PrivateAttr(default=None)
-    _standing: int | None = PrivateAttr(default=None)
 
     @field_validator("when")
     @classmethod
@@ -187,12 +188,8 @@ class Rule(BaseModel):
     def _decides_alone(self) -> Rule:
         if self.when is not None:
             self._condition = compile_condition(self.when)
-        if self.allow_standing is not None:
-            if self.priority is Priority.CRITICAL:
-                raise ValueError(
-                    "a critical rule never allows standing approvals: drop allow_standing"
-                )
-            self._standing = parse_duration(self.allow_standing)
+        if self.allow_standing is not None and self.priority is Priority.CRITICAL:
+            raise ValueError("a critical rule never allows standing approvals: drop allow_standing")
         if self.decision is None:
             if self.reason is not None or self.notify:
                 raise ValueError("`reason` and `notify` go with `decision`")

@@ -117,11 +117,14 @@ def _too_deep(value: object, limit: int) -> bool:
 _CONTAINERS = (dict, list)
 
 
+#: compact JSON that refuses NaN and Infinity (made once: `json.dumps` makes one a call)
+_PLAIN = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _encode(value: object) -> bytes:
     """Compact UTF-8 JSON; ValueError for NaN, Infinity or a lone surrogate."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return text.encode("utf-8")
+        return _PLAIN.encode(value).encode("utf-8")
     except RecursionError:
         raise ValueError(f"must not nest deeper than {MAX_DEPTH} levels") from None
     except UnicodeEncodeError:

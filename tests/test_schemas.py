@@ -139,7 +139,7 @@ async def test_a_garbage_collection_during_a_check_is_not_counted_as_its_cost() 
     gc.callbacks.append(slow_collection)
     gc.set_threshold(1)
     try:
-        errors = await checked.errors({"rows": rows(8000)})
+        errors = await checked.errors({"rows": rows(2000)})
     finally:
         gc.set_threshold(*thresholds)
         gc.callbacks.remove(slow_collection)

@@ -243,7 +243,10 @@ class CardPoster:
     def approval_changed(self, approval: Approval, kind: str) -> None:
         """Observer hook: a submission's card goes to its channel's lane, known from here."""
         if kind == "submitted" and approval.is_pending:
-            if len(self._submitted) >= 10_000:  # cards of approvals decided meanwhile
+            # What stays here (cards of approvals decided meanwhile, or another replica's) is
+            # dropped now and then; new cards in flight are far fewer (at 10,000, a burst of
+            # 10,000 submissions cleared it, and each card's lane was then read from the store)
+            if len(self._submitted) >= 100_000:
                 self._submitted.clear()
             self._submitted[approval.id] = approval.channel
 

@@ -34,14 +34,13 @@ GRANT_COLUMNS = (
     " names, created_at, expires_at, revoked_by, revoked_at, uses"
 )
 
-# Request fields kept verbatim in `approvals.request`; state lives in its own columns.
-_STATE_FIELDS = {"id", "status", "created_at", "expires_at", "slack", "decision", "progress"}
-
 
 def request_of(approval: Approval) -> str:
-    """The part of the wire record stored as `approvals.request`, as JSON text: all but the
-    state fields."""
-    return approval.model_dump_json(by_alias=True, exclude=_STATE_FIELDS)
+    """What `approvals.request` keeps of a new approval, as JSON text: its record as
+    submitted, the same text as its audit event's and its answer's (`Approval.wire_json`).
+    Its state (status, times, card, decision, progress) is read from the columns instead
+    (`Rows.approval`): rows written before kept the request without it."""
+    return approval.wire_json()
 
 
 def resubmitted(approval: Approval, fingerprint: str, row: Sequence[Any]) -> str:

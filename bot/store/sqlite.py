@@ -24,8 +24,10 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from itertools import groupby
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,23 +70,110 @@ def _time(value: float) -> datetime:
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return None if value is None else _COMPACT.encode(value)
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _load(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
-class _OutboxRows(dict[int, str]):
-    """The statement that adds an event's `n` outbox rows: `_OUTBOX_ROWS[n]`."""
+class _Rows(dict[int, str]):
+    """`_Rows(insert, columns)[n]`: the statement that inserts `n` rows at once."""
+
+    def __init__(self, insert: str, columns: int) -> None:
+        super().__init__()
+        self.insert, self.row = insert, "(" + ", ".join(["?"] * columns) + ")"
 
     def __missing__(self, n: int) -> str:
-        insert = "INSERT INTO outbox (topic, approval_id, event_id, due_at) VALUES "
-        self[n] = sql = insert + ", ".join(["(?, ?, ?, ?)"] * n)
+        rows = ", ".join([self.row] * n)
+        self[n] = sql = f"{self.insert} VALUES {rows}"  # placeholders only
         return sql
 
 
-_OUTBOX_ROWS = _OutboxRows()
+_INSERT_APPROVALS = _Rows(
+    "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name, created_at,"
+    " expires_at, request, batch_key)",
+    9,
+)
+_INSERT_OUTBOX = _Rows("INSERT INTO outbox (topic, approval_id, event_id, due_at)", 4)
+_INSERT_EVENTS = _Rows(
+    "INSERT INTO events (approval_id, kind, status, actor, at, args_before, args_after, detail,"
+    " record)",
+    9,
+)
+#: rows of a statement at most (SQLite takes 32,766 values a statement at least)
+_ROWS_A_STATEMENT = 500
+#: the outbox rows of the events after an id: each event's, for each topic (a JSON array)
+_OUTBOX_OF_EVENTS = """
+    INSERT INTO outbox (topic, approval_id, event_id, due_at)
+    SELECT t.value, e.approval_id, e.id, ?1 FROM events e, json_each(?2) t
+    WHERE e.id > ?3 ORDER BY e.id, t.key
+"""
+
+
+def _event_row(event: NewEvent, at: float) -> tuple[Any, ...]:
+    """An audit event as its row of `events` (`_INSERT_EVENTS`)."""
+    return (
+        event.approval.id,
+        event.kind,
+        event.status.value if event.status else None,
+        event.actor,
+        at,
+        _json(event.args_before),
+        _json(event.args_after),
+        _json(event.detail),
+        event.record,
+    )
+
+
+def _as_stored(approval: Approval) -> Approval:
+    """A new approval as read back: the same record, its times as the columns keep them."""
+    expires_at = approval.expires_at
+    return approval.model_copy(
+        update={
+            "created_at": _time(_epoch(approval.created_at)),
+            "expires_at": _time(_epoch(expires_at)) if expires_at else None,
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _NewApproval:
+    """A new approval, as a write of a group (`SQLiteStore._grouped`): alone, or with those
+    next to it in the group when the routing file leaves it to people (`together`)."""
+
+    store: SQLiteStore
+    approval: Approval
+    fingerprint: str
+    policy: PolicyOutcome | None
+
+    def __call__(self, conn: sqlite3.Connection) -> tuple[Approval, bool]:
+        return self.store._insert_one(conn, self)
+
+    @property
+    def together(
+        self,
+    ) -> Callable[[sqlite3.Connection, list[_NewApproval]], list[tuple[Approval, bool]]] | None:
+        policy = self.policy
+        alone = policy is not None and (policy.decision is not None or policy.standing)
+        return None if alone else self.store._insert_all
+
+    def row(self, stored: Approval) -> tuple[Any, ...]:
+        """Its row of `approvals` (`_INSERT_APPROVALS`), `stored` as read back (`_as_stored`)."""
+        return (
+            stored.id,
+            stored.tool_call_id,
+            self.fingerprint,
+            stored.status.value,
+            stored.tool_name,
+            _epoch(stored.created_at),
+            _epoch(stored.expires_at) if stored.expires_at else None,
+            request_of(stored),
+            stored.batch_key,
+        )
 
 
 #: a write waiting for its group commit, and its caller's answer
@@ -103,7 +192,7 @@ def _commit_group(
     conn.execute("BEGIN IMMEDIATE")
     try:
         try:
-            outcomes: list[tuple[Any, Exception | None]] = [(fn(conn), None) for fn, _ in group]
+            outcomes: list[tuple[Any, Exception | None]] = [(r, None) for r in _run(group, conn)]
         except sqlite3.OperationalError:
             raise  # the database failed (locked, full, I/O), not a write: all fail
         except Exception as exc:
@@ -118,6 +207,26 @@ def _commit_group(
             conn.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _run(group: list[_Write], conn: sqlite3.Connection) -> list[Any]:
+    """What each write of `group` returns, in order. Writes next to each other that can run
+    together (the same `together`: new approvals, `_NewApproval`) run in one call, a few
+    statements for them all."""
+    results: list[Any] = []
+    writes = (fn for fn, _ in group)
+    for together, run in groupby(writes, key=lambda fn: getattr(fn, "together", None)):
+        alike = list(run)
+        if together is None or len(alike) == 1:
+            results += [fn(conn) for fn in alike]
+        else:
+            results += together(conn, alike)
+    return results
+
+
+class _OneByOne(Exception):
+    """Writes run together met what only one at a time answers (a toolCallId stored already):
+    the group runs again, one write at a time (`_commit_group`)."""
 
 
 def _in_savepoint(
@@ -435,27 +544,13 @@ class SQLiteStore:
         return _ROWS.approval(row)
 
     def _append_event(self, conn: sqlite3.Connection, event: NewEvent) -> int:
-        cursor = conn.execute(
-            "INSERT INTO events (approval_id, kind, status, actor, at, args_before, args_after,"
-            " detail, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.approval.id,
-                event.kind,
-                event.status.value if event.status else None,
-                event.actor,
-                time.time(),
-                _json(event.args_before),
-                _json(event.args_after),
-                _json(event.detail),
-                event.record,
-            ),
-        )
+        cursor = conn.execute(_INSERT_EVENTS[1], _event_row(event, time.time()))
         event_id = int(cursor.lastrowid or 0)
         topics = event.topics(self.outbox_topics, self.update_topics)
         if topics:  # in one statement, as the approval's (see `insert`)
             now = time.time()
             conn.execute(
-                _OUTBOX_ROWS[len(topics)],
+                _INSERT_OUTBOX[len(topics)],
                 [v for topic in topics for v in (topic, event.approval.id, event_id, now)],
             )
         return event_id
@@ -467,61 +562,74 @@ class SQLiteStore:
     ) -> tuple[Approval, bool]:
         """Store a new approval; the same toolCallId with the same args returns the first one.
         With `policy.decision`, it is decided in the same transaction."""
-
-        def insert(conn: sqlite3.Connection) -> tuple[Approval, bool]:
-            # One statement for a new toolCallId, the common case: no read before it. (Each
-            # statement hands the interpreter to the event loop and waits to get it back,
-            # about a millisecond under load: the writer's pace is statements, not rows.)
-            inserted = conn.execute(
-                "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name,"
-                " created_at, expires_at, request, batch_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (tool_call_id) DO NOTHING",
-                (
-                    approval.id,
-                    approval.tool_call_id,
-                    fingerprint,
-                    approval.status.value,
-                    approval.tool_name,
-                    _epoch(approval.created_at),
-                    _epoch(approval.expires_at) if approval.expires_at else None,
-                    request_of(approval),
-                    approval.batch_key,
-                ),
-            )
-            if inserted.rowcount == 0:  # this toolCallId is stored already
-                row = conn.execute(
-                    "SELECT id, fingerprint, tool_name FROM approvals WHERE tool_call_id = ?",
-                    (approval.tool_call_id,),
-                ).fetchone()
-                return self._fetch(conn, resubmitted(approval, fingerprint, row)), False
-            # as read back: the same record, its times as the columns keep them
-            stored = approval.model_copy(
-                update={
-                    "created_at": _time(_epoch(approval.created_at)),
-                    "expires_at": _time(_epoch(approval.expires_at))
-                    if approval.expires_at
-                    else None,
-                }
-            )
-            outcome, grant = policy, None
-            if outcome is not None and outcome.standing and outcome.decision is None:
-                grant = sqlite_grants.matching(conn, stored, _ROWS)
-                if grant is not None:
-                    outcome = outcome.granted(grant, grant_decision(grant, stored))
-            self._append_event(conn, NewEvent.submitted(stored, approval, outcome))
-            if outcome is not None and outcome.decision is not None:
-                stored, _ = self._decide(
-                    conn, approval.id, outcome.status, outcome.decision, cards=outcome.cards
-                )
-            if grant is not None:
-                origin = self._fetch(conn, grant.approval_id)
-                self._append_event(conn, NewEvent.grant_used(origin, grant, stored))
-            return stored, True
-
-        approval, created = await self._grouped(insert)
+        new = _NewApproval(self, approval, fingerprint, policy)
+        approval, created = await self._grouped(new)
         if created:
             self._announce(approval.id)
         return approval, created
+
+    def _insert_one(self, conn: sqlite3.Connection, new: _NewApproval) -> tuple[Approval, bool]:
+        approval, policy = new.approval, new.policy
+        # One statement for a new toolCallId, the common case: no read before it. (Each
+        # statement hands the interpreter to the event loop and waits to get it back, about a
+        # millisecond under load: the writer's pace is its statements, not its rows.)
+        stored = _as_stored(approval)
+        inserted = conn.execute(
+            _INSERT_APPROVALS[1] + " ON CONFLICT (tool_call_id) DO NOTHING", new.row(stored)
+        )
+        if inserted.rowcount == 0:  # this toolCallId is stored already
+            row = conn.execute(
+                "SELECT id, fingerprint, tool_name FROM approvals WHERE tool_call_id = ?",
+                (approval.tool_call_id,),
+            ).fetchone()
+            return self._fetch(conn, resubmitted(approval, new.fingerprint, row)), False
+        outcome, grant = policy, None
+        if outcome is not None and outcome.standing and outcome.decision is None:
+            grant = sqlite_grants.matching(conn, stored, _ROWS)
+            if grant is not None:
+                outcome = outcome.granted(grant, grant_decision(grant, stored))
+        self._append_event(conn, NewEvent.submitted(stored, approval, outcome))
+        if outcome is not None and outcome.decision is not None:
+            stored, _ = self._decide(
+                conn, approval.id, outcome.status, outcome.decision, cards=outcome.cards
+            )
+        if grant is not None:
+            origin = self._fetch(conn, grant.approval_id)
+            self._append_event(conn, NewEvent.grant_used(origin, grant, stored))
+        return stored, True
+
+    def _insert_all(
+        self, conn: sqlite3.Connection, news: list[_NewApproval]
+    ) -> list[tuple[Approval, bool]]:
+        """New approvals the routing file leaves to people (`_NewApproval.together`), stored
+        as `_insert_one` stores each, in five statements for them all: under a burst, one
+        at a time, the writer thread waited for the interpreter after each of its three
+        statements a submission, and committed the burst's last thousands alone after the
+        event loop had read them all. A toolCallId stored already, or twice among them:
+        `_OneByOne`."""
+        stored = [_as_stored(new.approval) for new in news]
+        rows = [new.row(record) for record, new in zip(stored, news, strict=True)]
+        for start in range(0, len(rows), _ROWS_A_STATEMENT):
+            chunk = rows[start : start + _ROWS_A_STATEMENT]
+            sql = _INSERT_APPROVALS[len(chunk)] + " ON CONFLICT (tool_call_id) DO NOTHING"
+            if conn.execute(sql, [v for row in chunk for v in row]).rowcount != len(chunk):
+                raise _OneByOne
+        events = [
+            NewEvent.submitted(record, new.approval, new.policy)
+            for record, new in zip(stored, news, strict=True)
+        ]
+        topics = {event.topics(self.outbox_topics, self.update_topics) for event in events}
+        if len(topics) != 1:
+            raise _OneByOne
+        (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        at = time.time()
+        rows = [_event_row(event, at) for event in events]
+        for start in range(0, len(rows), _ROWS_A_STATEMENT):
+            chunk = rows[start : start + _ROWS_A_STATEMENT]
+            conn.execute(_INSERT_EVENTS[len(chunk)], [v for row in chunk for v in row])
+        # each new event's rows, in order: the events after `last` are these (one writer)
+        conn.execute(_OUTBOX_OF_EVENTS, (at, json.dumps(topics.pop()), last))
+        return [(record, True) for record in stored]
 
     async def get(self, approval_id: str) -> Approval:
         """The approval, or `NotFound`."""
