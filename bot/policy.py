@@ -19,6 +19,7 @@ policy stricter, never looser (the contract's "What a request may ask for"):
 from __future__ import annotations
 
 import fnmatch
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -203,7 +204,12 @@ class Rule(BaseModel):
 
     def matches(self, tool_name: str) -> bool:
         """True when a `tools` glob matches the tool name (case-sensitive)."""
-        return any(fnmatch.fnmatchcase(tool_name, pattern) for pattern in self.tools)
+        return self._globs.match(tool_name) is not None
+
+    @cached_property
+    def _globs(self) -> re.Pattern[str]:
+        """The `tools` globs as one pattern (`fnmatch.fnmatchcase` matches each so)."""
+        return re.compile("|".join(fnmatch.translate(pattern) for pattern in self.tools))
 
     def holds(self, context: cel.Context) -> bool:
         """True when the rule has no `when`, or it holds; `ConditionFailed` when it cannot

@@ -235,9 +235,7 @@ class ApprovalService:
             )
         timeout = route.timeout_seconds
         now = self.clock()
-        # Of checked parts (the request, the route, the clock's UTC time): built without
-        # checking them again, which was a twentieth of the event loop's work on a submission
-        approval = Approval.model_construct(
+        approval = Approval(
             id=new_approval_id(),
             status=Status.PENDING,
             tool_name=request.tool_name,

@@ -130,14 +130,15 @@ def _event_row(event: NewEvent, at: float) -> tuple[Any, ...]:
 
 
 def _as_stored(approval: Approval) -> Approval:
-    """A new approval as read back: the same record, its times as the columns keep them."""
-    expires_at = approval.expires_at
-    return approval.model_copy(
-        update={
-            "created_at": _time(_epoch(approval.created_at)),
-            "expires_at": _time(_epoch(expires_at)) if expires_at else None,
-        }
-    )
+    """A new approval as read back: the same record, its times as the columns keep them
+    (seconds in a float: the same microsecond, nearly always, and then no copy is made)."""
+    created_at, expires_at = approval.created_at, approval.expires_at
+    kept = {"created_at": _time(_epoch(created_at))}
+    if expires_at is not None:
+        kept["expires_at"] = _time(_epoch(expires_at))
+    if kept["created_at"] == created_at and kept.get("expires_at", expires_at) == expires_at:
+        return approval
+    return approval.model_copy(update=kept)
 
 
 @dataclass(frozen=True, slots=True)
