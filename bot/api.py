@@ -318,9 +318,7 @@ async def submit_whole(request: WholeRequest) -> web.Response:
         _authorize(request)
         body: ApprovalRequest = await _decoded(request.body, ApprovalRequest)
         return await _submitted(request.app[_SERVICE], body)
-    except BotError as exc:
-        return _failure(exc)
-    except Exception as exc:
+    except Exception as exc:  # the bot's own errors answered as theirs, any other logged
         return _failure(exc, f"on {request.method} {request.path}")
 
 

@@ -282,28 +282,21 @@ class WholeRequest:
     path: str
     headers: CIMultiDictProxy[str]
     body: bytes
+    #: the connection stays open after the answer (`Connection: close` says otherwise)
+    keep_alive: bool = True
+    #: the client's next request, sent before this one is answered (pipelined)
+    rest: bytes = b""
 
 
 #: answers a `WholeRequest`; it never raises (an error is an answer too)
 WholeHandler = Callable[[WholeRequest], Awaitable[web.Response]]
 
 
-@dataclass(frozen=True, slots=True)
-class Whole:
-    """What `read_whole` read: the request line, fields and body, and what came after."""
-
-    method: str
-    path: str
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    keep_alive: bool
-    #: the client's next request, sent before this one is answered (pipelined)
-    rest: bytes
-
-
-def read_whole(data: bytes, routes: Container[tuple[str, str]]) -> Whole | None:
-    """The request at the start of `data` when it is one of `routes` and all of it is there:
-    HTTP/1.1 of the plainest form (`_PLAIN_HEAD`), one `Content-Length` of at most
+def read_whole(
+    data: bytes, app: web.Application, routes: Container[tuple[str, str]]
+) -> WholeRequest | None:
+    """The request to `app` at the start of `data` when it is one of `routes` and all of it
+    is there: HTTP/1.1 of the plainest form (`_PLAIN_HEAD`), one `Content-Length` of at most
     `WHOLE_BODY`, nothing that changes how the body is read (`_FRAMING`) and the whole body.
     None for anything else, which aiohttp reads as before."""
     end = data.find(b"\r\n\r\n", 0, WHOLE_HEAD)
@@ -325,7 +318,9 @@ def read_whole(data: bytes, routes: Container[tuple[str, str]]) -> Whole | None:
     if length > WHOLE_BODY or len(data) < start + length or connection not in _KEEP_OR_CLOSE:
         return None
     body, rest = data[start : start + length], data[start + length :]
-    return Whole(method, path, CIMultiDictProxy(headers), body, connection != "close", rest)
+    return WholeRequest(
+        app, method, path, CIMultiDictProxy(headers), body, connection != "close", rest
+    )
 
 
 _KEEP_OR_CLOSE = ("keep-alive", "close")
@@ -606,13 +601,14 @@ class EdgeServer(web.Server):
             return
         self.open.discard(greeting)
         self.idle.pop(greeting, None)
-        whole = read_whole(greeting.data, self.edge.whole) if self.edge.whole else None
+        routes = self.edge.whole
+        whole = read_whole(greeting.data, self.app, routes) if routes else None
         if whole is None:
             greeting.hand_over(super().__call__())
         elif (transport := greeting.take()) is not None:
             self._answer_whole(transport, whole)
 
-    def _answer_whole(self, transport: asyncio.Transport, whole: Whole) -> None:
+    def _answer_whole(self, transport: asyncio.Transport, whole: WholeRequest) -> None:
         """Answer a request that arrived whole without aiohttp's handling of a connection (its
         protocol, request, task, middlewares and response: three quarters of what serving a
         small request costs). Meanwhile the connection is parked: counted in the cap, never
@@ -631,8 +627,7 @@ class EdgeServer(web.Server):
             transport.resume_reading()  # a hang-up must still be seen
         self.parked += 1
         handler = self.edge.whole[whole.method, whole.path]
-        request = WholeRequest(self.app, whole.method, whole.path, whole.headers, whole.body)
-        task = asyncio.get_running_loop().create_task(_answer(parked, handler, request))
+        task = asyncio.get_running_loop().create_task(_answer(parked, handler, whole))
         self.answering.add(task)
         task.add_done_callback(self.answering.discard)
 

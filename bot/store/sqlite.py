@@ -81,22 +81,25 @@ def _load(value: str | None) -> Any:
 
 
 class _Rows(dict[int, str]):
-    """`_Rows(insert, columns)[n]`: the statement that inserts `n` rows at once."""
+    """`_Rows(insert, columns, then)[n]`: the statement that inserts `n` rows at once."""
 
-    def __init__(self, insert: str, columns: int) -> None:
+    def __init__(self, insert: str, columns: int, then: str = "") -> None:
         super().__init__()
-        self.insert, self.row = insert, "(" + ", ".join(["?"] * columns) + ")"
+        self.insert, self.then = insert, then
+        self.row = "(" + ", ".join(["?"] * columns) + ")"
 
     def __missing__(self, n: int) -> str:
         rows = ", ".join([self.row] * n)
-        self[n] = sql = f"{self.insert} VALUES {rows}"  # placeholders only
+        self[n] = sql = f"{self.insert} VALUES {rows} {self.then}"  # placeholders only
         return sql
 
 
+#: new approvals, but for a toolCallId stored already (the statement's rowcount tells)
 _INSERT_APPROVALS = _Rows(
     "INSERT INTO approvals (id, tool_call_id, fingerprint, status, tool_name, created_at,"
     " expires_at, request, batch_key)",
     9,
+    "ON CONFLICT (tool_call_id) DO NOTHING",
 )
 _INSERT_OUTBOX = _Rows("INSERT INTO outbox (topic, approval_id, event_id, due_at)", 4)
 _INSERT_EVENTS = _Rows(
@@ -575,9 +578,7 @@ class SQLiteStore:
         # statement hands the interpreter to the event loop and waits to get it back, about a
         # millisecond under load: the writer's pace is its statements, not its rows.)
         stored = _as_stored(approval)
-        inserted = conn.execute(
-            _INSERT_APPROVALS[1] + " ON CONFLICT (tool_call_id) DO NOTHING", new.row(stored)
-        )
+        inserted = conn.execute(_INSERT_APPROVALS[1], new.row(stored))
         if inserted.rowcount == 0:  # this toolCallId is stored already
             row = conn.execute(
                 "SELECT id, fingerprint, tool_name FROM approvals WHERE tool_call_id = ?",
@@ -612,8 +613,8 @@ class SQLiteStore:
         rows = [new.row(record) for record, new in zip(stored, news, strict=True)]
         for start in range(0, len(rows), _ROWS_A_STATEMENT):
             chunk = rows[start : start + _ROWS_A_STATEMENT]
-            sql = _INSERT_APPROVALS[len(chunk)] + " ON CONFLICT (tool_call_id) DO NOTHING"
-            if conn.execute(sql, [v for row in chunk for v in row]).rowcount != len(chunk):
+            values = [v for row in chunk for v in row]
+            if conn.execute(_INSERT_APPROVALS[len(chunk)], values).rowcount != len(chunk):
                 raise _OneByOne
         events = [
             NewEvent.submitted(record, new.approval, new.policy)
