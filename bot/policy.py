@@ -51,6 +51,7 @@ from bot.config import ConfigError
 from bot.errors import Invalid, NotAllowed
 from bot.grants import parse_duration
 from bot.models import (
+    EVERY_DECISION,
     MAX_TIMEOUT_SECONDS,
     ApprovalRequest,
     DecisionKind,
@@ -85,7 +86,7 @@ class Route:
     priority: Priority | None = None
     timeout_seconds: int | None = None
     on_timeout: OnTimeout = OnTimeout.REJECT
-    allowed_decisions: list[DecisionKind] = field(default_factory=lambda: list(DecisionKind))
+    allowed_decisions: list[DecisionKind] = field(default_factory=lambda: list(EVERY_DECISION))
     policy: Policy = field(default_factory=Policy)
     #: the rule decides the call itself (`decision`): no card with buttons, nobody asked
     decision: PolicyDecision | None = None
@@ -382,7 +383,7 @@ def _timeout(rule: Rule, request: ApprovalRequest, on_timeout: OnTimeout) -> int
 def _narrowed(
     rule: list[DecisionKind] | None, asked: list[DecisionKind] | None
 ) -> list[DecisionKind]:
-    offered = rule or list(DecisionKind)
+    offered = rule or list(EVERY_DECISION)
     return offered if asked is None else [d for d in offered if d in asked]
 
 
