@@ -614,11 +614,11 @@ class EdgeServer(web.Server):
         small request costs). Meanwhile the connection is parked: counted in the cap, never
         evicted; answered, it is a new connection again."""
         peer = transport.get_extra_info("peername")
-        remote = peer[0] if isinstance(peer, tuple) and peer else "-"
+        remote = peer[0] if isinstance(peer, tuple) and peer else None
         parked = ParkedConnection(
             self,
             transport,
-            f'{remote} "{whole.method} {whole.path} HTTP/1.1"',
+            _request_line(remote, whole.method, whole.path, HttpVersion11),
             keep_alive=whole.keep_alive,
             early=whole.rest,
         )
@@ -761,6 +761,10 @@ class _ClientFaults(logging.Filter):
         return True
 
 
+def _request_line(remote: str | None, method: str, target: str, version: HttpVersion) -> str:
+    return f'{remote or "-"} "{method} {target} HTTP/{version.major}.{version.minor}"'
+
+
 class AccessLog(AbstractAccessLogger):
     """One line a request, `127.0.0.1 "POST /slack/events HTTP/1.1" 200 0 0.001672s`: what
     aiohttp's logger prints for `%a "%r" %s %b %Tfs`, in one step instead of six (its lines
@@ -769,11 +773,7 @@ class AccessLog(AbstractAccessLogger):
     @staticmethod
     def request_line(request: web.BaseRequest) -> str:
         """`127.0.0.1 "POST /slack/events HTTP/1.1"`: the start of a request's line."""
-        version = request.version
-        return (
-            f'{request.remote or "-"} "{request.method} {request.path_qs} '
-            f'HTTP/{version.major}.{version.minor}"'
-        )
+        return _request_line(request.remote, request.method, request.path_qs, request.version)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if isinstance(response, Parked):  # its connection logs the answer (`ParkedConnection`)

@@ -29,7 +29,7 @@ import bot
 from bot.app import create_app
 from bot.config import Settings
 from bot.devslack.signing import signed_headers
-from bot.edge import EDGE
+from bot.edge import EDGE, WHOLE_BODY
 from tests.conftest import (
     AGENT_TOKEN,
     SIGNING_SECRET,
@@ -799,11 +799,15 @@ def answer_json(answer: tuple[str, dict[str, str], bytes]) -> tuple[str, str, An
     return status, headers["Content-Type"], json.loads(body)
 
 
-async def test_a_submission_that_arrives_whole_skips_aiohttps_handling(served: Running) -> None:
+async def test_a_submission_that_arrives_whole_skips_aiohttps_handling(
+    served: Running, caplog: pytest.LogCaptureFixture
+) -> None:
     """A new connection whose first bytes are a whole small `POST /v1/approvals` is answered
     by the edge: no aiohttp handler, request or task is made for it (three quarters of what
-    serving a small request cost). Kept alive, the connection is a new one again: the next
-    request is read the same way, and one of another route goes to aiohttp."""
+    serving a small request cost), and logged in the same access line. Kept alive, the
+    connection is a new one again: the next request is read the same way, and one of another
+    route goes to aiohttp."""
+    caplog.set_level(logging.INFO, logger="bot.http")
     server = edge_of(served).server
     handled = len(server.connections)
     reader, writer = await asyncio.open_connection("127.0.0.1", port_of(served))
@@ -823,6 +827,10 @@ async def test_a_submission_that_arrives_whole_skips_aiohttps_handling(served: R
         writer.close()
     records = (await served.call("GET", "/v1/approvals"))[1]["items"]
     assert sorted(r["toolName"] for r in records) == ["deploy_0", "deploy_1"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.http"]
+    assert [line.rsplit(" ", 2)[0] for line in lines if "/v1/approvals" in line] == [
+        '127.0.0.1 "POST /v1/approvals HTTP/1.1" 201'
+    ] * 2
 
 
 @pytest.mark.parametrize(
@@ -940,6 +948,33 @@ async def test_a_submission_not_of_the_plainest_form_goes_to_aiohttp(
         assert len(server.connections) == handled + 1
     finally:
         writer.close()
+
+
+async def test_two_content_lengths_are_refused_by_aiohttp_not_read_whole(served: Running) -> None:
+    """A head with two `Content-Length`s frames its body two ways (request smuggling): the edge
+    never picks one, aiohttp's parser answers 400 and nothing is stored (RFC 9112 §6.3)."""
+    server = edge_of(served).server
+    handled = len(server.connections)
+    raw = submission(PLAIN, extra=f"Content-Length: {len(PLAIN)}\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(served))
+    try:
+        writer.write(raw)
+        status, _, _ = await read_answer(reader)
+    finally:
+        writer.close()
+    assert status.split()[1] == "400"
+    assert len(server.connections) == handled + 1
+    assert (await served.call("GET", "/v1/approvals"))[1]["items"] == []
+
+
+async def test_a_body_over_the_whole_limit_goes_to_aiohttp(served: Running) -> None:
+    """A body larger than `WHOLE_BODY` is read by aiohttp (its limits, its streaming)."""
+    server = edge_of(served).server
+    handled = len(server.connections)
+    body = json.dumps({"toolName": "big", "args": {"pad": "x" * WHOLE_BODY}}).encode()
+    status, _, answer = await answer_whole(port_of(served), submission(body))
+    assert status.split()[1] == "201", answer
+    assert len(server.connections) == handled + 1
 
 
 async def test_a_whole_submission_being_written_at_shutdown_is_kept_and_answered(

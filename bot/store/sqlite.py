@@ -117,6 +117,15 @@ _OUTBOX_OF_EVENTS = """
 """
 
 
+def _insert_rows(conn: sqlite3.Connection, insert: _Rows, rows: list[tuple[Any, ...]]) -> int:
+    """Insert `rows`, `_ROWS_A_STATEMENT` a statement; how many were inserted."""
+    inserted = 0
+    for start in range(0, len(rows), _ROWS_A_STATEMENT):
+        chunk = rows[start : start + _ROWS_A_STATEMENT]
+        inserted += conn.execute(insert[len(chunk)], [v for row in chunk for v in row]).rowcount
+    return inserted
+
+
 def _event_row(event: NewEvent, at: float) -> tuple[Any, ...]:
     """An audit event as its row of `events` (`_INSERT_EVENTS`)."""
     return (
@@ -611,11 +620,8 @@ class SQLiteStore:
         `_OneByOne`."""
         stored = [_as_stored(new.approval) for new in news]
         rows = [new.row(record) for record, new in zip(stored, news, strict=True)]
-        for start in range(0, len(rows), _ROWS_A_STATEMENT):
-            chunk = rows[start : start + _ROWS_A_STATEMENT]
-            values = [v for row in chunk for v in row]
-            if conn.execute(_INSERT_APPROVALS[len(chunk)], values).rowcount != len(chunk):
-                raise _OneByOne
+        if _insert_rows(conn, _INSERT_APPROVALS, rows) != len(rows):
+            raise _OneByOne
         events = [
             NewEvent.submitted(record, new.approval, new.policy)
             for record, new in zip(stored, news, strict=True)
@@ -625,10 +631,7 @@ class SQLiteStore:
             raise _OneByOne
         (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         at = time.time()
-        rows = [_event_row(event, at) for event in events]
-        for start in range(0, len(rows), _ROWS_A_STATEMENT):
-            chunk = rows[start : start + _ROWS_A_STATEMENT]
-            conn.execute(_INSERT_EVENTS[len(chunk)], [v for row in chunk for v in row])
+        _insert_rows(conn, _INSERT_EVENTS, [_event_row(event, at) for event in events])
         # each new event's rows, in order: the events after `last` are these (one writer)
         conn.execute(_OUTBOX_OF_EVENTS, (at, json.dumps(topics.pop()), last))
         return [(record, True) for record in stored]
