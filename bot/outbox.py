@@ -20,7 +20,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.errors import BotError
 from bot.models import Approval, utcnow
@@ -107,28 +107,36 @@ class OutboxWorker:
     async def claim(self) -> int:
         """Queue every item due now in its lane, starting lanes as needed; returns how many.
 
-        A sweep reads every due item but those in flight (the store leaves them out: with
-        thousands of cards queued behind Slack's pace, reading them each second took 7 % of
-        the interpreter under a burst of submissions). Between sweeps a claim reads only items
-        newer than any claimed, all that a commit can add. A sweep comes at least every
-        `poll` seconds, so a retry falls due in time however often commits wake the worker.
+        A claim reads the items newer than any claimed, all that a commit can add. Then, at
+        least every `poll` seconds, a sweep reads every due item but those in flight (the
+        store leaves them out: with thousands of cards queued behind Slack's pace, reading
+        them each second took 7 % of the interpreter under a burst of submissions), so a retry
+        falls due in time however often commits wake the worker. New items come first: a
+        sweep that found them instead named every item in flight again for each page of them,
+        in the store's writer thread, holding up the commits of a burst of submissions by
+        hundreds of milliseconds a second.
 
         A claim takes what was due when it began: items committed meanwhile wait for the next
-        one (under a stream of submissions a sweep would otherwise never end). Each further
+        one (under a stream of submissions a claim would otherwise never end). Each further
         read of a sweep asks for twice as many items, as each names every item in flight
         again: a few reads of the queue, not one per `batch`.
         """
         now, clock = utcnow(), asyncio.get_running_loop().time()
+        added = await self._claim(now, after=self._newest) if self._newest else 0
         if self._sweep or clock - self._swept_at >= self.poll:
             self._sweep, self._swept_at = False, clock
-            after = 0
-        else:
-            after = self._newest
+            added += await self._claim(now, upto=self._newest or None)
+        return added
+
+    async def _claim(self, now: datetime, *, after: int = 0, upto: int | None = None) -> int:
+        """Queue the items due at `now` queued after item `after`; without it, every item due
+        but those in flight (a sweep), with `upto` those queued up to that item. Returns how
+        many."""
         added, more = 0, self.batch
         while True:
             self._left.clear()
             held = () if after else list(self._claimed)
-            items = await self.store.outbox_claim(self.topic, now, more, after, held)
+            items = await self.store.outbox_claim(self.topic, now, more, after, held, upto)
             for item in items:
                 if item.id not in self._claimed and item.id not in self._left:
                     await self._enqueue(item)

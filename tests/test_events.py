@@ -148,13 +148,15 @@ async def test_a_retry_falls_due_while_commits_keep_waking_the_worker(db_path: P
 
 class ArrivingStore(SQLiteStore):
     """A real store where `arrivals` approvals are submitted while each sweep reads (as a
-    stream of agents would), and that counts the rows its claims read."""
+    stream of agents would), and that counts the rows its claims read and, for each read of a
+    sweep, the items in flight it named and the items it read."""
 
     def __init__(self, path: Path, arrivals: int) -> None:
         super().__init__(path, outbox_topics=["x"])
         self.arrivals = arrivals
         self.arrived = 0
         self.rows_read = 0
+        self.sweeps: list[tuple[int, int]] = []
 
     async def outbox_claim(
         self,
@@ -163,13 +165,16 @@ class ArrivingStore(SQLiteStore):
         limit: int,
         after: int = 0,
         held: Collection[int] = (),
+        upto: int | None = None,
     ) -> list[OutboxItem]:
         if not after:
             for _ in range(self.arrivals):
                 self.arrived += 1
                 await insert(self, make_approval(f"call_arrived_{self.arrived}"))
-        items = await super().outbox_claim(topic, now, limit, after, held)
+        items = await super().outbox_claim(topic, now, limit, after, held, upto)
         self.rows_read += len(items)
+        if not after:
+            self.sweeps.append((len(held), len(items)))
         return items
 
 
@@ -209,6 +214,37 @@ async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_no_item_in
         worker._sweep = True
         assert await asyncio.wait_for(worker.claim(), 10) == 0  # the arrivals came after it
         assert await asyncio.wait_for(worker.claim(), 10) == 60  # the next claim takes them
+    finally:
+        stuck.set()
+        await store.close()
+
+
+async def test_a_sweep_leaves_new_items_to_the_claim_of_new_ones(db_path: Path) -> None:
+    """A sweep that came before a burst's new items were claimed read them page after page,
+    each read naming every item in flight again, in the store's writer thread: under 10,000
+    submissions at once, sweeps held the burst's commits up by 870 ms. New items are claimed
+    first, and the sweep reads only what was queued before them, once."""
+    store = ArrivingStore(db_path, arrivals=0)
+    await store.open()
+    stuck = asyncio.Event()
+
+    async def in_flight_for_good(item: OutboxItem) -> None:
+        await stuck.wait()
+
+    async def own_lane(item: OutboxItem) -> str:
+        return item.approval_id
+
+    worker = OutboxWorker(store, "x", in_flight_for_good, lane=own_lane, batch=50)
+    try:
+        for n in range(1_000):
+            await insert(store, make_approval(f"call_{n}"))
+        assert await asyncio.wait_for(worker.claim(), 10) == 1_000
+        for n in range(300):  # committed, the worker not woken yet
+            await insert(store, make_approval(f"call_new_{n}"))
+        store.sweeps.clear()
+        worker._sweep = True
+        assert await asyncio.wait_for(worker.claim(), 10) == 300
+        assert store.sweeps == [(1_300, 0)]
     finally:
         stuck.set()
         await store.close()

@@ -339,6 +339,10 @@ async def test_a_claim_after_an_item_reads_only_newer_items_in_queue_order(
         assert await store.outbox_claim("webhook", retry_at, 10, held=held) == [
             item for item in sweep if item.id not in held
         ]
+        # with `upto`, a sweep leaves out what was queued after that item (a claim's)
+        assert later[1].id in {item.id for item in sweep}
+        upto = await store.outbox_claim("webhook", retry_at, 10, upto=later[0].id)
+        assert upto == [item for item in sweep if item.id <= later[0].id]
     finally:
         await store.close()
 

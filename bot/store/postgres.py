@@ -54,6 +54,7 @@ from bot.store import pg_batches, pg_grants
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.pg_migrations import MIGRATIONS
 from bot.store.rows import (
+    LAST_ID,
     NewEvent,
     PolicyOutcome,
     Rows,
@@ -825,9 +826,11 @@ class PostgresStore:
         limit: int,
         after: int = 0,
         held: Collection[int] = (),
+        upto: int | None = None,
     ) -> list[OutboxItem]:
         """Work due for `topic`, oldest first, held by this replica until done or retried;
-        with `after`, only items queued after that one, in the order they were queued.
+        with `after`, only items queued after that one, in the order they were queued; with
+        `upto`, only items queued up to that one.
 
         Other replicas skip an item held by a replica whose heartbeat is alive (`_beat`);
         when it lapses (the replica died), another one takes the item over. Items this replica
@@ -844,7 +847,7 @@ class PostgresStore:
                 WITH claimed AS (
                     SELECT o.id, o.due_at FROM outbox o
                     WHERE o.topic = %(topic)s AND o.id > %(after)s AND o.due_at <= %(now)s
-                      AND o.claimed_by IS DISTINCT FROM %(me)s
+                      AND o.id <= %(upto)s AND o.claimed_by IS DISTINCT FROM %(me)s
                       -- held by no replica alive: a list read once, not a join, so a row
                       -- another claim took meanwhile is checked again on its new holder
                       AND (o.claimed_by IS NULL OR o.claimed_by <> ALL (ARRAY(
@@ -868,8 +871,8 @@ class PostgresStore:
                 SELECT o.id, o.topic, o.approval_id, o.event_id, o.attempts, e.kind, e.status,
                        o.due_at
                 FROM outbox o JOIN events e ON e.id = o.event_id
-                WHERE o.topic = %(topic)s AND o.id > %(after)s AND o.claimed_by = %(me)s
-                  AND o.id NOT IN (SELECT unnest(%(held)s::bigint[]))
+                WHERE o.topic = %(topic)s AND o.id > %(after)s AND o.id <= %(upto)s
+                  AND o.claimed_by = %(me)s AND o.id NOT IN (SELECT unnest(%(held)s::bigint[]))
                 """,
                 {
                     "topic": topic,
@@ -877,6 +880,7 @@ class PostgresStore:
                     "me": self.origin,
                     "limit": limit,
                     "after": after,
+                    "upto": LAST_ID if upto is None else upto,
                     "held": list(held),
                 },
             )

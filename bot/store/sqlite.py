@@ -47,6 +47,7 @@ from bot.store import sqlite_batches, sqlite_grants
 from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
 from bot.store.migrations import MIGRATIONS, database
 from bot.store.rows import (
+    LAST_ID,
     NewEvent,
     PolicyOutcome,
     Rows,
@@ -263,8 +264,12 @@ _CLAIM = (
     "SELECT o.id, o.topic, o.approval_id, o.event_id, o.attempts, e.kind, e.status"
     " FROM outbox o JOIN events e ON e.id = o.event_id"
 )
-#: the outbox items due, oldest due first, but those held (a sweep; the held ids a JSON array)
-_DUE = " WHERE o.topic = ? AND o.due_at <= ? AND o.id NOT IN (SELECT value FROM json_each(?))"
+#: the outbox items due, oldest due first, queued up to an item, but those held (a sweep; the
+#: held ids a JSON array)
+_DUE = (
+    " WHERE o.topic = ? AND o.due_at <= ? AND o.id <= ?"
+    " AND o.id NOT IN (SELECT value FROM json_each(?))"
+)
 _CLAIM_DUE = _CLAIM + _DUE + " ORDER BY o.due_at, o.id LIMIT ?"
 #: the outbox items due and queued after one, in the order queued
 _CLAIM_NEWER = _CLAIM + " WHERE o.id > ? AND +o.topic = ? AND o.due_at <= ? ORDER BY o.id LIMIT ?"
@@ -1066,10 +1071,11 @@ class SQLiteStore:
         limit: int,
         after: int = 0,
         held: Collection[int] = (),
+        upto: int | None = None,
     ) -> list[OutboxItem]:
-        """Work due for `topic`, oldest first, but the items `held` (the caller's, in flight);
-        with `after`, only items queued after that one, in the order they were queued. One
-        process owns a topic's worker."""
+        """Work due for `topic`, oldest first, but the items `held` (the caller's, in flight)
+        and, with `upto`, those queued after that one; with `after`, only items queued after
+        that one, in the order they were queued. One process owns a topic's worker."""
         # With `after`, by the primary key from it: `+` keeps SQLite off the index on topic and
         # due time, which holds every item queued behind Slack's pace (a claim would read them
         # all, and one comes after every commit). Such a claim reads a few rows, on the loop;
@@ -1079,7 +1085,8 @@ class SQLiteStore:
             return await self._read(
                 lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_NEWER, newer)]
             )
-        due = (topic, _epoch(now), json.dumps(list(held)), limit)
+        last = LAST_ID if upto is None else upto
+        due = (topic, _epoch(now), last, json.dumps(list(held)), limit)
         return await self._run(
             self._writer,
             lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_DUE, due)],
