@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import os
 import re
@@ -454,18 +455,15 @@ class Greeting(asyncio.Protocol):
     server. On those bytes the server queues it, and hands it to aiohttp's handling a few
     hundred a turn (`EdgeServer.arrived`)."""
 
-    __slots__ = ("_data", "_server", "_silence", "transport")
+    __slots__ = ("_data", "_server", "transport")
 
     def __init__(self, server: EdgeServer) -> None:
         self._server = server
         self._data = b""
-        self._silence: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        # a client that never sends anything is dropped as aiohttp drops it (keep-alive time)
-        self._silence = asyncio.get_running_loop().call_later(KEEPALIVE, self.force_close)
         self._server.greeted(self)
 
     def data_received(self, data: bytes) -> None:
@@ -479,8 +477,6 @@ class Greeting(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.transport = None
-        if self._silence is not None:
-            self._silence.cancel()
         self._server.lost_greeting(self)
 
     def force_close(self) -> None:
@@ -499,8 +495,6 @@ class Greeting(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return None
         self.transport, self._data = None, b""
-        if self._silence is not None:
-            self._silence.cancel()
         return transport
 
     def hand_over(self, handler: web.RequestHandler) -> None:
@@ -544,6 +538,10 @@ class EdgeServer(web.Server):
         self.idle: dict[web.RequestHandler | Greeting, None] = {}
         #: new connections whose first bytes have arrived, to hand to aiohttp in turn
         self._arrived: deque[Greeting] = deque()
+        #: new connections that have sent nothing yet, the oldest first, and when each came;
+        #: one timer drops those silent for `KEEPALIVE` (`_drop_silent`), not one each
+        self._silent: dict[Greeting, float] = {}
+        self._dropping: asyncio.TimerHandle | None = None
         #: connections still handed over at once this turn of the loop, and the next turn
         self._budget = HANDOVERS
         self._next_turn: asyncio.Handle | None = None
@@ -572,13 +570,30 @@ class EdgeServer(web.Server):
             return
         self.open.add(greeting)
         self.idle[greeting] = None
+        self._silent[greeting] = now = self._loop.time()
+        if self._dropping is None:
+            self._dropping = self._loop.call_at(now + KEEPALIVE, self._drop_silent)
+
+    def _drop_silent(self) -> None:
+        """Close the new connections silent for `KEEPALIVE` seconds, as aiohttp closes one
+        idle that long; then wait for the next oldest."""
+        self._dropping = None
+        cutoff = self._loop.time() - KEEPALIVE
+        expired = itertools.takewhile(lambda item: item[1] <= cutoff, self._silent.items())
+        for greeting in [greeting for greeting, _ in expired]:
+            del self._silent[greeting]
+            greeting.force_close()
+        if self._silent and not self.closing:
+            oldest = next(iter(self._silent.values()))
+            self._dropping = self._loop.call_at(oldest + KEEPALIVE, self._drop_silent)
 
     def arrived(self, greeting: Greeting) -> None:
         """The first bytes of a new connection are here: it goes to aiohttp at once, or in a
         later turn of the loop when `HANDOVERS` have gone in this one."""
+        self._silent.pop(greeting, None)
         if self._next_turn is None:
             self._budget = HANDOVERS
-            self._next_turn = asyncio.get_running_loop().call_soon(self._turned)
+            self._next_turn = self._loop.call_soon(self._turned)
         if self._budget > 0 and not self._arrived:
             self._budget -= 1
             self._hand_over(greeting)
@@ -594,7 +609,7 @@ class EdgeServer(web.Server):
             while self._arrived and self._budget > 0:
                 self._budget -= 1
                 self._hand_over(self._arrived.popleft())
-            self._next_turn = asyncio.get_running_loop().call_soon(self._turned)
+            self._next_turn = self._loop.call_soon(self._turned)
 
     def _hand_over(self, greeting: Greeting) -> None:
         if greeting not in self.open:  # lost or evicted meanwhile
@@ -627,7 +642,7 @@ class EdgeServer(web.Server):
             transport.resume_reading()  # a hang-up must still be seen
         self.parked += 1
         handler = self.edge.whole[whole.method, whole.path]
-        task = asyncio.get_running_loop().create_task(_answer(parked, handler, whole))
+        task = self._loop.create_task(_answer(parked, handler, whole))
         self.answering.add(task)
         task.add_done_callback(self.answering.discard)
 
@@ -641,6 +656,7 @@ class EdgeServer(web.Server):
     def lost_greeting(self, greeting: Greeting) -> None:
         self.open.discard(greeting)
         self.idle.pop(greeting, None)
+        self._silent.pop(greeting, None)
 
     def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
         self.open.add(handler)
@@ -658,6 +674,9 @@ class EdgeServer(web.Server):
 
     def pre_shutdown(self) -> None:
         self.closing = True
+        if self._dropping is not None:
+            self._dropping.cancel()
+            self._dropping = None
         for greeting in [g for g in self.open if isinstance(g, Greeting)]:
             greeting.force_close()
         super().pre_shutdown()

@@ -340,6 +340,8 @@ class ApprovalRequest(WireModel):
 class SlackRef(WireModel):
     """Where the card lives once posted, or why Slack would not take it."""
 
+    model_config = ConfigDict(frozen=True)
+
     channel: str | None = None
     ts: str | None = None
     permalink: str | None = None
@@ -386,6 +388,8 @@ class Policy(WireModel):
 class Progress(WireModel):
     """An N-of-M approval on its way: who approved the current arguments so far."""
 
+    model_config = ConfigDict(frozen=True)
+
     approved_by: list[str] = Field(default_factory=list)
     #: the arguments being approved, when someone edited them (null: the original ones)
     args: dict[str, Any] | None = None
@@ -393,6 +397,13 @@ class Progress(WireModel):
     edited_at: WireTime | None = None
     #: nobody decided by the first expiry, so it was escalated and extended once
     escalated: bool = False
+
+
+#: a new record's card and progress: one of each, shared (both are frozen, and a record is
+#: copied with changes, never changed in place); each new record built its own, a tenth of
+#: building it
+_NOT_POSTED = SlackRef()
+_NO_PROGRESS = Progress()
 
 
 class Approval(WireModel):
@@ -418,10 +429,10 @@ class Approval(WireModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: WireTime
     expires_at: WireTime | None = None
-    slack: SlackRef = Field(default_factory=SlackRef)
+    slack: SlackRef = Field(default_factory=lambda: _NOT_POSTED)
     decision: Decision | None = None
     policy: Policy = Field(default_factory=Policy)
-    progress: Progress = Field(default_factory=Progress)
+    progress: Progress = Field(default_factory=lambda: _NO_PROGRESS)
 
     @property
     def is_pending(self) -> bool:

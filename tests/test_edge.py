@@ -358,6 +358,40 @@ async def test_a_connection_gets_aiohttps_handling_only_once_it_has_sent_somethi
     await until(lambda: asyncio.sleep(0, len(edge.server.open) == handled))
 
 
+async def test_a_connection_silent_for_the_keep_alive_time_is_closed(
+    served: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new connection that sends nothing is closed once silent for the keep-alive time, as
+    aiohttp closes one idle that long; each on its own time (one timer serves them all), and
+    one that sends a request in time is answered and kept."""
+    monkeypatch.setattr(bot.edge, "KEEPALIVE", 0.5)
+    loop = asyncio.get_running_loop()
+    port = port_of(served)
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+    async def closed_after(reader: asyncio.StreamReader, opened: float) -> float:
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the bot
+        return loop.time() - opened
+
+    first, opened_first = await asyncio.open_connection("127.0.0.1", port), loop.time()
+    await asyncio.sleep(0.25)
+    second, opened_second = await asyncio.open_connection("127.0.0.1", port), loop.time()
+    speaker = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        speaker[1].write(healthz)
+        assert (await read_answer(speaker[0]))[0].split()[1] == "200"
+        lived = [
+            await closed_after(first[0], opened_first),
+            await closed_after(second[0], opened_second),
+        ]
+        assert all(0.45 <= took <= 1.0 for took in lived), lived
+        speaker[1].write(healthz)  # still open, now aiohttp's
+        assert (await read_answer(speaker[0]))[0].split()[1] == "200"
+    finally:
+        for _, writer in (first, second, speaker):
+            writer.close()
+
+
 async def test_when_every_connection_is_busy_a_new_one_is_answered_503(
     served: Running,
 ) -> None:
