@@ -244,6 +244,29 @@ async def test_a_write_failing_in_a_group_undoes_only_itself(db_path: Path) -> N
         await store.close()
 
 
+async def test_json_columns_keep_every_value_as_submitted(store: SQLiteStore) -> None:
+    """The audit keeps the arguments as they came: numbers of every size and spelling,
+    non-ASCII text and the line separators JSON allows raw."""
+    args = {
+        "big": 2**70,
+        "tiny": 1.5e-7,
+        "huge": 1e16,
+        "minus_zero": -0.0,
+        "text": 'café ✓ \u2028 "quoted" \\',
+        "nested": [None, True, {"k": [1, 2.5]}],
+    }
+    approval = await insert(store, make_approval(args=args))
+    edited = approve("U0ALICE").model_copy(
+        update={"action": Action.EDIT, "approved_args": {**args, "tiny": 2.5e-8}}
+    )
+    await store.decide(approval.id, Status.APPROVED, edited)
+
+    submitted, approved = await store.events_since(0)
+    assert submitted.args_after == args
+    assert approved.args_after == {**args, "tiny": 2.5e-8}
+    assert (await store.get(approval.id)).decision.approved_args == {**args, "tiny": 2.5e-8}
+
+
 async def test_every_state_change_is_audited_with_args(store: SQLiteStore) -> None:
     approval = await insert(store, make_approval())
     edited = approve("U0ALICE").model_copy(
