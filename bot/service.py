@@ -260,7 +260,10 @@ class ApprovalService:
         )
         await validate_args(approval, approval.args, path="args")
         policy = _policy_outcome(route, approval)
-        stored, created = await self.store.insert(approval, args_fingerprint(request.args), policy)
+        fingerprint = args_fingerprint(request.args)
+        stored, created = await self.store.insert(
+            approval.fingerprinted(fingerprint), fingerprint, policy
+        )
         if created:
             self._notify(stored, "submitted")
             if not stored.is_pending:  # the routing file decided it

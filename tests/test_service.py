@@ -8,8 +8,23 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import AlreadyDecided, AlreadyVoted, Invalid, InvalidEdit, NotAllowed
-from bot.models import Action, Approval, ApprovalRequest, OnTimeout, Status, utcnow
+from bot.errors import (
+    AlreadyDecided,
+    AlreadyVoted,
+    Invalid,
+    InvalidEdit,
+    NotAllowed,
+    StaleVote,
+)
+from bot.models import (
+    Action,
+    Approval,
+    ApprovalRequest,
+    OnTimeout,
+    Status,
+    args_version,
+    utcnow,
+)
 from bot.policy import Routing, Rule
 from bot.service import TIMEOUT_ACTOR, ApprovalService
 from bot.slack.lookups import SlackGroups, TtlCache
@@ -293,6 +308,28 @@ async def test_the_deciding_vote_answers_the_record_as_stored(
     stored = await store.get(approval.id)
     assert answered.to_wire() == stored.to_wire()
     assert answered.progress == stored.progress and answered.policy == stored.policy
+
+
+async def test_the_version_a_vote_names_follows_the_current_arguments(
+    store: SQLiteStore,
+) -> None:
+    """The version of the arguments a vote must name is known from the stored fingerprint
+    while they are the ones submitted, and is the edited ones' once someone edits: a vote
+    naming the submitted version then counts for nothing."""
+    rule = Rule(tools=["*"], approvers=["U0ALICE", "U0BOB"], required_approvals=2)
+    service = ApprovalService(store, default_channel="C0OPS", router=Routing(rules=[rule]))
+    approval, _ = await service.submit(request(args={"version": "1.4.2", "rows": [1, 2]}))
+    submitted = args_version({"version": "1.4.2", "rows": [1, 2]})
+    assert approval.args_version == (await store.get(approval.id)).args_version == submitted
+
+    edited = {"version": "1.4.3", "rows": [1, 2]}
+    await service.approve(approval.id, user="U0ALICE", approved_args=edited, seen=submitted)
+    assert (await store.get(approval.id)).args_version == args_version(edited) != submitted
+    with pytest.raises(StaleVote):
+        await service.approve(approval.id, user="U0BOB", seen=submitted)
+    decided = await service.approve(approval.id, user="U0BOB", seen=args_version(edited))
+    assert decided.status is Status.APPROVED
+    assert decided.decision is not None and decided.decision.approved_args == edited
 
 
 async def test_a_vote_is_checked_on_the_record_it_is_counted_on(store: SQLiteStore) -> None:

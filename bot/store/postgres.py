@@ -309,7 +309,7 @@ class PostgresStore:
                a.current_args, a.edited_by, a.escalations,
                (SELECT coalesce(json_agg(v."user" ORDER BY v.at, v.seq), '[]'::json)
                   FROM votes v WHERE v.approval_id = a.id),
-               a.edited_at, a.slack_error, a.slack_posting
+               a.edited_at, a.slack_error, a.slack_posting, a.fingerprint
         FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
     """
 

@@ -311,7 +311,7 @@ class Rows:
                 "comment": row[13],
                 "decidedAt": self.time(row[14]),
             }
-        return Approval.model_validate(data)
+        return Approval.model_validate(data).fingerprinted(row[24])
 
     def page(self, rows: Sequence[Sequence[Any]], limit: int) -> Page:
         """A listing page from up to `limit + 1` `_SELECT` rows: one more means there is more."""

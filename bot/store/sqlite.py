@@ -553,7 +553,7 @@ class SQLiteStore:
                a.current_args, a.edited_by, a.escalations,
                (SELECT json_group_array(user) FROM
                    (SELECT user FROM votes v WHERE v.approval_id = a.id ORDER BY v.at, v.rowid)),
-               a.edited_at, a.slack_error, a.slack_posting
+               a.edited_at, a.slack_error, a.slack_posting, a.fingerprint
         FROM approvals a LEFT JOIN decisions d ON d.approval_id = a.id
     """
 
