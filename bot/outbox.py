@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from bot.errors import BotError
 from bot.models import Approval, utcnow
 from bot.store import OutboxItem, Store
+from bot.store.base import LAST_ID
 
 __all__ = ["OutboxWorker", "Retry", "seconds_after"]
 
@@ -125,10 +126,10 @@ class OutboxWorker:
         added = await self._claim(now, after=self._newest) if self._newest else 0
         if self._sweep or clock - self._swept_at >= self.poll:
             self._sweep, self._swept_at = False, clock
-            added += await self._claim(now, upto=self._newest or None)
+            added += await self._claim(now, upto=self._newest or LAST_ID)
         return added
 
-    async def _claim(self, now: datetime, *, after: int = 0, upto: int | None = None) -> int:
+    async def _claim(self, now: datetime, *, after: int = 0, upto: int = LAST_ID) -> int:
         """Queue the items due at `now` queued after item `after`; without it, every item due
         but those in flight (a sweep), with `upto` those queued up to that item. Returns how
         many."""

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.outbox import OutboxWorker
 from bot.store import OutboxItem, SQLiteStore
+from bot.store.base import LAST_ID
 from tests.conftest import Running, bot_settings, start_bot
 from tests.test_store import insert, make_approval
 
@@ -165,7 +166,7 @@ class ArrivingStore(SQLiteStore):
         limit: int,
         after: int = 0,
         held: Collection[int] = (),
-        upto: int | None = None,
+        upto: int = LAST_ID,
     ) -> list[OutboxItem]:
         if not after:
             for _ in range(self.arrivals):
@@ -178,14 +179,10 @@ class ArrivingStore(SQLiteStore):
         return items
 
 
-async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_no_item_in_flight(
-    db_path: Path,
-) -> None:
-    """A sweep reads every due item but those in flight (it read them all each second: 7 %
-    of the interpreter under a burst of submissions). It takes what was due when it began (a sweep
-    that also took what arrived meanwhile never ended under a stream of submissions), and
-    each further read asks for twice as many new items (one read per `batch` read the
-    whole queue 20 times for 1,000 items)."""
+@contextlib.asynccontextmanager
+async def thousand_queued(db_path: Path) -> AsyncIterator[tuple[ArrivingStore, OutboxWorker]]:
+    """An `ArrivingStore` with 1,000 items queued, and its worker (a batch of 50), whose
+    deliveries never end: each item claimed stays in flight, in a lane of its own."""
     store = ArrivingStore(db_path, arrivals=0)
     await store.open()
     stuck = asyncio.Event()
@@ -200,6 +197,21 @@ async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_no_item_in
     try:
         for n in range(1_000):
             await insert(store, make_approval(f"call_{n}"))
+        yield store, worker
+    finally:
+        stuck.set()
+        await store.close()
+
+
+async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_no_item_in_flight(
+    db_path: Path,
+) -> None:
+    """A sweep reads every due item but those in flight (it read them all each second: 7 %
+    of the interpreter under a burst of submissions). It takes what was due when it began (a sweep
+    that also took what arrived meanwhile never ended under a stream of submissions), and
+    each further read asks for twice as many new items (one read per `batch` read the
+    whole queue 20 times for 1,000 items)."""
+    async with thousand_queued(db_path) as (store, worker):
         assert await asyncio.wait_for(worker.claim(), 10) == 1_000
         assert store.rows_read <= 3 * 1_000
 
@@ -214,9 +226,6 @@ async def test_a_sweep_ends_while_submissions_keep_arriving_and_reads_no_item_in
         worker._sweep = True
         assert await asyncio.wait_for(worker.claim(), 10) == 0  # the arrivals came after it
         assert await asyncio.wait_for(worker.claim(), 10) == 60  # the next claim takes them
-    finally:
-        stuck.set()
-        await store.close()
 
 
 async def test_a_sweep_leaves_new_items_to_the_claim_of_new_ones(db_path: Path) -> None:
@@ -224,20 +233,7 @@ async def test_a_sweep_leaves_new_items_to_the_claim_of_new_ones(db_path: Path) 
     each read naming every item in flight again, in the store's writer thread: under 10,000
     submissions at once, sweeps held the burst's commits up by 870 ms. New items are claimed
     first, and the sweep reads only what was queued before them, once."""
-    store = ArrivingStore(db_path, arrivals=0)
-    await store.open()
-    stuck = asyncio.Event()
-
-    async def in_flight_for_good(item: OutboxItem) -> None:
-        await stuck.wait()
-
-    async def own_lane(item: OutboxItem) -> str:
-        return item.approval_id
-
-    worker = OutboxWorker(store, "x", in_flight_for_good, lane=own_lane, batch=50)
-    try:
-        for n in range(1_000):
-            await insert(store, make_approval(f"call_{n}"))
+    async with thousand_queued(db_path) as (store, worker):
         assert await asyncio.wait_for(worker.claim(), 10) == 1_000
         for n in range(300):  # committed, the worker not woken yet
             await insert(store, make_approval(f"call_new_{n}"))
@@ -245,6 +241,3 @@ async def test_a_sweep_leaves_new_items_to_the_claim_of_new_ones(db_path: Path) 
         worker._sweep = True
         assert await asyncio.wait_for(worker.claim(), 10) == 300
         assert store.sweeps == [(1_300, 0)]
-    finally:
-        stuck.set()
-        await store.close()

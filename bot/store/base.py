@@ -16,10 +16,12 @@ if TYPE_CHECKING:
     from bot.grants import Grant, Proposal
     from bot.store.rows import PolicyOutcome
 
-__all__ = ["DELIVERIES_KEPT", "Event", "OutboxItem", "Page", "Store", "read_cursor"]
+__all__ = ["DELIVERIES_KEPT", "LAST_ID", "Event", "OutboxItem", "Page", "Store", "read_cursor"]
 
 #: seconds a Slack event id is remembered: Slack redelivers for minutes, not days
 DELIVERIES_KEPT = 86_400.0
+#: the largest id either store gives a row (SQLite's rowid, PostgreSQL's bigint)
+LAST_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +174,7 @@ class Store(Protocol):
         limit: int,
         after: int = 0,
         held: Collection[int] = (),
-        upto: int | None = None,
+        upto: int = LAST_ID,
     ) -> list[OutboxItem]: ...
     async def outbox_done(self, item_id: int) -> None: ...
     async def outbox_retry(self, item_id: int, due: datetime, error: str) -> None: ...

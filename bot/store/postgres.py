@@ -51,10 +51,9 @@ from bot.grants import (
 )
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store import pg_batches, pg_grants
-from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
+from bot.store.base import DELIVERIES_KEPT, LAST_ID, Event, OutboxItem, Page
 from bot.store.pg_migrations import MIGRATIONS
 from bot.store.rows import (
-    LAST_ID,
     NewEvent,
     PolicyOutcome,
     Rows,
@@ -826,7 +825,7 @@ class PostgresStore:
         limit: int,
         after: int = 0,
         held: Collection[int] = (),
-        upto: int | None = None,
+        upto: int = LAST_ID,
     ) -> list[OutboxItem]:
         """Work due for `topic`, oldest first, held by this replica until done or retried;
         with `after`, only items queued after that one, in the order they were queued; with
@@ -880,7 +879,7 @@ class PostgresStore:
                     "me": self.origin,
                     "limit": limit,
                     "after": after,
-                    "upto": LAST_ID if upto is None else upto,
+                    "upto": upto,
                     "held": list(held),
                 },
             )

@@ -19,7 +19,6 @@ from bot.store.base import Event, OutboxItem, Page, read_cursor
 
 __all__ = [
     "GRANT_COLUMNS",
-    "LAST_ID",
     "NewEvent",
     "PolicyOutcome",
     "Rows",
@@ -28,9 +27,6 @@ __all__ = [
     "resubmitted",
     "tally",
 ]
-
-#: the largest id either store gives a row (SQLite's rowid, PostgreSQL's bigint)
-LAST_ID = 2**63 - 1
 
 #: the columns of a `grants` row, in the order `Rows.grant` reads them
 GRANT_COLUMNS = (

@@ -46,10 +46,9 @@ from bot.grants import (
 )
 from bot.models import Approval, Decision, SlackRef, Status
 from bot.store import sqlite_batches, sqlite_grants
-from bot.store.base import DELIVERIES_KEPT, Event, OutboxItem, Page
+from bot.store.base import DELIVERIES_KEPT, LAST_ID, Event, OutboxItem, Page
 from bot.store.migrations import MIGRATIONS, database
 from bot.store.rows import (
-    LAST_ID,
     NewEvent,
     PolicyOutcome,
     Rows,
@@ -1073,7 +1072,7 @@ class SQLiteStore:
         limit: int,
         after: int = 0,
         held: Collection[int] = (),
-        upto: int | None = None,
+        upto: int = LAST_ID,
     ) -> list[OutboxItem]:
         """Work due for `topic`, oldest first, but the items `held` (the caller's, in flight)
         and, with `upto`, those queued after that one; with `after`, only items queued after
@@ -1087,8 +1086,7 @@ class SQLiteStore:
             return await self._read(
                 lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_NEWER, newer)]
             )
-        last = LAST_ID if upto is None else upto
-        due = (topic, _epoch(now), last, json.dumps(list(held)), limit)
+        due = (topic, _epoch(now), upto, json.dumps(list(held)), limit)
         return await self._run(
             self._writer,
             lambda conn: [_ROWS.outbox_item(row) for row in conn.execute(_CLAIM_DUE, due)],
