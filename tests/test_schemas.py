@@ -298,6 +298,30 @@ async def test_a_lone_surrogate_is_422(bot: Running, raw: bytes, path: str) -> N
     assert "surrogate" in body["message"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(b'{"v": NaN}', id="nan"),
+        pytest.param(b'{"l": [1, {"v": Infinity}]}', id="infinity-deep"),
+        pytest.param(b'{"v": -Infinity}', id="minus-infinity"),
+    ],
+)
+async def test_nan_and_infinity_in_args_are_422(bot: Running, args: bytes) -> None:
+    """Python's JSON reads them; no store keeps them and JSON has no such numbers."""
+    status, body = await post_raw(bot, "/v1/approvals", b'{"toolName": "t", "args": %s}' % args)
+    assert (status, body["path"]) == (422, "args"), body
+    assert "NaN or Infinity" in body["message"]
+
+
+async def test_the_words_nan_and_infinity_in_text_are_kept(bot: Running) -> None:
+    """A first check that finds the words anywhere in a call's JSON asks a second one whether
+    they are numbers: in keys and strings they are text like any other."""
+    args = {"NaN": "Infinity", "note": ["-Infinity", {"Infinity": "NaN NaN"}]}
+    record = await bot.submit(args=args)
+    assert (record["status"], record["args"]) == ("pending", args)
+    assert (await bot.call("GET", f"/v1/approvals/{record['id']}"))[1]["args"] == args
+
+
 async def test_args_nested_300_deep_are_422_not_500(bot: Running) -> None:
     status, body = await bot.call(
         "POST", "/v1/approvals", json=submission({"deep": nested(300, 1)})
