@@ -29,6 +29,7 @@ from bot.edge import (
     Parked,
     ParkedConnection,
     SlowBody,
+    WholeHandler,
     WholeRequest,
     answer_and_close,
     hung_up,
@@ -50,7 +51,14 @@ from bot.models import Approval, ApprovalRequest, CancelInput, DecisionInput, Pr
 from bot.sdk.wire import request_body
 from bot.service import ApprovalService, Wait
 
-__all__ = ["MAX_BODY", "ApiSettings", "HealthCheck", "add_api_routes", "error_middleware"]
+__all__ = [
+    "MAX_BODY",
+    "ApiSettings",
+    "HealthCheck",
+    "add_api_routes",
+    "answering_whole",
+    "error_middleware",
+]
 
 log = logging.getLogger(__name__)
 
@@ -311,15 +319,26 @@ async def submit(request: web.Request) -> web.Response:
     return await _submitted(request.app[_SERVICE], body)
 
 
+def answering_whole(handler: WholeHandler) -> WholeHandler:
+    """`handler` for a route of `Edge.whole`, its errors answered as `error_middleware`
+    answers them: the bot's own as theirs, any other logged and answered 500."""
+
+    async def answer(request: WholeRequest) -> web.Response:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return _failure(exc, f"on {request.method} {request.path}")
+
+    return answer
+
+
+@answering_whole
 async def submit_whole(request: WholeRequest) -> web.Response:
     """`submit`, for a submission the edge received whole (`bot.edge.read_whole`): the same
     checks and answers, errors included, without aiohttp's handling of the request."""
-    try:
-        _authorize(request)
-        body: ApprovalRequest = await _decoded(request.body, ApprovalRequest)
-        return await _submitted(request.app[_SERVICE], body)
-    except Exception as exc:  # the bot's own errors answered as theirs, any other logged
-        return _failure(exc, f"on {request.method} {request.path}")
+    _authorize(request)
+    body: ApprovalRequest = await _decoded(request.body, ApprovalRequest)
+    return await _submitted(request.app[_SERVICE], body)
 
 
 async def _submitted(service: ApprovalService, body: ApprovalRequest) -> web.Response:

@@ -405,7 +405,7 @@ class ParkedConnection(asyncio.Protocol):
         self._transport = None
         self._server.parked -= 1
         keep_alive = self._keep_alive and not self._server.closing
-        body = response.body
+        body = b"" if response.body is None else response.body
         assert isinstance(body, bytes), "a parked request is answered with a body in bytes"
         version = self._version
         head = [f"HTTP/{version.major}.{version.minor} {response.status} {response.reason}"]

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,10 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHan
 from slack_sdk.web.async_client import AsyncWebClient
 from yarl import URL
 
+from bot.api import answering_whole
 from bot.app import Bot
 from bot.config import Settings
-from bot.edge import read_body, refuse
+from bot.edge import EDGE, WholeRequest, read_body, refuse
 from bot.errors import Unavailable
 from bot.outbox import OutboxWorker
 from bot.slack.cards import APPROVE_ACTION, read_click
@@ -77,9 +78,9 @@ def slack_text(body: bytes) -> tuple[str, bool]:
     return text, False
 
 
-def bolt_request_of(text: str, request: web.Request) -> AsyncBoltRequest:
+def bolt_request_of(text: str, query: str, headers: Mapping[str, str]) -> AsyncBoltRequest:
     """Bolt's request for the text `slack_text` read."""
-    return AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
+    return AsyncBoltRequest(body=text, query=query, headers=dict(headers))
 
 
 def direct_action(payload: Any) -> str | None:
@@ -269,6 +270,9 @@ class SlackSurface:
         self.direct[APPROVE_ACTION] = listeners.approve
         if not self.socket_mode:
             app.router.add_post("/slack/events", self.dispatch)
+            edge = app.get(EDGE)
+            if edge is not None:
+                edge.whole["POST", "/slack/events"] = answering_whole(self.dispatch_whole)
 
     async def dispatch(self, request: web.Request) -> web.Response:
         """`POST /slack/events`: check the signature, read the payload, then let Bolt route it.
@@ -279,10 +283,23 @@ class SlackSurface:
         body is read within the edge's deadline (408 and closed after it).
         """
         if not signed_in_time(request.headers):
-            return refuse(request, web.json_response({"error": "invalid_signature"}, status=401))
+            return refuse(request, _unsigned())
         body = await read_body(request)
-        if not signed_by_slack(self.settings.slack_signing_secret or "", body, request.headers):
-            return web.json_response({"error": "invalid_signature"}, status=401)
+        return await self._dispatch(body, request.query_string, request.headers)
+
+    async def dispatch_whole(self, request: WholeRequest) -> web.Response:
+        """`dispatch`, for a request the edge received whole with a connection's first bytes
+        (`bot.edge.read_whole`): the same checks and answers without aiohttp's handling of
+        the request. Slack sends an interaction on whichever connection it likes, a new one
+        as often as not; so did an agent's connection, kept alive after its wait was answered.
+        """
+        if not signed_in_time(request.headers):
+            return _unsigned()
+        return await self._dispatch(request.body, "", request.headers)
+
+    async def _dispatch(self, body: bytes, query: str, headers: Mapping[str, str]) -> web.Response:
+        if not signed_by_slack(self.settings.slack_signing_secret or "", body, headers):
+            return _unsigned()
         try:
             text, interaction = slack_text(body)
             # only a click may skip Bolt: events and commands are parsed by Bolt alone; a
@@ -295,7 +312,7 @@ class SlackSurface:
         if listener is not None and isinstance(payload, dict) and bolt_can_read(payload):
             return await self._answer_on_ack(*self._handle_direct(listener, payload))
         try:
-            bolt_request = bolt_request_of(text, request)
+            bolt_request = bolt_request_of(text, query, headers)
         except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
             log.warning("unreadable Slack request refused: %.200r", exc)
             return web.json_response({"error": "bad_request"}, status=400)
@@ -312,7 +329,7 @@ class SlackSurface:
             return await self._answer_on_ack(ack, self.bolt.async_dispatch(bolt_request))
         token = answer_by.set(None)  # the deadline Bolt's middleware sets ends with the request
         try:
-            return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+            return await _answer_of(await self.bolt.async_dispatch(bolt_request))
         finally:
             answer_by.reset(token)
 
@@ -348,7 +365,7 @@ class SlackSurface:
         if ack.given or task.exception() is not None:
             return web.Response(status=200)
         answer = task.result()
-        return web.Response(status=200) if answer is None else await to_aiohttp_response(answer)
+        return web.Response(status=200) if answer is None else await _answer_of(answer)
 
     async def finish_handling(self) -> None:
         """Shutting down: let the clicks and events answered or in hand finish."""
@@ -398,6 +415,18 @@ class SlackSurface:
             handler.client.wss_uri = opened["url"]  # connect with this URL, no second call
             await handler.connect_async()  # type: ignore[no-untyped-call]
             bot.closers.append(handler.close_async)
+
+
+async def _answer_of(answer: BoltResponse) -> web.Response:
+    """Bolt's answer as aiohttp's, its body in bytes (the edge writes the answer to a request
+    it received whole itself: a body of text would be a payload object to aiohttp)."""
+    response = await to_aiohttp_response(answer)
+    response.body = answer.body.encode()
+    return response
+
+
+def _unsigned() -> web.Response:
+    return web.json_response({"error": "invalid_signature"}, status=401)
 
 
 async def note_redelivery(
