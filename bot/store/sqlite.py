@@ -411,7 +411,9 @@ class SQLiteStore:
         cost); alone, a write is a group of one and waits for nothing. While writes are coming
         in together (the last group, a moment ago, served several), a group commits once its
         first write has waited `group_linger`, as PostgreSQL's `commit_delay` waits for
-        siblings.
+        siblings, or once it is as large as the last group: clients that each send their next
+        write when the last is answered (clicks back to back) are then all back, and the
+        linger would only add its wait to each write.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if not self._gathering:
@@ -419,6 +421,8 @@ class SQLiteStore:
         self._gathering.append((fn, future))
         if not self._committing and self._lingering is None:
             self._schedule_commit()
+        elif self._lingering is not None and len(self._gathering) >= self._last_group:
+            self._commit_next()  # as many as the last group
         return await future
 
     def _schedule_commit(self) -> None:
