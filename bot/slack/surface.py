@@ -290,8 +290,8 @@ class SlackSurface:
     async def dispatch_whole(self, request: WholeRequest) -> web.Response:
         """`dispatch`, for a request the edge received whole with a connection's first bytes
         (`bot.edge.read_whole`): the same checks and answers without aiohttp's handling of
-        the request. Slack sends an interaction on whichever connection it likes, a new one
-        as often as not; so did an agent's connection, kept alive after its wait was answered.
+        the request. Slack sends each request on whichever connection it likes, often a new
+        one; and a connection answered by the edge is a new one again for its next request.
         """
         if not signed_in_time(request.headers):
             return _unsigned()
