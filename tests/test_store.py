@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
@@ -291,6 +292,28 @@ async def test_json_columns_keep_every_value_as_submitted(store: SQLiteStore) ->
     assert submitted.args_after == args
     assert approved.args_after == {**args, "tiny": 2.5e-8}
     assert (await store.get(approval.id)).decision.approved_args == {**args, "tiny": 2.5e-8}
+
+
+async def test_a_column_spelled_by_json_reads_as_json_reads_it(db_path: Path) -> None:
+    """Columns are read by pydantic's parser, which refuses some text `json` spelled in rows
+    written before pydantic's encoder did: an escaped lone surrogate. Such a row still reads,
+    as `json` reads it, and `json`'s escapes of other characters read the same either way."""
+    store = SQLiteStore(db_path)
+    await store.open()
+    try:
+        approval = await insert(store, make_approval())
+        request = approval.to_wire() | {"context": "before \ud800 after", "prompt": "café ✓"}
+        with sqlite3.connect(db_path) as conn:
+            conn.execute(
+                "UPDATE approvals SET request = ? WHERE id = ?",
+                (json.dumps(request), approval.id),
+            )
+        conn.close()
+        loaded = await store.get(approval.id)
+    finally:
+        await store.close()
+    assert loaded.context == "before \ud800 after"
+    assert loaded.prompt == "café ✓"
 
 
 async def test_every_state_change_is_audited_with_args(store: SQLiteStore) -> None:
