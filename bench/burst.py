@@ -6,20 +6,22 @@ the harness piling up more than the bot could ever answer at once. Each click is
 sending to its agent's wait returning. Decisions a second are the clicks over the time from
 the first sent to the last agent woken. Each decision's follow-ups (the card's
 rewrite, the thread reply) trail behind within Slack's tiers: the measure then waits for the
-outbox to drain and checks every card in the workspace was rewritten.
+outbox to drain, checks every card in the workspace was rewritten and answered in its thread,
+and divides the bot's CPU from the first click to then by the clicks: a click's whole cost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.agents import card_refs, drained, parked, submit_many, wait_for
+from bench.agents import CardRef, card_refs, drained, parked, submit_many, wait_for
 from bench.clicks import Clicker, Exchange
 from bench.proc import CpuMeter
-from bench.rig import channels_for, open_rig, run
+from bench.rig import Rig, channels_for, open_rig, run
 from bench.stats import Latency
 from bot.slack.cards import APPROVE_ACTION
 
@@ -46,6 +48,11 @@ class Burst:
     #: cards rewritten (no buttons left) once the outbox drained, and the seconds that took
     rewritten: int
     rewrite_seconds: float
+    #: cards with the decision's reply in their thread once the outbox drained
+    replied: int = 0
+    #: the bot's CPU from the first click until every follow-up was sent, over the clicks:
+    #: the decision path with the card's rewrite and thread reply (0 when not waited for)
+    cpu_ms_per_click_with_follow_ups: float = 0.0
 
 
 def _has_buttons(blocks: list[dict[str, Any]]) -> bool:
@@ -56,6 +63,25 @@ def _has_buttons(blocks: list[dict[str, Any]]) -> bool:
         for element in block.get("elements", [])
         if isinstance(element, dict)
     )
+
+
+def _rewritten(rig: Rig, card: CardRef) -> bool:
+    return not _has_buttons(rig.workspace.message(*card).blocks)
+
+
+def _replied(rig: Rig, card: CardRef) -> bool:
+    return len(rig.workspace.thread(*card)) > 1
+
+
+async def _followed_up(rig: Rig, cards: Iterable[CardRef], timeout: float) -> float:
+    """Until every card is rewritten and replied in its thread; the seconds it took."""
+    started = time.monotonic()
+    waiting = list(cards)
+    while waiting := [c for c in waiting if not (_rewritten(rig, c) and _replied(rig, c))]:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"{len(waiting)} cards not rewritten within {timeout:g}s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
 
 
 async def measure_burst(clicks: int, in_flight: int, *, rewrites: bool = True) -> Burst:
@@ -88,12 +114,14 @@ async def measure_burst(clicks: int, in_flight: int, *, rewrites: bool = True) -
             for wake, approval_id in zip(woken, ids, strict=True)
             if isinstance(wake, float)
         ]
-        timeout = 60 + 60 * clicks / REWRITES_PER_MINUTE
-        rewrite_seconds = await drained(rig, timeout=timeout) if rewrites else 0.0
-        rewritten = 0
-        for channel, ts in cards.values():
-            if not _has_buttons(rig.workspace.message(channel, ts).blocks):
-                rewritten += 1
+        rewrite_seconds = whole_cpu_ms = 0.0
+        if rewrites:  # watched in the workspace: asking the bot would cost it CPU meanwhile
+            timeout = 60 + 60 * clicks / REWRITES_PER_MINUTE
+            rewrite_seconds = await _followed_up(rig, cards.values(), timeout)
+            whole_cpu_ms = 10 * meter.percent() * meter.seconds()
+            await drained(rig)
+        rewritten = sum(_rewritten(rig, card) for card in cards.values())
+        replied = sum(_replied(rig, card) for card in cards.values())
     return Burst(
         clicks=clicks,
         in_flight=in_flight,
@@ -104,6 +132,8 @@ async def measure_burst(clicks: int, in_flight: int, *, rewrites: bool = True) -
         cpu_ms_per_click=round(cpu_ms / clicks, 2),
         rewritten=rewritten,
         rewrite_seconds=round(rewrite_seconds, 1),
+        replied=replied,
+        cpu_ms_per_click_with_follow_ups=round(whole_cpu_ms / clicks, 2),
     )
 
 

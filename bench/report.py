@@ -72,7 +72,7 @@ def _ack(m: JSON) -> Iterator[Row]:
     yield f"{what}: CPU, % of a core", cpu, ""
     if "cpu_ms_per_click" in m:  # results from before it was measured lack it
         per = m["cpu_ms_per_click"]
-        yield f"{what}: bot CPU a click, with Slack's follow-ups", ms(per), ""
+        yield f"{what}: bot CPU a click (follow-ups trail at Slack's pace)", ms(per), ""
 
 
 def _burst(m: JSON) -> Iterator[Row]:
@@ -86,6 +86,11 @@ def _burst(m: JSON) -> Iterator[Row]:
     yield f"{what}: bot CPU a click", ms(per), _target("burst.cpu_ms_per_click", per)
     rewritten = f"{m['rewritten']}/{m['clicks']}, the last after {m['rewrite_seconds']:g} s"
     yield f"{what}: cards rewritten (Tier 3 pace)", rewritten, "all"
+    if "replied" in m:  # results from before it was measured lack it
+        replied = f"{m['replied']}/{m['clicks']}"
+        yield f"{what}: decisions replied in the card's thread", replied, "all"
+        whole = m["cpu_ms_per_click_with_follow_ups"]
+        yield f"{what}: bot CPU a click, its rewrite and thread reply included", ms(whole), ""
 
 
 def _kills(m: JSON) -> Iterator[Row]:

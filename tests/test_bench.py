@@ -76,6 +76,8 @@ async def test_the_suite_measures_everything_and_keeps_its_invariants(
     assert burst["answered"] == burst["woken"] == burst["rewritten"] == clicks
     assert_latency(burst["click_ms"], clicks)
     assert burst["decisions_per_s"] > 0 and burst["cpu_ms_per_click"] > 0
+    assert burst["replied"] == clicks  # every decision said in its card's thread
+    assert burst["cpu_ms_per_click_with_follow_ups"] >= burst["cpu_ms_per_click"]
 
     kills = results["kills"]
     assert kills["sent"] == QUICK.kill_rounds * round(QUICK.kill_rate * QUICK.kill_seconds)
