@@ -5,9 +5,9 @@ is answered: the bot is kept saturated, as when a team approves a queue together
 the harness piling up more than the bot could ever answer at once. Each click is timed from
 sending to its agent's wait returning. Decisions a second are the clicks over the time from
 the first sent to the last agent woken. Each decision's follow-ups (the card's
-rewrite, the thread reply) trail behind within Slack's tiers: the measure then waits for the
-outbox to drain, checks every card in the workspace was rewritten and answered in its thread,
-and divides the bot's CPU from the first click to then by the clicks: a click's whole cost.
+rewrite, the thread reply) trail behind within Slack's tiers: the measure then waits until
+every card in the workspace is rewritten and answered in its thread, and divides the bot's CPU
+from the first click to then by the clicks (a click's whole cost); then for the outbox to drain.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class Burst:
     #: the bot's CPU from the first click to the last agent woken, over the clicks: the
     #: decision path with whatever follow-ups ran meanwhile
     cpu_ms_per_click: float
-    #: cards rewritten (no buttons left) once the outbox drained, and the seconds that took
+    #: cards rewritten (no buttons left) once the outbox drained, and the seconds until the
+    #: last was rewritten and replied in its thread
     rewritten: int
     rewrite_seconds: float
     #: cards with the decision's reply in their thread once the outbox drained
