@@ -900,6 +900,15 @@ async def test_a_whole_submission_is_answered_as_aiohttp_answers_it(
         assert set(whole[2]) >= {"error", "message"}
 
 
+def slack_post(body: bytes, fields: Mapping[str, str]) -> bytes:
+    """`POST /slack/events` with `body` and the header `fields`, as bytes on the wire."""
+    head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return (
+        f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
 class RawSlack(HttpTransport):
     """Slack's POSTs written by hand: `whole`, each in one write on one connection kept open
     (the edge reads them); else each on a connection of its own, its head first and its body
@@ -916,11 +925,7 @@ class RawSlack(HttpTransport):
         self, body: bytes, content_type: str, payload: Any, extra: Mapping[str, str]
     ) -> Delivery:
         fields = {**signed_headers(SIGNING_SECRET, body, content_type=content_type), **extra}
-        head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
-        raw = (
-            f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
+        raw = slack_post(body, fields)
         if self.whole:
             if self.kept is None:
                 self.kept = await asyncio.open_connection("127.0.0.1", port_of(self.running))
@@ -994,12 +999,7 @@ async def test_slack_requests_that_arrive_whole_skip_aiohttps_handling(
 async def test_a_whole_slack_request_is_refused_as_aiohttp_refuses_it(
     served_rig: SlackRig, body: bytes, signed: bool, status: int
 ) -> None:
-    fields = signed_headers(SIGNING_SECRET if signed else "another secret", body)
-    head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
-    raw = (
-        f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    raw = slack_post(body, signed_headers(SIGNING_SECRET if signed else "another secret", body))
     whole = await answer_whole(port_of(served_rig.bot), raw)
     split = await answer_split(served_rig.bot, raw)
     assert whole[0].split()[1] == split[0].split()[1] == str(status)
